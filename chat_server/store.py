@@ -1,0 +1,165 @@
+"""The history store interface, and the in-memory store `--db :memory:` selects.
+
+The server assigns each room message its `seq` on the event loop, then hands
+it to the store with `append(message, done)`. The store commits messages in
+the order it received them and calls `done(None)` on the event loop once a
+message is durable (or `done(exc)` if it could not be stored); only then is
+the message broadcast and acknowledged. Reads are async so a disk-backed
+store can serve them off the loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from protocol import ChatMessage, format_ts
+
+__all__ = [
+    "CommitCallback",
+    "HistoryPage",
+    "MemoryStore",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+]
+
+CommitCallback = Callable[[BaseException | None], None]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (a clear message for the person running the server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One room message as it is kept."""
+
+    room: str
+    seq: int
+    sender: str
+    text: str
+    action: bool
+    ts_ms: int
+
+    def to_wire(self) -> ChatMessage:
+        """The `message` event for this stored message."""
+        return ChatMessage(
+            room=self.room,
+            seq=self.seq,
+            sender=self.sender,
+            text=self.text,
+            action=self.action,
+            ts=format_ts(self.ts_ms),
+        )
+
+
+@dataclass(slots=True)
+class RoomRecord:
+    """What the server needs to know about a stored room at start-up."""
+
+    name: str
+    topic: str = ""
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Messages oldest first; `more` says further ones exist in the direction asked."""
+
+    messages: list[StoredMessage]
+    more: bool
+
+
+class Store(abc.ABC):
+    """Where rooms, topics and messages live."""
+
+    @abc.abstractmethod
+    async def open(self) -> dict[str, RoomRecord]:
+        """Open the store; return every known room. Raises `StoreError`."""
+
+    @abc.abstractmethod
+    def create_room(self, room: str) -> None:
+        """Record that a room exists (durably, before later appends to it)."""
+
+    @abc.abstractmethod
+    def append(self, message: StoredMessage, done: CommitCallback) -> None:
+        """Queue a message; `done` runs on the event loop once it is committed (or failed)."""
+
+    @abc.abstractmethod
+    def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
+        """Queue a topic change; `done` runs on the event loop once it is committed."""
+
+    @abc.abstractmethod
+    async def latest(self, room: str, limit: int) -> HistoryPage:
+        """The latest `limit` messages; `more` if older ones exist."""
+
+    @abc.abstractmethod
+    async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        """The latest `limit` messages with a seq below `seq`; `more` if older ones exist."""
+
+    @abc.abstractmethod
+    async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        """The first `limit` messages with a seq above `seq`; `more` if later ones exist."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Commit what is queued and close; appends after this are refused."""
+
+
+@dataclass
+class _MemoryRoom:
+    topic: str = ""
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+class MemoryStore(Store):
+    """Keeps everything in memory and forgets it at exit (`--db :memory:`)."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, _MemoryRoom] = {}
+
+    async def open(self) -> dict[str, RoomRecord]:
+        return {}
+
+    def create_room(self, room: str) -> None:
+        self._rooms.setdefault(room, _MemoryRoom())
+
+    def append(self, message: StoredMessage, done: CommitCallback) -> None:
+        self._rooms.setdefault(message.room, _MemoryRoom()).messages.append(message)
+        done(None)
+
+    def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
+        self._rooms.setdefault(room, _MemoryRoom()).topic = topic
+        done(None)
+
+    async def latest(self, room: str, limit: int) -> HistoryPage:
+        messages = self._messages(room)
+        start = max(0, len(messages) - limit)
+        return HistoryPage(messages[start:], more=start > 0)
+
+    async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        messages = self._messages(room)
+        end = bisect_left(messages, seq, key=_seq)
+        start = max(0, end - limit)
+        return HistoryPage(messages[start:end], more=start > 0)
+
+    async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        messages = self._messages(room)
+        start = bisect_right(messages, seq, key=_seq)
+        end = start + limit
+        return HistoryPage(messages[start:end], more=end < len(messages))
+
+    async def close(self) -> None:
+        return None
+
+    def _messages(self, room: str) -> list[StoredMessage]:
+        found = self._rooms.get(room)
+        return found.messages if found else []
+
+
+def _seq(message: StoredMessage) -> int:
+    return message.seq

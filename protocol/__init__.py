@@ -1,0 +1,98 @@
+"""The chat wire protocol, version 1: pure models, codec and framing (no I/O).
+
+See docs/PROTOCOL.md for the user-facing reference.
+"""
+
+from __future__ import annotations
+
+from .client_messages import (
+    ChangeNick,
+    ClientMessage,
+    GetHistory,
+    Join,
+    ListRooms,
+    Part,
+    Ping,
+    Pong,
+    Quit,
+    Register,
+    Say,
+    SendDm,
+    SetTopic,
+    Who,
+)
+from .codec import decode_client_line, decode_server_line, encode
+from .errors import ErrorCode, LineTooLong, ProtocolError
+from .fields import normalize_room
+from .framing import LineFramer
+from .limits import PROTOCOL_VERSION
+from .server_messages import (
+    Ack,
+    Bye,
+    ChatMessage,
+    DirectMessage,
+    ErrorReply,
+    HistoryPage,
+    Joined,
+    Left,
+    Members,
+    NickChanged,
+    RoomInfo,
+    RoomList,
+    RoomSummary,
+    ServerHello,
+    ServerMessage,
+    ServerPing,
+    ServerPong,
+    TopicChanged,
+    Welcome,
+)
+from .timestamps import format_ts, now_ms, parse_ts
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Ack",
+    "Bye",
+    "ChangeNick",
+    "ChatMessage",
+    "ClientMessage",
+    "DirectMessage",
+    "ErrorCode",
+    "ErrorReply",
+    "GetHistory",
+    "HistoryPage",
+    "Join",
+    "Joined",
+    "Left",
+    "LineFramer",
+    "LineTooLong",
+    "ListRooms",
+    "Members",
+    "NickChanged",
+    "Part",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Quit",
+    "Register",
+    "RoomInfo",
+    "RoomList",
+    "RoomSummary",
+    "Say",
+    "SendDm",
+    "ServerHello",
+    "ServerMessage",
+    "ServerPing",
+    "ServerPong",
+    "SetTopic",
+    "TopicChanged",
+    "Welcome",
+    "Who",
+    "decode_client_line",
+    "decode_server_line",
+    "encode",
+    "format_ts",
+    "normalize_room",
+    "now_ms",
+    "parse_ts",
+]

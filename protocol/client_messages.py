@@ -1,0 +1,173 @@
+"""Messages a client sends to the server, one pydantic model per wire `type`.
+
+Models are strict (a JSON string is never coerced to an int or a bool), frozen,
+and ignore unknown fields so newer clients can talk to this server.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .fields import (
+    ChatText,
+    ClientName,
+    NickName,
+    Password,
+    Reason,
+    RequestId,
+    RoomName,
+    Seq,
+    Token,
+    TopicText,
+)
+from .limits import HISTORY_DEFAULT, HISTORY_MAX
+
+__all__ = [
+    "ChangeNick",
+    "ClientMessage",
+    "GetHistory",
+    "Join",
+    "ListRooms",
+    "Part",
+    "Ping",
+    "Pong",
+    "Quit",
+    "Register",
+    "Say",
+    "SendDm",
+    "SetTopic",
+    "Who",
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    id: RequestId | None = None
+
+
+class Register(_Request):
+    """`hello`: register a nick (once per connection)."""
+
+    type: Literal["hello"] = "hello"
+    nick: NickName
+    password: Password | None = None
+    client: ClientName | None = None
+
+
+class Join(_Request):
+    """`join`: enter a room, creating it; `since` asks for the messages after that seq."""
+
+    type: Literal["join"] = "join"
+    room: RoomName
+    since: Seq | None = None
+
+
+class Part(_Request):
+    """`part`: leave a room."""
+
+    type: Literal["part"] = "part"
+    room: RoomName
+    reason: Reason | None = None
+
+
+class Say(_Request):
+    """`say`: send text to a room the client has joined."""
+
+    type: Literal["say"] = "say"
+    room: RoomName
+    text: ChatText
+    action: bool = False
+
+
+class SendDm(_Request):
+    """`dm`: send a private message to a nick that is online."""
+
+    type: Literal["dm"] = "dm"
+    to: NickName
+    text: ChatText
+
+
+class ChangeNick(_Request):
+    """`nick`: change one's nick."""
+
+    type: Literal["nick"] = "nick"
+    nick: NickName
+
+
+class SetTopic(_Request):
+    """`topic`: set a room's topic ("" clears it)."""
+
+    type: Literal["topic"] = "topic"
+    room: RoomName
+    topic: TopicText
+
+
+class Who(_Request):
+    """`who`: ask for a room's members."""
+
+    type: Literal["who"] = "who"
+    room: RoomName
+
+
+class ListRooms(_Request):
+    """`rooms`: ask for every room with its topic and member count."""
+
+    type: Literal["rooms"] = "rooms"
+
+
+class GetHistory(_Request):
+    """`history`: page through a room's stored messages."""
+
+    type: Literal["history"] = "history"
+    room: RoomName
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = HISTORY_DEFAULT
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> GetHistory:
+        if self.before is not None and self.after is not None:
+            raise ValueError("give `before` or `after`, not both")
+        return self
+
+
+class Ping(_Request):
+    """`ping`: the server answers `pong` with the same token."""
+
+    type: Literal["ping"] = "ping"
+    token: Token | None = None
+
+
+class Pong(_Request):
+    """`pong`: answers the server's `ping`; never answered, never an error."""
+
+    type: Literal["pong"] = "pong"
+    token: Token | None = None
+
+
+class Quit(_Request):
+    """`quit`: leave every room; the server answers `bye` and closes."""
+
+    type: Literal["quit"] = "quit"
+    reason: Reason | None = None
+
+
+ClientMessage = Annotated[
+    Register
+    | Join
+    | Part
+    | Say
+    | SendDm
+    | ChangeNick
+    | SetTopic
+    | Who
+    | ListRooms
+    | GetHistory
+    | Ping
+    | Pong
+    | Quit,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,70 @@
+"""Incremental newline framing with a hard line-length limit.
+
+`LineFramer.feed(data)` takes bytes as they arrive and returns the complete
+lines found so far. It never holds more than the limit (plus one byte for a
+trailing `\\r`) of an unfinished line: a longer line is dropped at once, a
+`LineTooLong` marker is returned in its place, and the rest of that line is
+skipped up to its newline. Blank lines are dropped; a `\\r` before `\\n` is
+removed.
+"""
+
+from __future__ import annotations
+
+from .errors import LineTooLong
+from .limits import MAX_LINE_BYTES
+
+__all__ = ["LineFramer"]
+
+_BLANK = b" \t\r\x0b\x0c"
+
+
+class LineFramer:
+    """Splits a byte stream into lines of at most `max_line` bytes.
+
+    Args:
+        max_line: the largest accepted line, in bytes, without its `\\r\\n`.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        if max_line < 1:
+            raise ValueError("max_line must be positive")
+        self.max_line = max_line
+        self._buffer = bytearray()
+        self._discarding = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held now."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        """Add received bytes; return the complete lines (and overflow markers) in order."""
+        out: list[bytes | LineTooLong] = []
+        if self._discarding:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return out
+            self._discarding = False
+            data = data[newline + 1 :]
+        buffer = self._buffer
+        scan_from = len(buffer)
+        buffer += data
+        start = 0
+        while (newline := buffer.find(b"\n", scan_from)) >= 0:
+            self._emit(bytes(buffer[start:newline]), out)
+            start = scan_from = newline + 1
+        if start:
+            del buffer[:start]
+        if len(buffer) > self.max_line + 1:
+            buffer.clear()
+            self._discarding = True
+            out.append(LineTooLong(self.max_line))
+        return out
+
+    def _emit(self, line: bytes, out: list[bytes | LineTooLong]) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self.max_line:
+            out.append(LineTooLong(self.max_line))
+        elif line.strip(_BLANK):
+            out.append(line)

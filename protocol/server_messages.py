@@ -1,0 +1,224 @@
+"""Messages the server sends to clients, one pydantic model per wire `type`.
+
+Direct replies carry `re` (the request's `id`); broadcasts never do.
+Fields are plain strings here: the server builds these from values it has
+already validated, and a client must sanitise what it displays anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .limits import PROTOCOL_VERSION
+
+__all__ = [
+    "Ack",
+    "Bye",
+    "ChatMessage",
+    "DirectMessage",
+    "ErrorReply",
+    "HistoryPage",
+    "Joined",
+    "Left",
+    "Members",
+    "NickChanged",
+    "RoomInfo",
+    "RoomList",
+    "RoomSummary",
+    "ServerHello",
+    "ServerMessage",
+    "ServerPing",
+    "ServerPong",
+    "TopicChanged",
+    "Welcome",
+]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
+
+
+class _Reply(_Event):
+    re: str | None = None
+
+
+class ServerHello(_Event):
+    """`hello`: the server's greeting, sent first on every connection."""
+
+    type: Literal["hello"] = "hello"
+    server: str
+    protocol: int = PROTOCOL_VERSION
+    motd: str = ""
+    password_required: bool = False
+
+
+class Welcome(_Reply):
+    """`welcome`: registration succeeded; `rooms` names every existing room."""
+
+    type: Literal["welcome"] = "welcome"
+    nick: str
+    rooms: list[str]
+
+
+class RoomInfo(_Reply):
+    """`room`: sent to a joiner before its history."""
+
+    type: Literal["room"] = "room"
+    room: str
+    topic: str
+    members: list[str]
+
+
+class ChatMessage(_Event):
+    """`message`: a stored room message; `seq` counts from 1 per room."""
+
+    type: Literal["message"] = "message"
+    room: str
+    seq: int
+    sender: str = Field(alias="from")
+    text: str
+    action: bool = False
+    ts: str
+
+
+class DirectMessage(_Event):
+    """`dm`: a private message, to its recipient and as an echo to its sender."""
+
+    type: Literal["dm"] = "dm"
+    sender: str = Field(alias="from")
+    to: str
+    text: str
+    ts: str
+
+
+class Joined(_Event):
+    """`joined`: somebody entered a room."""
+
+    type: Literal["joined"] = "joined"
+    room: str
+    nick: str
+    ts: str
+
+
+class Left(_Event):
+    """`left`: somebody left a room (part, quit or disconnect)."""
+
+    type: Literal["left"] = "left"
+    room: str
+    nick: str
+    reason: str | None = None
+    ts: str
+
+
+class NickChanged(_Event):
+    """`nick`: somebody changed nick."""
+
+    type: Literal["nick"] = "nick"
+    old: str
+    new: str
+    ts: str
+
+
+class TopicChanged(_Event):
+    """`topic`: a room's topic was set."""
+
+    type: Literal["topic"] = "topic"
+    room: str
+    topic: str
+    by: str
+    ts: str
+
+
+class Members(_Reply):
+    """`members`: the answer to `who`."""
+
+    type: Literal["members"] = "members"
+    room: str
+    members: list[str]
+
+
+class RoomSummary(BaseModel):
+    """One entry of `room_list`."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    room: str
+    topic: str
+    members: int
+
+
+class RoomList(_Reply):
+    """`room_list`: the answer to `rooms`."""
+
+    type: Literal["room_list"] = "room_list"
+    rooms: list[RoomSummary]
+
+
+class HistoryPage(_Reply):
+    """`history`: stored messages, oldest first; `more` says further ones exist that way."""
+
+    type: Literal["history"] = "history"
+    room: str
+    messages: list[ChatMessage]
+    more: bool
+
+
+class Ack(_Event):
+    """`ack`: a request with an `id` succeeded; for `say`, `seq` is the message's seq."""
+
+    type: Literal["ack"] = "ack"
+    re: str
+    seq: int | None = None
+
+
+class ErrorReply(_Reply):
+    """`error`: a request was refused (it had no effect) or a line was unreadable."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class ServerPing(_Event):
+    """`ping`: the server checks a silent client is alive; answer with `pong`."""
+
+    type: Literal["ping"] = "ping"
+    token: str | None = None
+
+
+class ServerPong(_Reply):
+    """`pong`: the answer to a client's `ping`."""
+
+    type: Literal["pong"] = "pong"
+    token: str | None = None
+
+
+class Bye(_Event):
+    """`bye`: the server is closing this connection, and why."""
+
+    type: Literal["bye"] = "bye"
+    reason: str
+
+
+ServerMessage = Annotated[
+    ServerHello
+    | Welcome
+    | RoomInfo
+    | ChatMessage
+    | DirectMessage
+    | Joined
+    | Left
+    | NickChanged
+    | TopicChanged
+    | Members
+    | RoomList
+    | HistoryPage
+    | Ack
+    | ErrorReply
+    | ServerPing
+    | ServerPong
+    | Bye,
+    Field(discriminator="type"),
+]
