@@ -1,0 +1,145 @@
+"""`chat-server` / `python -m chat_server`: argv -> config -> asyncio; signals live here only."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .cli import fail, parse_history_args, parse_serve_args
+from .config import MEMORY_DB, ServerConfig
+from .server import ChatServer
+from .store import StoreError
+
+__all__ = ["main"]
+
+log = logging.getLogger("chat_server")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["history"]:
+        return _history(args[1:])
+    parsed = parse_serve_args(args)
+    logging.basicConfig(
+        level=parsed.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = parsed.config
+    if not parsed.db_given:
+        config = _with_default_db(config)
+    _raise_fd_limit()
+    try:
+        _run(_serve(config))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+    return 0
+
+
+def _with_default_db(config: ServerConfig) -> ServerConfig:
+    from dataclasses import replace
+
+    from .datadir import default_db_path
+
+    return replace(config, db_path=str(default_db_path()))
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(coro)
+
+
+async def _serve(config: ServerConfig) -> None:
+    server = ChatServer(config)
+    try:
+        await server.start()
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {config.port} is already in use; pick another with --port")
+        fail(f"cannot listen on {config.host or '*'}:{config.port}: {exc.strerror or exc}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    _announce(server, config)
+    await stop.wait()
+    log.info("shutting down")
+    await server.close()
+
+
+def _announce(server: ChatServer, config: ServerConfig) -> None:
+    where = "nowhere (history is not kept)" if config.db_path == MEMORY_DB else config.db_path
+    log.info("history: %s", where)
+    for host, port in server.addresses:
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening on %s:%d", shown, port)
+    if config.host in (None, "", "0.0.0.0", "::"):
+        lan = _lan_addresses()
+        port = server.port
+        if lan:
+            log.info(
+                "others on the LAN can join with: chat-client %s:%d  (or nc %s %d)",
+                lan[0],
+                port,
+                lan[0],
+                port,
+            )
+            if len(lan) > 1:
+                log.info("this machine's other addresses: %s", ", ".join(lan[1:]))
+        else:
+            log.info("others on the LAN can join with this machine's address, port %d", port)
+
+
+def _lan_addresses() -> list[str]:
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    found = {str(info[4][0]) for info in infos}
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    if soft < 16384:
+        log.warning(
+            "only %d file descriptors allowed (hard limit %s): at most about %d clients",
+            soft,
+            hard,
+            soft - 64,
+        )
+
+
+def _history(argv: list[str]) -> int:
+    args = parse_history_args(argv)
+    from .admin import print_history
+    from .datadir import default_db_path
+
+    db_path = args.db or str(default_db_path())
+    return print_history(db_path, args.room.removeprefix("#"), int(args.limit), sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Command-line flags of `chat-server`, turned into a `ServerConfig`.
+
+A bad value gets a one-line error and exit code 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
+
+from .config import DEFAULT_PORT, MEMORY_DB, ServerConfig
+
+__all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
+
+PASSWORD_ENV = "CHAT_PASSWORD"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(kind: Callable[[str], float], low: float, name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {low:g}, not {text}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    port = int(_number(int, 0, "port")(text))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {text}")
+    return port
+
+
+class ServeArgs:
+    """Parsed `chat-server` arguments: the config plus how to log."""
+
+    def __init__(self, config: ServerConfig, log_level: str, db_given: bool) -> None:
+        self.config = config
+        self.log_level = log_level
+        self.db_given = db_given
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    d = ServerConfig()
+    p = _Parser(
+        prog="chat-server",
+        description="A LAN chat server: JSON lines for programs, plain text for netcat. "
+        "`chat-server history ROOM` prints a room's stored messages.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default=None, help="address to listen on (default: all interfaces)")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port; 0 picks a free one")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLite history file, or :memory: to keep nothing (default: in your data directory)",
+    )
+    p.add_argument("--name", default=d.name, help="server name sent in the greeting")
+    p.add_argument("--motd", default=None, help="message of the day sent in the greeting")
+    p.add_argument(
+        "--password",
+        default=None,
+        help=f"password clients must give (better: set {PASSWORD_ENV}, which stays out of ps)",
+    )
+    p.add_argument(
+        "--rate", type=_number(float, 0, "rate"), default=d.rate, help="lines/s per client; 0=off"
+    )
+    p.add_argument("--burst", type=_number(int, 1, "burst"), default=d.burst, help="burst lines")
+    p.add_argument(
+        "--max-line", type=_number(int, 256, "line limit"), default=MAX_LINE_BYTES, help="bytes"
+    )
+    p.add_argument(
+        "--max-text",
+        type=_number(int, 1, "text limit"),
+        default=MAX_TEXT_CHARS,
+        help="characters per message",
+    )
+    p.add_argument(
+        "--send-buffer",
+        type=_number(int, 1024, "send buffer"),
+        default=d.send_buffer,
+        help="bytes of unsent output before a client is dropped as a slow consumer",
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=_number(float, 0.01, "interval"),
+        default=d.ping_interval,
+        help="seconds of silence before the server pings a JSON client",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_number(float, 0.01, "timeout"),
+        default=d.idle_timeout,
+        help="seconds of silence before a JSON client is disconnected",
+    )
+    p.add_argument(
+        "--max-per-ip",
+        type=_number(int, 0, "connection limit"),
+        default=d.max_per_ip,
+        help="connections from one address; 0=unlimited",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log (message text is logged only at debug)",
+    )
+    return p
+
+
+def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
+    """Parse server flags; exits with code 2 and one line on a bad value."""
+    ns = _serve_parser().parse_args(argv)
+    password = ns.password if ns.password is not None else os.environ.get(PASSWORD_ENV) or None
+    config = ServerConfig(
+        host=ns.host,
+        port=ns.port,
+        db_path=ns.db if ns.db is not None else MEMORY_DB,
+        name=ns.name,
+        motd=ns.motd if ns.motd is not None else ServerConfig().motd,
+        password=password,
+        rate=ns.rate,
+        burst=int(ns.burst),
+        max_line=int(ns.max_line),
+        max_text=int(ns.max_text),
+        send_buffer=int(ns.send_buffer),
+        ping_interval=ns.ping_interval,
+        idle_timeout=ns.idle_timeout,
+        max_per_ip=int(ns.max_per_ip),
+    )
+    return ServeArgs(config, ns.log_level, db_given=ns.db is not None)
+
+
+def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`chat-server history ROOM [--limit N] [--db PATH]`."""
+    p = _Parser(prog="chat-server history", description="Print a room's latest messages as JSON.")
+    p.add_argument("room", help="room name (a leading # is fine)")
+    p.add_argument("--limit", type=_number(int, 1, "limit"), default=50, help="how many messages")
+    p.add_argument("--db", default=None, help="history file (default: in your data directory)")
+    return p.parse_args(argv)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one line to stderr and exit."""
+    print(f"chat-server: {message}", file=sys.stderr)
+    raise SystemExit(code)

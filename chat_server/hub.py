@@ -1,0 +1,288 @@
+"""The chat core: nicks, rooms and what each request does, with no wire format.
+
+Sessions (JSON or plain text) call these methods with validated values. A
+refusal raises `ChatError` and changes nothing. Joins and history reads may
+need the store; such methods return a result when memory can answer at once,
+or an awaitable of it when the store must be read, so the fast path costs no
+task switch.
+
+Ordering rules kept here:
+- a room message is broadcast (and acked) only after the store committed it,
+  in seq order, because the store calls back in the order it was given;
+- a joiner gets `room`, then `history`, then `joined`, and history read from
+  the store is trimmed to what was already broadcast and topped up from the
+  room's tail, so the joiner sees every message exactly once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from protocol import (
+    Ack,
+    DirectMessage,
+    ErrorCode,
+    ErrorReply,
+    Joined,
+    Left,
+    NickChanged,
+    RoomSummary,
+    TopicChanged,
+    format_ts,
+    now_ms,
+)
+from protocol.limits import JOIN_HISTORY, REPLAY_MAX
+
+from .config import ServerConfig
+from .errors import ChatError
+from .outbox import Flusher, Outgoing
+from .rooms import Member, Room, RoomRegistry
+from .store import HistoryPage, Store, StoredMessage
+
+__all__ = ["ChatHub", "Peer", "Result"]
+
+log = logging.getLogger(__name__)
+
+
+class Peer(Member, Protocol):
+    """A registered (or registering) connection, as the hub sees it."""
+
+    rooms: set[str]
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Messages for a `history` reply (or the history part of a join), oldest first."""
+
+    room: Room
+    messages: list[StoredMessage]
+    more: bool
+
+
+class ChatHub:
+    """Every nick and room of one server."""
+
+    def __init__(self, config: ServerConfig, store: Store, flusher: Flusher) -> None:
+        self.config = config
+        self.store = store
+        self.rooms = RoomRegistry(flusher)
+        self._nicks: dict[str, Peer] = {}
+
+    # -- registration ---------------------------------------------------------
+
+    def check_password(self, password: str | None) -> None:
+        expected = self.config.password
+        if expected is None:
+            return
+        if password is None or not hmac.compare_digest(password.encode(), expected.encode()):
+            raise ChatError(ErrorCode.AUTH_FAILED, "wrong or missing password")
+
+    def register(self, peer: Peer, nick: str) -> None:
+        key = nick.lower()
+        if key in self._nicks:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        self._nicks[key] = peer
+        peer.nick = nick
+
+    def unregister(self, peer: Peer, reason: str) -> None:
+        """Take `peer` out of every room (members get `left`) and free its nick."""
+        ts = format_ts(now_ms())
+        for name in sorted(peer.rooms):
+            room = self.rooms.get(name)
+            if room is not None:
+                room.remove(peer)
+                room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
+        peer.rooms.clear()
+        if self._nicks.get(peer.nick.lower()) is peer:
+            del self._nicks[peer.nick.lower()]
+
+    def room_names(self) -> list[str]:
+        return self.rooms.names()
+
+    def change_nick(self, peer: Peer, nick: str) -> None:
+        key = nick.lower()
+        owner = self._nicks.get(key)
+        if owner is not None and owner is not peer:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        old = peer.nick
+        if old == nick:
+            return
+        del self._nicks[old.lower()]
+        self._nicks[key] = peer
+        peer.nick = nick
+        out = Outgoing(NickChanged(old=old, new=nick, ts=format_ts(now_ms())))
+        for recipient in self._sharing_rooms_with(peer):
+            recipient.send(out)
+
+    def _sharing_rooms_with(self, peer: Peer) -> Iterable[Member]:
+        seen: dict[Member, None] = {peer: None}
+        for name in peer.rooms:
+            room = self.rooms.get(name)
+            if room is not None:
+                room.seal()  # later broadcasts must not overtake this event
+                seen.update(room.members)
+        return seen
+
+    # -- rooms ----------------------------------------------------------------
+
+    def existing_room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room #{name}")
+        return room
+
+    def joined_room(self, peer: Peer, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None or peer not in room:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in #{name}")
+        return room
+
+    def join(self, peer: Peer, name: str, since: int | None) -> Result | Awaitable[Result]:
+        """Start a join: the history the joiner gets. Then send it, then call `enter`."""
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms.create(name)
+            self.store.create_room(name)
+        if since is None:
+            latest = room.tail_latest(JOIN_HISTORY)
+            if latest is not None:
+                return Result(room, latest, more=bool(latest) and latest[0].seq > 1)
+        else:
+            missed = room.tail_after(since)
+            if missed is not None:
+                return Result(room, missed[:REPLAY_MAX], more=len(missed) > REPLAY_MAX)
+        return self._join_from_store(room, since)
+
+    async def _join_from_store(self, room: Room, since: int | None) -> Result:
+        for _ in range(3):
+            if since is None:
+                page = await self.store.latest(room.name, JOIN_HISTORY)
+            else:
+                page = await self.store.after(room.name, since, REPLAY_MAX)
+            settled = _settle(room, page, since)
+            if settled is not None:
+                if since is None:
+                    messages = settled[-JOIN_HISTORY:]
+                    return Result(room, messages, more=bool(messages) and messages[0].seq > 1)
+                return Result(room, settled[:REPLAY_MAX], page.more or len(settled) > REPLAY_MAX)
+        log.warning("room #%s moved too fast to settle a join; sending what was read", room.name)
+        return Result(room, [m for m in page.messages if m.seq <= room.delivered_seq], True)
+
+    def enter(self, peer: Peer, room: Room) -> None:
+        """Finish a join: `peer` becomes a member and every member gets `joined`."""
+        if peer in room:
+            return
+        room.add(peer)
+        peer.rooms.add(room.name)
+        room.broadcast(Outgoing(Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))))
+
+    def part(self, peer: Peer, name: str, reason: str | None) -> None:
+        room = self.joined_room(peer, name)
+        room.broadcast(
+            Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms())))
+        )
+        room.remove(peer)
+        peer.rooms.discard(name)
+
+    def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
+        room = self.joined_room(peer, name)
+        message = StoredMessage(name, room.next_seq(), peer.nick, text, action, now_ms())
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                log.error("could not store message %s/%d: %s", name, message.seq, error)
+                _reply_error(peer, request_id, "the message could not be stored")
+                return
+            room.delivered(message)
+            room.broadcast(Outgoing(message.to_wire()))
+            if request_id is not None:
+                peer.send_message(Ack(re=request_id, seq=message.seq))
+
+        self.store.append(message, committed)
+
+    def set_topic(self, peer: Peer, name: str, topic: str, request_id: str | None) -> None:
+        room = self.joined_room(peer, name)
+        by = peer.nick
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                log.error("could not store topic of #%s: %s", name, error)
+                _reply_error(peer, request_id, "the topic could not be stored")
+                return
+            room.topic = topic
+            room.broadcast(
+                Outgoing(TopicChanged(room=name, topic=topic, by=by, ts=format_ts(now_ms())))
+            )
+            if request_id is not None:
+                peer.send_message(Ack(re=request_id))
+
+        self.store.set_topic(name, topic, committed)
+
+    def dm(self, peer: Peer, to: str, text: str) -> None:
+        target = self._nicks.get(to.lower())
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+        out = Outgoing(
+            DirectMessage(sender=peer.nick, to=target.nick, text=text, ts=format_ts(now_ms()))
+        )
+        target.send(out)
+        if target is not peer:
+            peer.send(out)
+
+    def summaries(self) -> list[RoomSummary]:
+        return [
+            RoomSummary(room=room.name, topic=room.topic, members=len(room.members))
+            for room in sorted(self.rooms, key=lambda r: r.name)
+        ]
+
+    def history(
+        self, name: str, before: int | None, after: int | None, limit: int
+    ) -> Result | Awaitable[Result]:
+        room = self.existing_room(name)
+        return self._history_from_store(room, before, after, limit)
+
+    async def _history_from_store(
+        self, room: Room, before: int | None, after: int | None, limit: int
+    ) -> Result:
+        if after is not None:
+            page = await self.store.after(room.name, after, limit)
+        elif before is not None:
+            page = await self.store.before(room.name, before, limit)
+        else:
+            page = await self.store.latest(room.name, limit)
+        delivered = room.delivered_seq
+        messages = [m for m in page.messages if m.seq <= delivered]
+        trimmed = len(messages) < len(page.messages)
+        if after is None and before is None and trimmed:
+            # Latest page: slide back to the latest delivered ones.
+            page = await self.store.before(room.name, delivered + 1, limit)
+            messages, trimmed = page.messages, False
+        more = page.more or (trimmed and after is not None)
+        return Result(room, messages, more)
+
+
+def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMessage] | None:
+    """Join a store page to the live stream: nothing undelivered, no gap up to the present."""
+    delivered = room.delivered_seq
+    messages = [m for m in page.messages if m.seq <= delivered]
+    if since is not None and page.more:
+        return messages
+    last = messages[-1].seq if messages else (since or 0)
+    if not messages and since is None and page.messages:
+        last = page.messages[0].seq - 1
+    gap = room.tail_after(last)
+    if gap is None:
+        return None
+    return messages + gap
+
+
+def _reply_error(peer: Peer, request_id: str | None, message: str) -> None:
+    error: BaseModel = ErrorReply(code=ErrorCode.INTERNAL, message=message, re=request_id)
+    peer.send_message(error)

@@ -1,0 +1,76 @@
+"""How server events read in plain-text mode (a person with netcat).
+
+Examples::
+
+    [15:04] #lobby <alice> hi
+    [15:04] #lobby * alice waves
+    [15:04] (dm) <bob -> alice> psst
+    * bob joined #lobby
+    ! you are not in #games (not_in_room)
+
+Continuation lines of a multi-line message are indented by four spaces.
+Text was validated on the way in, so it holds no control characters but
+newline and tab.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from protocol import (
+    Bye,
+    ChatMessage,
+    DirectMessage,
+    ErrorReply,
+    Joined,
+    Left,
+    NickChanged,
+    TopicChanged,
+    parse_ts,
+)
+
+__all__ = ["clock", "render", "render_message"]
+
+
+def clock(ts: str) -> str:
+    """`HH:MM` in the server's local time."""
+    return parse_ts(ts).astimezone().strftime("%H:%M")
+
+
+def _body(text: str) -> str:
+    return text.replace("\n", "\n    ")
+
+
+def render_message(message: ChatMessage) -> str:
+    """One room message as a readable line (without the newline)."""
+    head = f"[{clock(message.ts)}] #{message.room}"
+    if message.action:
+        return f"{head} * {message.sender} {_body(message.text)}"
+    return f"{head} <{message.sender}> {_body(message.text)}"
+
+
+def render(message: BaseModel) -> str:
+    """The text-mode form of a broadcast or event, newline included; "" if not shown."""
+    match message:
+        case ChatMessage():
+            line = render_message(message)
+        case DirectMessage():
+            line = f"[{clock(message.ts)}] (dm) <{message.sender} -> {message.to}> "
+            line += _body(message.text)
+        case Joined():
+            line = f"* {message.nick} joined #{message.room}"
+        case Left():
+            reason = f" ({message.reason})" if message.reason else ""
+            line = f"* {message.nick} left #{message.room}{reason}"
+        case NickChanged():
+            line = f"* {message.old} is now known as {message.new}"
+        case TopicChanged():
+            shown = message.topic or "(cleared)"
+            line = f"* {message.by} set the topic of #{message.room}: {shown}"
+        case ErrorReply():
+            line = f"! {message.message} ({message.code})"
+        case Bye():
+            line = f"* bye ({message.reason})"
+        case _:
+            return ""
+    return line + "\n"

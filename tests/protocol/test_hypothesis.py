@@ -1,0 +1,323 @@
+"""Property tests: decoding never fails in an undocumented way, and valid data round-trips."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+from wire_samples import CLIENT_TYPES, SERVER_TYPES
+
+from protocol import (
+    Ack,
+    Bye,
+    ChangeNick,
+    ChatMessage,
+    ClientMessage,
+    DirectMessage,
+    ErrorCode,
+    ErrorReply,
+    GetHistory,
+    HistoryPage,
+    Join,
+    Joined,
+    Left,
+    LineFramer,
+    LineTooLong,
+    ListRooms,
+    Members,
+    NickChanged,
+    Part,
+    Ping,
+    Pong,
+    ProtocolError,
+    Quit,
+    Register,
+    RoomInfo,
+    RoomList,
+    RoomSummary,
+    Say,
+    SendDm,
+    ServerHello,
+    ServerMessage,
+    ServerPing,
+    ServerPong,
+    SetTopic,
+    TopicChanged,
+    Welcome,
+    Who,
+    decode_client_line,
+    decode_server_line,
+    encode,
+)
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+LINE_CODES = {
+    ErrorCode.BAD_ENCODING,
+    ErrorCode.BAD_JSON,
+    ErrorCode.INVALID_MESSAGE,
+    ErrorCode.INVALID_TEXT,
+    ErrorCode.INVALID_NICK,
+    ErrorCode.INVALID_ROOM,
+}
+CLIENT_CLASSES = (
+    Register,
+    Join,
+    Part,
+    Say,
+    SendDm,
+    ChangeNick,
+    SetTopic,
+    Who,
+    ListRooms,
+    GetHistory,
+    Ping,
+    Pong,
+    Quit,
+)
+
+# --- arbitrary input -------------------------------------------------------------------------
+
+FIELD_NAMES = sorted(
+    {"type", "id", "re", "nick", "room", "text", "action", "since", "before", "after", "limit"}
+    | {"to", "topic", "reason", "token", "client", "password", "seq", "from", "ts", "rooms"}
+    | {"members", "messages", "more", "code", "message", "server", "motd", "protocol"}
+)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["lobby", "#lobby", "Lobby", "alice", "", "\x1b", "a\nb", "x" * 65])
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+json_objects = st.builds(
+    lambda kind, fields: {"type": kind, **fields},
+    st.sampled_from([*CLIENT_TYPES, *SERVER_TYPES, "nope", 5]),
+    st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=6),
+)
+
+
+def _mutated(data: bytes, position: int, byte: int) -> bytes:
+    position %= len(data) + 1
+    return data[:position] + bytes([byte]) + data[position + 1 :]
+
+
+line_like = (
+    st.binary(max_size=200)
+    | json_objects.map(lambda obj: json.dumps(obj, ensure_ascii=False).encode("utf-8", "replace"))
+    | st.builds(
+        _mutated,
+        json_objects.map(lambda obj: json.dumps(obj).encode()),
+        st.integers(min_value=0, max_value=400),
+        st.integers(min_value=0, max_value=255),
+    )
+)
+
+
+def _decode_or_refuse(decode: Any, line: bytes) -> BaseModel | None:
+    try:
+        result = decode(line)
+    except ProtocolError as error:
+        assert error.code in LINE_CODES
+        assert error.message
+        if error.code in (ErrorCode.BAD_ENCODING, ErrorCode.BAD_JSON):
+            assert error.re is None
+        return None
+    assert isinstance(result, BaseModel)
+    return result
+
+
+@FAST
+@given(line_like)
+def test_client_decoder_returns_a_model_or_raises_protocol_error(line: bytes) -> None:
+    message = _decode_or_refuse(decode_client_line, line)
+    if message is not None:
+        assert isinstance(message, CLIENT_CLASSES)
+        # Whatever was accepted can be sent on and is read back the same.
+        assert decode_client_line(encode(message)[:-1]) == message
+
+
+@FAST
+@given(line_like)
+def test_server_decoder_returns_a_model_or_raises_protocol_error(line: bytes) -> None:
+    message = _decode_or_refuse(decode_server_line, line)
+    if message is not None:
+        assert decode_server_line(encode(message)[:-1]) == message
+
+
+@FAST
+@given(json_objects)
+def test_readable_id_is_echoed_on_validation_errors(obj: dict[str, Any]) -> None:
+    obj["id"] = "req-1"
+    try:
+        decode_client_line(json.dumps(obj).encode())
+    except ProtocolError as error:
+        assert error.re == "req-1"
+
+
+# --- valid messages --------------------------------------------------------------------------
+
+# Lone surrogates cannot be written as UTF-8, so no valid line can hold them.
+_chars = st.characters(exclude_categories=["Cs"])
+# "Cc" is exactly C0, DEL and C1: what text and single-line fields refuse.
+_text_chars = st.characters(exclude_categories=["Cs", "Cc"], include_characters="\n\t")
+_line_chars = st.characters(exclude_categories=["Cs", "Cc"])
+nicks = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+rooms = st.from_regex(r"#?[a-z0-9_-]{1,64}", fullmatch=True)
+texts = st.text(_text_chars, min_size=1, max_size=300)
+long_texts = st.integers(min_value=1, max_value=4000).map(lambda n: ("é\n\t" * n)[:n])
+
+
+def single_line(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(_line_chars, max_size=max_size)
+
+
+ids = st.none() | st.text(_chars, max_size=64)
+seqs = st.integers(min_value=0, max_value=2**53)
+limits = st.integers(min_value=1, max_value=500)
+
+client_messages = st.one_of(
+    st.builds(
+        Register,
+        nick=nicks,
+        password=st.none() | st.text(_chars, max_size=50),
+        client=st.none() | single_line(100),
+        id=ids,
+    ),
+    st.builds(Join, room=rooms, since=st.none() | seqs, id=ids),
+    st.builds(Part, room=rooms, reason=st.none() | single_line(300), id=ids),
+    st.builds(Say, room=rooms, text=texts | long_texts, action=st.booleans(), id=ids),
+    st.builds(SendDm, to=nicks, text=texts, id=ids),
+    st.builds(ChangeNick, nick=nicks, id=ids),
+    st.builds(SetTopic, room=rooms, topic=single_line(300), id=ids),
+    st.builds(Who, room=rooms, id=ids),
+    st.builds(ListRooms, id=ids),
+    st.builds(GetHistory, room=rooms, before=seqs, limit=limits, id=ids),
+    st.builds(GetHistory, room=rooms, after=seqs, limit=limits, id=ids),
+    st.builds(GetHistory, room=rooms, id=ids),
+    st.builds(Ping, token=st.none() | single_line(64), id=ids),
+    st.builds(Pong, token=st.none() | single_line(64), id=ids),
+    st.builds(Quit, reason=st.none() | single_line(300), id=ids),
+)
+
+# Server models hold plain strings; control characters must survive the JSON escaping.
+anything = st.text(_chars, max_size=40)
+replies = st.none() | anything
+stamps = st.just("2026-11-23T15:04:05.123Z") | anything
+chat_messages = st.builds(
+    ChatMessage,
+    room=anything,
+    seq=seqs,
+    sender=anything,
+    text=anything,
+    action=st.booleans(),
+    ts=stamps,
+)
+server_messages = st.one_of(
+    st.builds(
+        ServerHello,
+        server=anything,
+        protocol=st.integers(0, 9),
+        motd=anything,
+        password_required=st.booleans(),
+    ),
+    st.builds(Welcome, nick=anything, rooms=st.lists(anything, max_size=4), re=replies),
+    st.builds(
+        RoomInfo, room=anything, topic=anything, members=st.lists(anything, max_size=4), re=replies
+    ),
+    chat_messages,
+    st.builds(DirectMessage, sender=anything, to=anything, text=anything, ts=stamps),
+    st.builds(Joined, room=anything, nick=anything, ts=stamps),
+    st.builds(Left, room=anything, nick=anything, reason=st.none() | anything, ts=stamps),
+    st.builds(NickChanged, old=anything, new=anything, ts=stamps),
+    st.builds(TopicChanged, room=anything, topic=anything, by=anything, ts=stamps),
+    st.builds(Members, room=anything, members=st.lists(anything, max_size=4), re=replies),
+    st.builds(
+        RoomList,
+        rooms=st.lists(
+            st.builds(RoomSummary, room=anything, topic=anything, members=st.integers(0, 10**6)),
+            max_size=3,
+        ),
+        re=replies,
+    ),
+    st.builds(
+        HistoryPage,
+        room=anything,
+        messages=st.lists(chat_messages, max_size=3),
+        more=st.booleans(),
+        re=replies,
+    ),
+    st.builds(Ack, re=anything, seq=st.none() | seqs),
+    st.builds(ErrorReply, code=st.sampled_from(list(ErrorCode)), message=anything, re=replies),
+    st.builds(ServerPing, token=st.none() | anything),
+    st.builds(ServerPong, token=st.none() | anything, re=replies),
+    st.builds(Bye, reason=anything),
+)
+
+
+def _check_line(line: bytes) -> None:
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert b"\r" not in line
+
+
+@FAST
+@given(client_messages)
+def test_valid_client_messages_round_trip(message: ClientMessage) -> None:
+    line = encode(message)
+    _check_line(line)
+    assert decode_client_line(line[:-1]) == message
+
+
+@FAST
+@given(server_messages)
+def test_valid_server_messages_round_trip(message: ServerMessage) -> None:
+    line = encode(message)
+    _check_line(line)
+    assert decode_server_line(line[:-1]) == message
+
+
+# --- the framer ------------------------------------------------------------------------------
+
+MAX_LINE = 48
+TOO_LONG = "<too long>"
+line_bodies = st.binary(max_size=MAX_LINE + 16).filter(lambda b: b"\n" not in b and b"\r" not in b)
+terminated = st.tuples(line_bodies, st.sampled_from([b"\n", b"\r\n"]))
+
+
+@FAST
+@given(st.lists(terminated, max_size=12), st.lists(st.integers(0, 2_000), max_size=10))
+def test_framer_returns_exactly_the_non_blank_lines_in_order(
+    lines: list[tuple[bytes, bytes]], cuts: list[int]
+) -> None:
+    data = b"".join(body + ending for body, ending in lines)
+    points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in pairwise(points)]
+
+    expected: list[bytes | str] = []
+    for body, _ending in lines:
+        if len(body) > MAX_LINE:
+            expected.append(TOO_LONG)
+        elif body.strip():
+            expected.append(body)
+
+    framer = LineFramer(max_line=MAX_LINE)
+    got: list[bytes | str] = []
+    for chunk in chunks:
+        for item in framer.feed(chunk):
+            got.append(TOO_LONG if isinstance(item, LineTooLong) else item)
+        assert framer.buffered <= MAX_LINE + 1
+    assert got == expected
+    assert framer.buffered == 0

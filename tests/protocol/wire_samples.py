@@ -1,0 +1,127 @@
+"""Shared test data: one sample of every wire message, and the `type` literals of both unions."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pydantic import BaseModel
+
+from protocol import (
+    Ack,
+    Bye,
+    ChangeNick,
+    ChatMessage,
+    ClientMessage,
+    DirectMessage,
+    ErrorReply,
+    GetHistory,
+    HistoryPage,
+    Join,
+    Joined,
+    Left,
+    ListRooms,
+    Members,
+    NickChanged,
+    Part,
+    Ping,
+    Pong,
+    Quit,
+    Register,
+    RoomInfo,
+    RoomList,
+    RoomSummary,
+    Say,
+    SendDm,
+    ServerHello,
+    ServerMessage,
+    ServerPing,
+    ServerPong,
+    SetTopic,
+    TopicChanged,
+    Welcome,
+    Who,
+)
+
+__all__ = [
+    "CLIENT_SAMPLES",
+    "CLIENT_TYPES",
+    "SERVER_SAMPLES",
+    "SERVER_TYPES",
+    "TS",
+    "union_members",
+]
+
+TS = "2026-11-23T15:04:05.123Z"
+
+
+def union_members(union: object) -> list[type[BaseModel]]:
+    """The model classes of a discriminated union alias such as `ClientMessage`."""
+    members, *_field_info = get_args(union)
+    classes = list(get_args(members))
+    assert classes, f"{union!r} is not an Annotated union"
+    return classes
+
+
+def _type_literal(model: type[BaseModel]) -> str:
+    value = model.model_fields["type"].default
+    assert isinstance(value, str)
+    return value
+
+
+CLIENT_TYPES = [_type_literal(model) for model in union_members(ClientMessage)]
+SERVER_TYPES = [_type_literal(model) for model in union_members(ServerMessage)]
+
+_MESSAGE = ChatMessage(room="lobby", seq=7, sender="alice", text="héllo wörld ✓", ts=TS)
+
+CLIENT_SAMPLES: list[BaseModel] = [
+    Register(nick="alice"),
+    Register(nick="alice", password="s3cret", client="chat-client/0.1", id="r1"),
+    Join(room="lobby"),
+    Join(room="lobby", since=41, id="j1"),
+    Part(room="lobby"),
+    Part(room="lobby", reason="lunch", id="p1"),
+    Say(room="lobby", text="hi"),
+    Say(room="lobby", text="line one\n\tline two — ünïcødé 你好 🎉", action=True, id="s1"),
+    SendDm(to="bob", text="psst", id="d1"),
+    ChangeNick(nick="robert", id="n1"),
+    SetTopic(room="lobby", topic="Friday: pizza"),
+    SetTopic(room="lobby", topic="", id="t1"),
+    Who(room="lobby", id="w1"),
+    ListRooms(),
+    ListRooms(id="l1"),
+    GetHistory(room="lobby"),
+    GetHistory(room="lobby", before=100, limit=20, id="h1"),
+    GetHistory(room="lobby", after=0, limit=500),
+    Ping(),
+    Ping(token="abc", id="pi1"),
+    Pong(token="abc"),
+    Quit(),
+    Quit(reason="bye now", id="q1"),
+]
+
+SERVER_SAMPLES: list[BaseModel] = [
+    ServerHello(server="chat-server", motd="Welcome!", password_required=True),
+    Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
+    Welcome(nick="alice", rooms=[]),
+    RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),
+    _MESSAGE,
+    ChatMessage(room="lobby", seq=8, sender="bob", text="waves", action=True, ts=TS),
+    DirectMessage(sender="alice", to="bob", text="psst\nhey", ts=TS),
+    Joined(room="lobby", nick="bob", ts=TS),
+    Left(room="lobby", nick="bob", ts=TS),
+    Left(room="lobby", nick="bob", reason="disconnected", ts=TS),
+    NickChanged(old="bob", new="robert", ts=TS),
+    TopicChanged(room="lobby", topic="Friday: pizza", by="alice", ts=TS),
+    Members(room="lobby", members=["alice"], re="w1"),
+    RoomList(rooms=[RoomSummary(room="lobby", topic="", members=2)], re="l1"),
+    HistoryPage(room="lobby", messages=[_MESSAGE], more=True, re="h1"),
+    HistoryPage(room="lobby", messages=[], more=False),
+    Ack(re="s1", seq=7),
+    Ack(re="p1"),
+    ErrorReply(code="not_in_room", message="you are not in #games", re="s2"),
+    ErrorReply(code="bad_json", message="line is not valid JSON"),
+    ServerPing(token="42"),
+    ServerPing(),
+    ServerPong(token="abc", re="pi1"),
+    Bye(reason="shutdown"),
+]
