@@ -1,0 +1,121 @@
+"""Test helpers: a real server on loopback port 0 and a line client that speaks JSON.
+
+All waits scale with CHAT_TEST_UNIT (default 1.0) so a slow machine can stretch them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from chat_server.config import ServerConfig
+from chat_server.server import ChatServer
+
+UNIT = float(os.environ.get("CHAT_TEST_UNIT", "1.0"))
+TIMEOUT = 5.0 * UNIT
+
+Json = dict[str, Any]
+
+
+def make_config(**overrides: Any) -> ServerConfig:
+    """Loopback, port 0, no disk, flood control off unless a test turns it on."""
+    base = ServerConfig(host="127.0.0.1", port=0, db_path=":memory:", rate=0, shutdown_grace=1.0)
+    return replace(base, **overrides)
+
+
+class LineClient:
+    """A raw TCP client: send dicts or bytes, receive parsed JSON lines."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.seen: list[Json] = []
+
+    async def send(self, message: Json) -> None:
+        await self.send_raw(json.dumps(message).encode() + b"\n")
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv_line(self, timeout: float = TIMEOUT) -> bytes:
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not line:
+            raise ConnectionError("server closed the connection")
+        return line
+
+    async def recv(self, timeout: float = TIMEOUT) -> Json:
+        message: Json = json.loads(await self.recv_line(timeout))
+        self.seen.append(message)
+        return message
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT, **fields: Any) -> Json:
+        """Read until a message of `type_` with `fields` arrives (others are kept in `seen`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self.recv(max(0.0, deadline - loop.time()))
+            if message.get("type") == type_ and all(message.get(k) == v for k, v in fields.items()):
+                return message
+
+    async def request(self, message: Json, timeout: float = TIMEOUT) -> Json:
+        """Send a message with an `id` and return the direct reply carrying it as `re`."""
+        request_id = message.setdefault("id", f"r{id(message)}")
+        await self.send(message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            reply = await self.recv(max(0.0, deadline - loop.time()))
+            if reply.get("re") == request_id:
+                return reply
+
+    async def quiet(self, duration: float = 0.2 * UNIT) -> list[Json]:
+        """Everything that arrives within `duration`."""
+        got: list[Json] = []
+        try:
+            while True:
+                got.append(await self.recv(duration))
+        except TimeoutError:
+            return got
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+async def open_client(port: int, host: str = "127.0.0.1") -> LineClient:
+    """Connect and read the server's hello."""
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
+    client = LineClient(reader, writer)
+    hello = await client.recv()
+    assert hello["type"] == "hello", hello
+    return client
+
+
+async def registered(port: int, nick: str, *rooms: str) -> LineClient:
+    """Connect, register `nick`, and join `rooms` (history and joined consumed)."""
+    client = await open_client(port)
+    welcome = await client.request({"type": "hello", "nick": nick})
+    assert welcome["type"] == "welcome", welcome
+    for room in rooms:
+        reply = await client.request({"type": "join", "room": room})
+        assert reply["type"] == "room", reply
+        await client.expect("joined", nick=nick, room=room)
+    return client
+
+
+ServerFactory = Callable[..., Any]
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
+    async with ChatServer(make_config(**overrides)) as server:
+        yield server
