@@ -212,13 +212,17 @@ class ClientConnection(asyncio.Protocol):
     def flush(self) -> None:
         """Write everything queued this pass in one write (called by the Flusher)."""
         self._dirty = False
+        if self.closed:
+            self._chunks.clear()
+            return
+        data = self._take_output()
+        if data:
+            self._write_now(data)
+
+    def _take_output(self) -> bytes:
         chunks = self._chunks
         if not chunks:
-            return
-        transport = self._transport
-        if self.closed or transport is None:
-            chunks.clear()
-            return
+            return b""
         text = self._text_mode
         if len(chunks) == 1:
             only = chunks[0]
@@ -228,7 +232,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             data = b"".join([c if isinstance(c, bytes) else c.json() for c in chunks])
         chunks.clear()
-        self._write_now(data)
+        return data
 
     def _write_now(self, data: bytes) -> None:
         transport = self._transport
@@ -242,18 +246,18 @@ class ClientConnection(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------
 
     def close_with_bye(self, reason: str, left_reason: str | None = None) -> None:
-        """Send `bye` (best effort), leave every room, and close the connection."""
+        """Send what is queued and `bye` (best effort), leave every room, and close."""
         if self.closed:
             return
-        self.flush()
         self.closed = True
         self._close_reason = reason
+        pending = self._take_output()
         self._leave(left_reason or reason)
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         bye = Bye(reason=reason)
-        transport.write(render(bye).encode() if self._text_mode else encode(bye))
+        transport.write(pending + (render(bye).encode() if self._text_mode else encode(bye)))
         transport.close()
         self._context.loop.call_later(ABORT_AFTER_CLOSE, transport.abort)
 

@@ -40,10 +40,6 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
 
 
-class _Reply(_Event):
-    re: str | None = None
-
-
 class ServerHello(_Event):
     """`hello`: the server's greeting, sent first on every connection."""
 
@@ -54,21 +50,23 @@ class ServerHello(_Event):
     password_required: bool = False
 
 
-class Welcome(_Reply):
+class Welcome(_Event):
     """`welcome`: registration succeeded; `rooms` names every existing room."""
 
     type: Literal["welcome"] = "welcome"
     nick: str
     rooms: list[str]
+    re: str | None = None
 
 
-class RoomInfo(_Reply):
+class RoomInfo(_Event):
     """`room`: sent to a joiner before its history."""
 
     type: Literal["room"] = "room"
     room: str
     topic: str
     members: list[str]
+    re: str | None = None
 
 
 class ChatMessage(_Event):
@@ -131,12 +129,13 @@ class TopicChanged(_Event):
     ts: str
 
 
-class Members(_Reply):
+class Members(_Event):
     """`members`: the answer to `who`."""
 
     type: Literal["members"] = "members"
     room: str
     members: list[str]
+    re: str | None = None
 
 
 class RoomSummary(BaseModel):
@@ -149,20 +148,22 @@ class RoomSummary(BaseModel):
     members: int
 
 
-class RoomList(_Reply):
+class RoomList(_Event):
     """`room_list`: the answer to `rooms`."""
 
     type: Literal["room_list"] = "room_list"
     rooms: list[RoomSummary]
+    re: str | None = None
 
 
-class HistoryPage(_Reply):
+class HistoryPage(_Event):
     """`history`: stored messages, oldest first; `more` says further ones exist that way."""
 
     type: Literal["history"] = "history"
     room: str
     messages: list[ChatMessage]
     more: bool
+    re: str | None = None
 
 
 class Ack(_Event):
@@ -173,12 +174,13 @@ class Ack(_Event):
     seq: int | None = None
 
 
-class ErrorReply(_Reply):
+class ErrorReply(_Event):
     """`error`: a request was refused (it had no effect) or a line was unreadable."""
 
     type: Literal["error"] = "error"
     code: str
     message: str
+    re: str | None = None
 
 
 class ServerPing(_Event):
@@ -188,11 +190,12 @@ class ServerPing(_Event):
     token: str | None = None
 
 
-class ServerPong(_Reply):
+class ServerPong(_Event):
     """`pong`: the answer to a client's `ping`."""
 
     type: Literal["pong"] = "pong"
     token: str | None = None
+    re: str | None = None
 
 
 class Bye(_Event):

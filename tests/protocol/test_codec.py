@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
 from protocol import (
     ChatMessage,
@@ -28,6 +27,7 @@ from protocol import (
     decode_server_line,
     encode,
 )
+from tests.protocol.wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
 
 def _id(message: BaseModel) -> str:

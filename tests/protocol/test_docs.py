@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wire_samples import CLIENT_TYPES, SERVER_TYPES
-
 from protocol import ErrorCode
+from tests.protocol.wire_samples import CLIENT_TYPES, SERVER_TYPES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 

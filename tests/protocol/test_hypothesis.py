@@ -9,7 +9,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from wire_samples import CLIENT_TYPES, SERVER_TYPES
 
 from protocol import (
     Ack,
@@ -53,6 +52,7 @@ from protocol import (
     decode_server_line,
     encode,
 )
+from tests.protocol.wire_samples import CLIENT_TYPES, SERVER_TYPES
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
 from protocol import encode
+from tests.protocol.wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
 _ANNOTATIONS = {"title", "description", "default", "discriminator", "$comment"}
 
