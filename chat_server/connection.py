@@ -42,6 +42,32 @@ ABORT_AFTER_CLOSE = 2.0  # seconds a closing transport may take to flush
 class ClientConnection(asyncio.Protocol):
     """The server side of one TCP connection."""
 
+    __slots__ = (
+        "_admitted",
+        "_backlog",
+        "_bucket",
+        "_busy",
+        "_chunks",
+        "_close_reason",
+        "_context",
+        "_dirty",
+        "_framer",
+        "_opened",
+        "_paused",
+        "_send_limit",
+        "_session",
+        "_text_mode",
+        "_transport",
+        "_worker",
+        "closed",
+        "ip",
+        "last_heard",
+        "next_ping",
+        "nick",
+        "registered",
+        "rooms",
+    )
+
     def __init__(self, context: ServerContext) -> None:
         self._context = context
         config = context.config
@@ -53,16 +79,15 @@ class ClientConnection(asyncio.Protocol):
         self._dirty = False
         self._session: JsonSession | TextSession | None = None
         self._text_mode = False
-        self._backlog: collections.deque[bytes] = collections.deque()
+        self._backlog: collections.deque[bytes] | None = None  # made when first needed
         self._busy = False
         self._paused = False
         self._worker: asyncio.Task[None] | None = None
         self._opened = time.monotonic()
         self._close_reason = "disconnected"
-        self.peer = "?"
         self.ip = ""
         self.nick = ""
-        self.rooms: set[str] = set()
+        self.rooms: dict[str, None] = {}  # joined room names, in join order
         self.registered = False
         self.closed = False
         self._admitted = False
@@ -76,7 +101,6 @@ class ClientConnection(asyncio.Protocol):
         self._transport = transport
         address = transport.get_extra_info("peername")
         self.ip = str(address[0]) if address else ""
-        self.peer = f"{address[0]}:{address[1]}" if address else "?"
         _tune_socket(transport.get_extra_info("socket"))
         if not self._context.admit(self):
             log.info("refused %s: too many connections from %s", self.peer, self.ip)
@@ -136,6 +160,8 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(ErrorCode.RATE_LIMITED, "too many lines; slow down")
             return
         if self._busy:
+            if self._backlog is None:
+                self._backlog = collections.deque()
             self._backlog.append(line)
             if len(self._backlog) > BACKLOG_PAUSE and not self._paused and self._transport:
                 self._paused = True
@@ -265,6 +291,12 @@ class ClientConnection(asyncio.Protocol):
         if self.registered:
             self.registered = False
             self._context.hub.unregister(self, reason)
+
+    @property
+    def peer(self) -> str:
+        """`host:port` of the client, for logs."""
+        address = self._transport.get_extra_info("peername") if self._transport else None
+        return f"{address[0]}:{address[1]}" if address else "?"
 
     def ping(self) -> None:
         self.send_message(ServerPing())

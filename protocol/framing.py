@@ -25,6 +25,8 @@ class LineFramer:
         max_line: the largest accepted line, in bytes, without its `\\r\\n`.
     """
 
+    __slots__ = ("_buffer", "_discarding", "max_line")
+
     def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         if max_line < 1:
             raise ValueError("max_line must be positive")
