@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, cast
 
 from pydantic import BaseModel
 
-from protocol import Bye, ErrorCode, ErrorReply, LineFramer, LineTooLong, ServerPing, encode
+from protocol import (
+    Bye,
+    ErrorCode,
+    ErrorReply,
+    LineFramer,
+    LineTooLong,
+    ServerPing,
+    encode,
+    encode_ack,
+)
 
 from .json_session import JsonSession
 from .outbox import Outgoing, RoomBatch
@@ -209,12 +218,7 @@ class ClientConnection(asyncio.Protocol):
     # -- output (the Member / SessionHost interface) -------------------------------
 
     def send(self, out: Outgoing) -> None:
-        if self.closed:
-            return
-        self._chunks.append(out.text(render) if self._text_mode else out.json)
-        if not self._dirty:
-            self._dirty = True
-            self._context.flusher.mark_dirty(self)
+        self._queue(out.text(render) if self._text_mode else out.json)
 
     def send_batch(self, batch: RoomBatch) -> None:
         if self.closed:
@@ -228,9 +232,15 @@ class ClientConnection(asyncio.Protocol):
         self.send(Outgoing(message))
 
     def send_text(self, text: str) -> None:
+        self._queue(text.encode())
+
+    def send_ack(self, request_id: str, seq: int | None = None) -> None:
+        self._queue(encode_ack(request_id, seq))
+
+    def _queue(self, data: bytes) -> None:
         if self.closed:
             return
-        self._chunks.append(text.encode())
+        self._chunks.append(data)
         if not self._dirty:
             self._dirty = True
             self._context.flusher.mark_dirty(self)

@@ -25,7 +25,6 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from protocol import (
-    Ack,
     DirectMessage,
     ErrorCode,
     ErrorReply,
@@ -55,6 +54,8 @@ class Peer(Member, Protocol):
 
     rooms: dict[str, None]  # joined room names (a dict: smaller than a set when empty)
     closed: bool
+
+    def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,7 @@ class ChatHub:
             room.delivered(message)
             room.broadcast(Outgoing(message.to_wire()))
             if request_id is not None:
-                peer.send_message(Ack(re=request_id, seq=message.seq))
+                peer.send_ack(request_id, message.seq)
 
         self.store.append(message, committed)
 
@@ -221,7 +222,7 @@ class ChatHub:
                 Outgoing(TopicChanged(room=name, topic=topic, by=by, ts=format_ts(now_ms())))
             )
             if request_id is not None:
-                peer.send_message(Ack(re=request_id))
+                peer.send_ack(request_id)
 
         self.store.set_topic(name, topic, committed)
 

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from protocol import (
-    Ack,
     ChangeNick,
     ErrorCode,
     ErrorReply,
@@ -105,7 +104,7 @@ class JsonSession:
 
     def _ack(self, request_id: str | None) -> None:
         if request_id is not None:
-            self._host.send_message(Ack(re=request_id))
+            self._host.send_ack(request_id)
 
     def _register(self, message: Register) -> Pending:
         host = self._host

@@ -21,7 +21,7 @@ from .client_messages import (
     SetTopic,
     Who,
 )
-from .codec import decode_client_line, decode_server_line, encode
+from .codec import decode_client_line, decode_server_line, encode, encode_ack
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
 from .framing import LineFramer
@@ -91,6 +91,7 @@ __all__ = [
     "decode_client_line",
     "decode_server_line",
     "encode",
+    "encode_ack",
     "format_ts",
     "normalize_room",
     "now_ms",

@@ -30,6 +30,7 @@ __all__ = [
     "decode_client_line",
     "decode_server_line",
     "encode",
+    "encode_ack",
 ]
 
 CLIENT_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -49,6 +50,14 @@ def encode(message: BaseModel) -> bytes:
     return (
         message.__pydantic_serializer__.to_json(message, by_alias=True, exclude_none=True) + b"\n"
     )
+
+
+def encode_ack(request_id: str, seq: int | None = None) -> bytes:
+    """`encode(Ack(re=request_id, seq=seq))`, without building a model: one per `say`."""
+    re_json = json.dumps(request_id, ensure_ascii=False).encode()
+    if seq is None:
+        return b'{"type":"ack","re":%s}\n' % re_json
+    return b'{"type":"ack","re":%s,"seq":%d}\n' % (re_json, seq)
 
 
 def decode_client_line(line: bytes, *, max_text: int = MAX_TEXT_CHARS) -> ClientMessage:

@@ -102,7 +102,9 @@ def _schema(**extra: Any) -> Any:
 
 
 NickName = Annotated[
-    str, AfterValidator(_check_nick), _schema(pattern=NICK_RE.pattern, maxLength=32, minLength=1)
+    str,
+    AfterValidator(_check_nick),
+    _schema(pattern="^" + NICK_RE.pattern + "$", maxLength=32, minLength=1),
 ]
 RoomName = Annotated[
     str,

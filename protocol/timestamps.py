@@ -13,10 +13,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def format_ts(epoch_ms: int) -> str:
     """Format epoch milliseconds as a wire timestamp."""
+    global _second_cache
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    cached_second, prefix = _second_cache
+    if seconds != cached_second:  # strftime once per second: this is on every message
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_cache = (seconds, prefix)
+    return f"{prefix}.{millis:03d}Z"
 
 
 def parse_ts(ts: str) -> datetime:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+import protocol
 from protocol import (
     ChatMessage,
     ErrorCode,
@@ -511,3 +512,17 @@ def test_line_too_long_comes_from_the_framer() -> None:
     assert marker.code is ErrorCode.LINE_TOO_LONG
     assert marker.re is None
     assert "8" in marker.message
+
+
+@pytest.mark.parametrize("request_id", ["k", 'quote " and \\ backslash', "é ü \u2028", ""])
+@pytest.mark.parametrize("seq", [None, 0, 7, 10**12])
+def test_encode_ack_matches_the_model(request_id: str, seq: int | None) -> None:
+    assert protocol.encode_ack(request_id, seq) == protocol.encode(
+        protocol.Ack(re=request_id, seq=seq)
+    )
+
+
+def test_format_ts_crosses_seconds_correctly() -> None:
+    assert protocol.format_ts(1_764_000_000_999) == "2025-11-24T16:00:00.999Z"
+    assert protocol.format_ts(1_764_000_001_000) == "2025-11-24T16:00:01.000Z"
+    assert protocol.format_ts(1_764_000_000_123) == "2025-11-24T16:00:00.123Z"

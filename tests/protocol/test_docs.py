@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from protocol import ErrorCode
+from protocol import ErrorCode, ProtocolError, decode_client_line, decode_server_line
 from tests.protocol.wire_samples import CLIENT_TYPES, SERVER_TYPES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
@@ -35,3 +35,35 @@ def test_every_error_code_is_documented() -> None:
     spans = inline_code(DOC.read_text(encoding="utf-8"))
     missing = sorted(code.value for code in ErrorCode if code.value not in spans)
     assert not missing, f"docs/PROTOCOL.md does not name these error codes in backticks: {missing}"
+
+
+# Example lines the doc shows on purpose as refused.
+REFUSED_EXAMPLES = {b'{"type":"say","room":"lobby","text":"x","action":1,"id":"2"}'}
+
+
+def example_lines(markdown: str) -> list[bytes]:
+    """JSON lines of the fenced examples; a leading `> ` (what the user types) is dropped."""
+    lines = []
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL):
+        for line in block.splitlines():
+            line = line.removeprefix("> ")
+            if line.startswith("{"):
+                lines.append(line.encode())
+    return lines
+
+
+def test_every_json_example_is_a_valid_message() -> None:
+    lines = example_lines(DOC.read_text(encoding="utf-8"))
+    assert len(lines) > 30
+    wrong = []
+    for line in lines:
+        readable = False
+        for decode in (decode_client_line, decode_server_line):
+            try:
+                decode(line)
+            except ProtocolError:
+                continue
+            readable = True
+        if readable == (line in REFUSED_EXAMPLES):
+            wrong.append(line.decode())
+    assert not wrong, f"docs/PROTOCOL.md examples that do not decode as shown: {wrong}"

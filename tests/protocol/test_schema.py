@@ -162,6 +162,7 @@ def test_encoded_server_messages_match_the_schema(message: BaseModel) -> None:
         {"type": "say", "room": "lobby", "text": "x", "action": 1},
         {"type": "history", "room": "lobby", "limit": 501},
         {"type": "hello", "nick": "no spaces"},
+        {"type": "hello", "nick": "n" * 33},
         {"type": "rooms", "id": "x" * 65},
         {"type": "shout"},
         ["not", "an", "object"],
