@@ -13,6 +13,16 @@ def json_schema() -> dict[str, Any]:
     """Return `{"client": schema, "server": schema}`: what each side may send."""
     return {
         "$comment": "chat wire protocol v1: one JSON object per line, discriminated on 'type'",
-        "client": CLIENT_ADAPTER.json_schema(by_alias=True),
-        "server": SERVER_ADAPTER.json_schema(by_alias=True),
+        "client": _type_required(CLIENT_ADAPTER.json_schema(by_alias=True)),
+        "server": _type_required(SERVER_ADAPTER.json_schema(by_alias=True)),
     }
+
+
+def _type_required(schema: dict[str, Any]) -> dict[str, Any]:
+    # The models default `type` (so Python callers need not repeat it); on the wire it is required.
+    for definition in schema.get("$defs", {}).values():
+        if "type" in definition.get("properties", {}):
+            required = definition.setdefault("required", [])
+            if "type" not in required:
+                required.insert(0, "type")
+    return schema
