@@ -202,7 +202,7 @@ class ChatHub:
                 _reply_error(peer, request_id, "the message could not be stored")
                 return
             room.delivered(message)
-            room.broadcast(Outgoing(message.to_wire()))
+            room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
             if request_id is not None:
                 peer.send_ack(request_id, message.seq)
 

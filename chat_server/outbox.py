@@ -25,14 +25,33 @@ __all__ = ["Flusher", "Outgoing", "RoomBatch", "Writable"]
 
 
 class Outgoing:
-    """One server message on its way out; its JSON and text forms are made at most once."""
+    """One server message on its way out; its JSON and text forms are made at most once.
 
-    __slots__ = ("_json", "_text", "message")
+    Give either the model, or its encoded line plus a way to build the model (which
+    only text-mode members need), so the hot path never builds a model it won't use.
+    """
 
-    def __init__(self, message: BaseModel, json_line: bytes | None = None) -> None:
-        self.message = message
+    __slots__ = ("_json", "_make", "_message", "_text")
+
+    def __init__(
+        self,
+        message: BaseModel | None = None,
+        json_line: bytes | None = None,
+        make: Callable[[], BaseModel] | None = None,
+    ) -> None:
+        if message is None and (json_line is None or make is None):
+            raise ValueError("give a message, or a json line and a way to make the message")
+        self._message = message
+        self._make = make
         self._json = json_line
         self._text: bytes | None = None
+
+    @property
+    def message(self) -> BaseModel:
+        if self._message is None:
+            assert self._make is not None
+            self._message = self._make()
+        return self._message
 
     @property
     def json(self) -> bytes:

@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol import ChatMessage, format_ts
+from protocol import ChatMessage, encode_chat_message, format_ts
 
 __all__ = [
     "CommitCallback",
@@ -44,6 +44,12 @@ class StoredMessage:
     text: str
     action: bool
     ts_ms: int
+
+    def encode(self) -> bytes:
+        """The `message` line for this stored message, built without a model (hot path)."""
+        return encode_chat_message(
+            self.room, self.seq, self.sender, self.text, self.action, format_ts(self.ts_ms)
+        )
 
     def to_wire(self) -> ChatMessage:
         """The `message` event for this stored message."""

@@ -21,7 +21,13 @@ from .client_messages import (
     SetTopic,
     Who,
 )
-from .codec import decode_client_line, decode_server_line, encode, encode_ack
+from .codec import (
+    decode_client_line,
+    decode_server_line,
+    encode,
+    encode_ack,
+    encode_chat_message,
+)
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
 from .framing import LineFramer
@@ -92,6 +98,7 @@ __all__ = [
     "decode_server_line",
     "encode",
     "encode_ack",
+    "encode_chat_message",
     "format_ts",
     "normalize_room",
     "now_ms",

@@ -14,6 +14,7 @@ pydantic's JSON validator; there is no `json.loads` on the good path.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -31,6 +32,7 @@ __all__ = [
     "decode_server_line",
     "encode",
     "encode_ack",
+    "encode_chat_message",
 ]
 
 CLIENT_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -43,6 +45,7 @@ _FIELD_CODES = {
 }
 _DEFAULT_CONTEXT = {"max_text": MAX_TEXT_CHARS}
 _T = TypeVar("_T")
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII that JSON does not escape
 
 
 def encode(message: BaseModel) -> bytes:
@@ -54,10 +57,33 @@ def encode(message: BaseModel) -> bytes:
 
 def encode_ack(request_id: str, seq: int | None = None) -> bytes:
     """`encode(Ack(re=request_id, seq=seq))`, without building a model: one per `say`."""
-    re_json = json.dumps(request_id, ensure_ascii=False).encode()
+    if _PLAIN.fullmatch(request_id):
+        re_json = b'"%s"' % request_id.encode()
+    else:
+        re_json = json.dumps(request_id, ensure_ascii=False).encode()
     if seq is None:
         return b'{"type":"ack","re":%s}\n' % re_json
     return b'{"type":"ack","re":%s,"seq":%d}\n' % (re_json, seq)
+
+
+def encode_chat_message(
+    room: str, seq: int, sender: str, text: str, action: bool, ts: str
+) -> bytes:
+    """`encode(ChatMessage(...))` without building a model: once per room message.
+
+    `room`, `sender` and `ts` are validated names and timestamps (nothing to escape).
+    """
+    return (
+        b'{"type":"message","room":"%s","seq":%d,"from":"%s","text":%s,"action":%s,"ts":"%s"}\n'
+        % (
+            room.encode(),
+            seq,
+            sender.encode(),
+            json.dumps(text, ensure_ascii=False).encode(),
+            b"true" if action else b"false",
+            ts.encode(),
+        )
+    )
 
 
 def decode_client_line(line: bytes, *, max_text: int = MAX_TEXT_CHARS) -> ClientMessage:

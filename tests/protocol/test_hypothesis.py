@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+import protocol
 from protocol import (
     Ack,
     Bye,
@@ -321,3 +322,25 @@ def test_framer_returns_exactly_the_non_blank_lines_in_order(
         assert framer.buffered <= MAX_LINE + 1
     assert got == expected
     assert framer.buffered == 0
+
+
+_REFUSED = "".join(chr(c) for c in [*range(0, 9), *range(11, 32), *range(0x7F, 0xA0)])
+
+
+@given(
+    text=st.text(
+        alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters=_REFUSED),
+        min_size=1,
+        max_size=200,
+    ),
+    seq=st.integers(min_value=1, max_value=2**53),
+    action=st.booleans(),
+)
+def test_encode_chat_message_matches_the_model(text: str, seq: int, action: bool) -> None:
+    ts = "2026-11-24T03:47:44.574Z"
+    model = protocol.ChatMessage(
+        room="r-1", seq=seq, sender="Al_1", text=text, action=action, ts=ts
+    )
+    assert protocol.encode_chat_message("r-1", seq, "Al_1", text, action, ts) == protocol.encode(
+        model
+    )
