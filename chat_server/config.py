@@ -20,7 +20,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     db_path: str = MEMORY_DB
     name: str = "chat-server"
-    motd: str = "Welcome! Type /help for commands."
+    motd: str = "Welcome! With netcat? Type your nick and press Enter."
     password: str | None = None
     rate: float = 10.0  # lines per second per client; 0 turns flood control off
     burst: int = 30
