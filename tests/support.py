@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -119,3 +121,74 @@ ServerFactory = Callable[..., Any]
 async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
     async with ChatServer(make_config(**overrides)) as server:
         yield server
+
+
+class ServerProcess:
+    """`python -m chat_server` as a real subprocess on a free loopback port."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, log: list[str]) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+        self._drain_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, *args: str) -> ServerProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chat_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        log: list[str] = []
+        assert process.stderr is not None
+        while True:
+            line = (await asyncio.wait_for(process.stderr.readline(), 4 * TIMEOUT)).decode()
+            if not line:
+                await process.wait()
+                raise RuntimeError("server exited before listening:\n" + "".join(log))
+            log.append(line)
+            found = re.search(r"listening on \S+:(\d+)", line)
+            if found:
+                server = cls(process, int(found.group(1)), log)
+                server._drain_task = asyncio.create_task(server._drain())
+                return server
+
+    async def _drain(self) -> None:
+        assert self.process.stderr is not None
+        async for line in self.process.stderr:
+            self.log.append(line.decode())
+
+    async def wait(self, timeout: float = 4 * TIMEOUT) -> int:
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        if self._drain_task is not None:
+            await self._drain_task
+        return code
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.wait()
+
+
+async def run_command(*args: str, timeout: float = 4 * TIMEOUT) -> tuple[int, str, str]:
+    """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chat_server",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -1,0 +1,353 @@
+"""The SQLite history store: the default, so history survives restarts.
+
+Writes never run on the event loop. `append` and `set_topic` put work on a
+queue; one writer thread takes everything queued, commits it in a single
+transaction (group commit) and hands the batch's callbacks back to the loop
+with one `call_soon_threadsafe`, in the order the work arrived. Reads run on
+a second thread with their own connection: WAL lets them proceed while the
+writer commits.
+
+A sidecar lock file (`<db>.lock`, held with `flock`) keeps a second server
+from writing the same database; SQLite's own locks would only make the two
+take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
+
+__all__ = ["SCHEMA_VERSION", "HistoryReader", "SqliteStore", "open_database"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Each entry upgrades the schema from version N to N + 1 (PRAGMA user_version).
+# A later release appends to this list; it never edits a shipped entry.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE messages (
+        room_id INTEGER NOT NULL REFERENCES rooms (id),
+        seq INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        action INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        PRIMARY KEY (room_id, seq)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+# Columns as StoredMessage wants them; `room` is filled in by the caller.
+_SELECT = "SELECT seq, sender, text, action, ts_ms FROM messages WHERE room_id = ?"
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (room_id, seq, sender, text, action, ts_ms) "
+    "VALUES ((SELECT id FROM rooms WHERE name = ?), ?, ?, ?, ?, ?)"
+)
+_INSERT_ROOM = "INSERT OR IGNORE INTO rooms (name) VALUES (?)"
+_SET_TOPIC = "UPDATE rooms SET topic = ? WHERE name = ?"
+_BUSY_TIMEOUT_MS: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One queued write: SQL, its parameters, and who to tell when it is committed."""
+
+    sql: str
+    params: tuple[object, ...]
+    done: CommitCallback | None
+
+
+_STOP: Final = _Write("", (), None)
+
+
+def open_database(path: str, *, read_only: bool = False) -> sqlite3.Connection:
+    """Open `path` with the pragmas this store relies on. Raises `StoreError`."""
+    try:
+        if read_only:
+            uri = Path(path).resolve().as_uri() + "?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if not read_only:
+            connection.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before anyone is told about the message.
+            connection.execute("PRAGMA synchronous = FULL")
+        return connection
+    except sqlite3.Error as exc:
+        raise _store_error(path, exc) from exc
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(f"{path} is not an SQLite database, or it is damaged ({text})")
+    if "malformed" in text:
+        return StoreError(f"{path} is damaged ({text}); restore a backup or move it aside")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path} is locked by another program ({text})")
+    if "readonly" in text or "unable to open" in text:
+        return StoreError(f"cannot write {path} ({text}); check the path and its permissions")
+    return StoreError(f"{path}: {text}")
+
+
+def migrate(connection: sqlite3.Connection, path: str) -> None:
+    """Bring the schema up to SCHEMA_VERSION, refusing a database from a newer release."""
+    try:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} was written by a newer release (schema {version}; "
+                f"this one knows up to {SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            connection.execute("BEGIN IMMEDIATE")
+            for statement in MIGRATIONS[target - 1].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {target}")
+            connection.execute("COMMIT")
+            log.info("history schema upgraded to version %d", target)
+    except sqlite3.Error as exc:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise _store_error(path, exc) from exc
+
+
+def load_rooms(connection: sqlite3.Connection) -> dict[str, RoomRecord]:
+    """Every stored room with its topic and last seq (one indexed lookup per room)."""
+    rows = connection.execute(
+        "SELECT name, topic, (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id) FROM rooms"
+    ).fetchall()
+    return {name: RoomRecord(name, topic, last or 0) for name, topic, last in rows}
+
+
+class HistoryReader:
+    """History queries on one connection, used from one thread only."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._room_ids: dict[str, int] = {}
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def latest(self, room: str, limit: int) -> HistoryPage:
+        rows = self._query(room, " ORDER BY seq DESC LIMIT ?", limit + 1)
+        return self._page(room, rows[:limit][::-1], more=len(rows) > limit)
+
+    def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        rows = self._query(room, " AND seq < ? ORDER BY seq DESC LIMIT ?", seq, limit + 1)
+        return self._page(room, rows[:limit][::-1], more=len(rows) > limit)
+
+    def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        rows = self._query(room, " AND seq > ? ORDER BY seq LIMIT ?", seq, limit + 1)
+        return self._page(room, rows[:limit], more=len(rows) > limit)
+
+    def _query(self, room: str, tail: str, *params: object) -> list[tuple[int, str, str, int, int]]:
+        room_id = self._room_id(room)
+        if room_id is None:
+            return []
+        return self._connection.execute(_SELECT + tail, (room_id, *params)).fetchall()
+
+    def _room_id(self, room: str) -> int | None:
+        found = self._room_ids.get(room)
+        if found is None:
+            row = self._connection.execute(
+                "SELECT id FROM rooms WHERE name = ?", (room,)
+            ).fetchone()
+            if row is None:
+                return None
+            found = self._room_ids[room] = int(row[0])
+        return found
+
+    @staticmethod
+    def _page(room: str, rows: Sequence[tuple[int, str, str, int, int]], more: bool) -> HistoryPage:
+        messages = [
+            StoredMessage(room, seq, sender, text, bool(action), ts_ms)
+            for seq, sender, text, action, ts_ms in rows
+        ]
+        return HistoryPage(messages, more)
+
+
+class SqliteStore(Store):
+    """Rooms, topics and messages in one SQLite file (WAL mode, group commit)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[_Write] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader: HistoryReader | None = None
+        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        self._lock_fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._stopped: asyncio.Future[None] | None = None
+
+    async def open(self) -> dict[str, RoomRecord]:
+        self._loop = asyncio.get_running_loop()
+        return await self._loop.run_in_executor(self._read_pool, self._open_blocking)
+
+    def _open_blocking(self) -> dict[str, RoomRecord]:
+        self._lock_fd = _take_lock(self.path)
+        try:
+            writer = open_database(self.path)
+            migrate(writer, self.path)
+            try:
+                rooms = load_rooms(writer)
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+            self._reader = HistoryReader(open_database(self.path, read_only=True))
+        except BaseException:
+            _release_lock(self._lock_fd)
+            self._lock_fd = None
+            raise
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(writer,), name="history-writer", daemon=True
+        )
+        self._writer.start()
+        return rooms
+
+    def create_room(self, room: str) -> None:
+        self._put(_Write(_INSERT_ROOM, (room,), None))
+
+    def append(self, message: StoredMessage, done: CommitCallback) -> None:
+        params = (message.room, message.seq, message.sender, message.text)
+        self._put(_Write(_INSERT_MESSAGE, (*params, int(message.action), message.ts_ms), done))
+
+    def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
+        self._put(_Write(_SET_TOPIC, (topic, room), done))
+
+    def _put(self, write: _Write) -> None:
+        if self._closing:
+            if write.done is not None:
+                write.done(StoreError("the history store is closed"))
+            return
+        self._queue.put(write)
+
+    async def latest(self, room: str, limit: int) -> HistoryPage:
+        return await self._read(lambda reader: reader.latest(room, limit))
+
+    async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        return await self._read(lambda reader: reader.before(room, seq, limit))
+
+    async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        return await self._read(lambda reader: reader.after(room, seq, limit))
+
+    async def _read(self, query: Callable[[HistoryReader], T]) -> T:
+        reader, loop = self._reader, self._loop
+        if reader is None or loop is None:
+            raise StoreError("the history store is not open")
+        return await loop.run_in_executor(self._read_pool, query, reader)
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await loop.run_in_executor(None, self._writer.join)
+        if self._reader is not None:
+            await loop.run_in_executor(self._read_pool, self._reader.close)
+        self._read_pool.shutdown(wait=True)
+        _release_lock(self._lock_fd)
+        self._lock_fd = None
+
+    # -- writer thread -------------------------------------------------------
+
+    def _write_loop(self, connection: sqlite3.Connection) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while True:  # group commit: take everything already queued
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = batch[-1] is _STOP
+                if stop:
+                    batch.pop()
+                if batch:
+                    self._commit(connection, batch)
+                if stop:
+                    return
+        finally:
+            connection.close()
+
+    def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
+        error: BaseException | None = None
+        try:
+            connection.execute("BEGIN")
+            for sql, rows in _runs(batch):
+                connection.executemany(sql, rows)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("history commit of %d writes failed: %s", len(batch), exc)
+            error = _store_error(self.path, exc)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        callbacks = [write.done for write in batch if write.done is not None]
+        if callbacks and self._loop is not None:
+            self._loop.call_soon_threadsafe(_run_callbacks, callbacks, error)
+
+
+def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """Consecutive writes of the same statement, so each run is one executemany."""
+    runs: list[tuple[str, list[tuple[object, ...]]]] = []
+    for write in batch:
+        if runs and runs[-1][0] is write.sql:
+            runs[-1][1].append(write.params)
+        else:
+            runs.append((write.sql, [write.params]))
+    return runs
+
+
+def _run_callbacks(callbacks: list[CommitCallback], error: BaseException | None) -> None:
+    for done in callbacks:
+        try:
+            done(error)
+        except Exception:
+            log.exception("commit callback failed")
+
+
+def _take_lock(path: str) -> int | None:
+    """Hold `<path>.lock` so a second server on the same file fails at start-up."""
+    if path.startswith("file:"):
+        return None
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot write {lock_path} ({exc.strerror}); check the path") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(f"{path} is in use by another chat-server (it holds {lock_path})") from exc
+    return fd
+
+
+def _release_lock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
