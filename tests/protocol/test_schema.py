@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
 from protocol import encode
@@ -188,6 +189,5 @@ def test_usage_error_without_the_schema_argument() -> None:
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     for side in ("client", "server"):
-        jsonschema.Draft202012Validator.check_schema(printed_schema()[side])
+        Draft202012Validator.check_schema(printed_schema()[side])
