@@ -1,0 +1,28 @@
+"""The chat client: an asyncio library (`ChatClient`) and the Textual TUI (`chat-client`)."""
+
+from __future__ import annotations
+
+from .connection import ChatClient, ClientSettings
+from .events import (
+    ChatClientError,
+    ClientEvent,
+    Connected,
+    Connecting,
+    Disconnected,
+    NotConnectedError,
+    RequestError,
+    RoundTrip,
+)
+
+__all__ = [
+    "ChatClient",
+    "ChatClientError",
+    "ClientEvent",
+    "ClientSettings",
+    "Connected",
+    "Connecting",
+    "Disconnected",
+    "NotConnectedError",
+    "RequestError",
+    "RoundTrip",
+]
