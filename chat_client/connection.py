@@ -20,13 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from protocol import (
     Ack,
     Bye,
     ChangeNick,
     ChatMessage,
+    ErrorCode,
     ErrorReply,
     GetHistory,
     HistoryPage,
@@ -228,6 +229,7 @@ class ChatClient:
         reconnect unless the replayed history shows the server already has it.
         """
         room = room.removeprefix("#")
+        _checked(lambda: Say(room=room, text=text, action=action))
         pending = _PendingSay(room, text, action, asyncio.get_running_loop().create_future())
         self._says.append(pending)
         try:
@@ -307,7 +309,7 @@ class ChatClient:
         request_id = f"c{next(self._ids)}"
         future = self._pending[request_id] = asyncio.get_running_loop().create_future()
         try:
-            self._write(encode(build(request_id)))
+            self._write(encode(_checked(lambda: build(request_id))))
             reply = await future
         finally:
             self._pending.pop(request_id, None)
@@ -582,3 +584,21 @@ class ChatClient:
 
     def _emit(self, event: ClientEvent) -> None:
         self._events.put_nowait(event)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _checked(build: Callable[[], M]) -> M:
+    """Build a request, turning a local validation failure into the server's error code."""
+    try:
+        return build()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        code = first["type"] if first["type"] in _WIRE_CODES else ErrorCode.INVALID_MESSAGE
+        field = ".".join(str(part) for part in first["loc"])
+        message = first["msg"] if code != ErrorCode.INVALID_MESSAGE else f"{field}: {first['msg']}"
+        raise RequestError(str(code), message) from None
+
+
+_WIRE_CODES = frozenset(code.value for code in ErrorCode)

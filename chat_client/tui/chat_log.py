@@ -54,7 +54,7 @@ class ChatLog(ScrollView, can_focus=True):
         """Replace everything with `entries` and scroll to the newest."""
         self._entries = deque(entries)
         self._rewrap()
-        self.scroll_end(animate=False, immediate=True)
+        self.scroll_end(animate=False)
 
     def append(self, entries: list[LogEntry]) -> None:
         if not entries:
@@ -68,7 +68,7 @@ class ChatLog(ScrollView, can_focus=True):
         self._trim()
         self._resized()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+            self.scroll_end(animate=False)
 
     def prepend(self, entries: list[LogEntry]) -> None:
         """Older entries go above; the lines in view stay where they are."""
@@ -83,8 +83,10 @@ class ChatLog(ScrollView, can_focus=True):
         self._entries.extendleft(reversed(entries))
         self._line_counts.extendleft(reversed(counts))
         self._lines[:0] = added
+        target = self.scroll_y + len(added)
         self._resized()
-        self.scroll_to(y=self.scroll_y + len(added), animate=False, immediate=True)
+        # After the refresh, when the new height is known and the scroll is not clamped.
+        self.call_after_refresh(self.scroll_to, y=target, animate=False)
 
     def clear(self) -> None:
         self.show([])
@@ -123,7 +125,7 @@ class ChatLog(ScrollView, can_focus=True):
             at_bottom = self.scroll_y >= self.max_scroll_y - 1
             self._rewrap()
             if at_bottom:
-                self.scroll_end(animate=False, immediate=True)
+                self.scroll_end(animate=False)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

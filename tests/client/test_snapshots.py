@@ -1,0 +1,119 @@
+"""Snapshots of the main screen and the connect screen.
+
+`snap_compare` runs the app on its own event loop, so the server runs on a
+thread of its own. Timestamps in the log are fixed and shown in UTC so the
+pictures do not depend on the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from chat_client import ClientSettings
+from chat_client.settings import LastConnection, save_last
+from chat_client.tui.app import ChatApp, StartOptions
+from chat_server.server import ChatServer
+from protocol import ChatMessage, DirectMessage, Joined, TopicChanged
+from tests.support import TIMEOUT, make_config
+
+SnapCompare = Callable[..., bool]
+SIZE = (100, 24)
+
+
+@pytest.fixture(autouse=True)
+def utc_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    path = tmp_path / "client.json"
+    monkeypatch.setenv("CHAT_CLIENT_CONFIG", str(path))
+    yield path
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[int]:
+    """A real server on its own loop and thread; yields its port."""
+    loop = asyncio.new_event_loop()
+    server = ChatServer(make_config())
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_until_complete(server.serve_forever())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(TIMEOUT)
+    yield server.port
+    asyncio.run_coroutine_threadsafe(server.close(), loop).result(TIMEOUT)
+    thread.join(TIMEOUT)
+    loop.close()
+
+
+def scripted_events() -> list[object]:
+    day = "2026-11-23T"
+    room = "lobby"
+    return [
+        Joined(room="lobby", nick="bob", ts=day + "09:58:00.000Z"),
+        TopicChanged(room="lobby", topic="standup at 10", by="bob", ts=day + "09:59:00.000Z"),
+        ChatMessage(room=room, seq=1, sender="bob", text="morning all", ts=day + "10:00:00.000Z"),
+        ChatMessage(
+            room="lobby", seq=2, sender="carol", text="[bold]not bold[/]", ts=day + "10:01:00.000Z"
+        ),
+        ChatMessage(
+            room="lobby",
+            seq=3,
+            sender="bob",
+            text="alice: can you look at\nthe build?",
+            ts=day + "10:02:00.000Z",
+        ),
+        ChatMessage(
+            room="lobby", seq=4, sender="alice", text="on it", action=True, ts=day + "10:03:00.000Z"
+        ),
+        ChatMessage(room="dev", seq=1, sender="carol", text="deploy", ts=day + "10:04:00.000Z"),
+        DirectMessage(sender="carol", to="alice", text="lunch?", ts=day + "10:05:00.000Z"),
+    ]
+
+
+async def settle_main_screen(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not (app.client and {"lobby", "dev"} <= set(app.client.rooms)):
+        assert loop.time() < deadline, "the client did not join"
+        await pilot.pause(0.02)
+    await pilot.pause(0.1)
+    for key in list(app.conversations.by_key):
+        app.conversations.get(key).entries.clear()
+    app.conversations.get("#lobby").members = ["alice", "bob", "carol"]
+    app._apply(scripted_events())  # type: ignore[arg-type]
+    app._switch_to("#lobby")
+    await pilot.pause(0.1)
+
+
+def test_main_screen(snap_compare: SnapCompare, threaded_server: int) -> None:
+    options = StartOptions(
+        host="127.0.0.1",
+        port=threaded_server,
+        nick="alice",
+        rooms=("lobby", "dev"),
+        remember=False,
+        settings=ClientSettings(ping_interval=3600),
+    )
+    assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_main_screen)
+
+
+def test_connect_screen(snap_compare: SnapCompare, utc_and_config: Path) -> None:
+    save_last(LastConnection(host="chat.example.lan", port=7777, nick="alice", rooms=["lobby"]))
+    assert snap_compare(ChatApp(StartOptions()), terminal_size=SIZE)
