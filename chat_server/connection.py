@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import socket
 import time
@@ -31,6 +32,7 @@ from protocol import (
     encode,
     encode_ack,
 )
+from protocol.limits import MAX_ID
 
 from .json_session import JsonSession
 from .outbox import Outgoing, RoomBatch
@@ -166,7 +168,8 @@ class ClientConnection(asyncio.Protocol):
         self.next_ping = now + self._context.config.ping_interval
         bucket = self._bucket
         if bucket is not None and not bucket.allow(now):
-            self._refuse(ErrorCode.RATE_LIMITED, "too many lines; slow down")
+            request_id = None if self._text_mode else _request_id(line)
+            self._refuse(ErrorCode.RATE_LIMITED, "too many lines; slow down", request_id)
             return
         if self._busy:
             if self._backlog is None:
@@ -209,11 +212,11 @@ class ClientConnection(asyncio.Protocol):
                 self._paused = False
                 self._transport.resume_reading()
 
-    def _refuse(self, code: ErrorCode, message: str) -> None:
+    def _refuse(self, code: ErrorCode, message: str, re: str | None = None) -> None:
         if self._text_mode:
             self.send_text(f"! {message} ({code})\n")
         else:
-            self.send_message(ErrorReply(code=code, message=message))
+            self.send_message(ErrorReply(code=code, message=message, re=re))
 
     # -- output (the Member / SessionHost interface) -------------------------------
 
@@ -320,6 +323,16 @@ class ClientConnection(asyncio.Protocol):
     def is_json(self) -> bool:
         """Pinged and timed out: JSON clients, and those that have not spoken yet."""
         return not self._text_mode
+
+
+def _request_id(line: bytes) -> str | None:
+    """The `id` of a line refused unread (rate limit), so its error can carry it as `re`."""
+    try:
+        found = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    request_id = found.get("id") if isinstance(found, dict) else None
+    return request_id if isinstance(request_id, str) and len(request_id) <= MAX_ID else None
 
 
 def _tune_socket(sock: socket.socket | None) -> None:

@@ -1,0 +1,110 @@
+"""`python -m chat_server` as a real process: signals, exit codes and command-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+
+import pytest
+
+from tests.server.helpers import Clients
+from tests.support import TIMEOUT, ServerProcess, run_command
+
+FLAGS = [
+    "--host",
+    "--port",
+    "--db",
+    "--name",
+    "--motd",
+    "--password",
+    "--rate",
+    "--burst",
+    "--max-line",
+    "--max-text",
+    "--send-buffer",
+    "--ping-interval",
+    "--idle-timeout",
+    "--max-per-ip",
+    "--log-level",
+]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_says_bye_shutdown_and_exits_zero(
+    clients: Clients, signum: signal.Signals
+) -> None:
+    server = await ServerProcess.start("--db", ":memory:", "--name", "proc-test")
+    try:
+        alice = await clients.connect(server.port)
+        hello = await alice.recv()
+        assert hello["server"] == "proc-test"
+        await alice.request({"type": "hello", "nick": "alice"})
+        await alice.request({"type": "join", "room": "lobby"})
+        text_user = await clients.open(server.port)
+        await text_user.send_raw(b"bob\n")
+        await alice.expect("joined", nick="bob")
+        for number in range(50):  # output still in flight when the signal lands
+            await alice.send({"type": "say", "room": "lobby", "text": f"m{number}"})
+        await alice.expect("message", seq=1)
+        server.process.send_signal(signum)
+
+        bye = await alice.expect("bye")
+        assert bye == {"type": "bye", "reason": "shutdown"}
+        assert await alice.reader.read() == b""
+        seqs = [m["seq"] for m in alice.seen if m["type"] == "message"]
+        assert seqs == list(range(1, len(seqs) + 1))
+        lines = []
+        while line := await asyncio.wait_for(text_user.reader.readline(), TIMEOUT):
+            lines.append(line.decode())
+        assert lines[-1] == "* bye (shutdown)\n"
+        assert await server.wait() == 0
+    finally:
+        await server.kill()
+    log = "".join(server.log)
+    assert "Traceback" not in log, log
+
+
+async def test_bad_flag_values_are_one_line_errors() -> None:
+    cases = [
+        (["--port", "abc"], "port"),
+        (["--port", "70000"], "port"),
+        (["--rate", "-1"], "rate"),
+        (["--burst", "0"], "burst"),
+        (["--max-line", "10"], "line"),
+        (["--max-text", "many"], "text"),
+        (["--send-buffer", "-5"], "send"),
+        (["--ping-interval", "soon"], "interval"),
+        (["--idle-timeout", "0"], "timeout"),
+        (["--max-per-ip", "-1"], "connection"),
+        (["--log-level", "loud"], "log-level"),
+        (["--no-such-flag"], "no-such-flag"),
+    ]
+    results = await asyncio.gather(*(run_command(*args) for args, _ in cases))
+    for (args, named), (code, out, err) in zip(cases, results, strict=True):
+        assert code == 2, (args, code, err)
+        assert out == "", args
+        assert "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, (args, err)
+        assert err.startswith("chat-server: error:") and named in err, (args, err)
+
+
+async def test_port_in_use_is_a_clear_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await run_command("--host", "127.0.0.1", "--port", str(port))
+    assert code != 0 and out == ""
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert f"port {port} is already in use" in last, err
+
+
+async def test_help_mentions_every_flag() -> None:
+    code, out, err = await run_command("--help")
+    assert code == 0, err
+    for flag in FLAGS:
+        assert flag in out, flag
+    code, out, _ = await run_command("history", "--help")
+    assert code == 0 and "--limit" in out and "--db" in out
