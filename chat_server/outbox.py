@@ -11,6 +11,7 @@ open batch, then writes each dirty connection's outbox.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from .rooms import Room
 
 __all__ = ["Flusher", "Outgoing", "RoomBatch", "Writable"]
+
+log = logging.getLogger(__name__)
 
 
 class Outgoing:
@@ -68,20 +71,26 @@ class Outgoing:
 class RoomBatch:
     """The broadcasts one room makes during one loop pass, shared by all its members."""
 
-    __slots__ = ("_json", "_text", "items")
+    __slots__ = ("_json", "_text", "items", "sealed")
 
     def __init__(self) -> None:
         self.items: list[Outgoing] = []
         self._json: bytes | None = None
         self._text: bytes | None = None
+        # Once any member has taken the bytes, nothing may be added: a later broadcast
+        # (say, a `left` sent while the flusher drops a slow consumer) needs a new batch,
+        # or members already written would never get it.
+        self.sealed = False
 
     def json(self) -> bytes:
+        self.sealed = True
         if self._json is None:
             items = self.items
             self._json = items[0].json if len(items) == 1 else b"".join([o.json for o in items])
         return self._json
 
     def text(self, render: Callable[[BaseModel], str]) -> bytes:
+        self.sealed = True
         if self._text is None:
             self._text = b"".join([o.text(render) for o in self.items])
         return self._text
@@ -123,4 +132,7 @@ class Flusher:
             room.batch = None
         dirty, self._dirty = self._dirty, []
         for connection in dirty:
-            connection.flush()
+            try:
+                connection.flush()
+            except Exception:  # one broken connection must not stall everyone after it
+                log.exception("flushing a connection failed")

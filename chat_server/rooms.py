@@ -83,7 +83,7 @@ class Room:
     def broadcast(self, out: Outgoing) -> None:
         """Queue `out` for every member, in order with the room's other broadcasts."""
         batch = self.batch
-        if batch is None:
+        if batch is None or batch.sealed:
             batch = self.batch = RoomBatch()
             self._flusher.batch_opened(self)
             for member in self.members:
