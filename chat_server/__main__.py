@@ -63,6 +63,9 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(config: ServerConfig) -> None:
+    # The history writer thread needs the GIL briefly for every commit; with the default
+    # 5 ms switch interval a busy event loop makes each commit (and so each ack) wait.
+    sys.setswitchinterval(0.0005)
     server = ChatServer(config)
     try:
         await server.start()
