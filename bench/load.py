@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -310,10 +311,10 @@ def run_load_cell(
         result.ok = False
         result.integrity = "FAILED (no message was sent)"
     else:
+        others = f", the other {matched} received byte-identical streams" if matched else ""
         result.integrity = (
             f"ok ({total:,} messages, no loss, duplication or reordering; every message "
-            f"checked by {checked} clients, the other {matched} received byte-identical "
-            "streams)"
+            f"checked by {checked} clients{others})"
         )
     return result
 
@@ -378,6 +379,10 @@ def run_cell(scenario: Scenario, spec: TargetSpec, repeat: int, opts: Options) -
         if result.stored != result.messages:
             result.ok = False
             result.integrity += f"; store has {result.stored} rows, {result.messages} sent"
+    if result.ok:
+        shutil.rmtree(target.workdir, ignore_errors=True)
+    else:
+        result.notes.append(f"server log and data kept in {target.workdir}")
     return result
 
 
