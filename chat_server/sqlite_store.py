@@ -77,7 +77,7 @@ class _Write:
     done: CommitCallback | None
 
 
-_STOP: Final = _Write("", (), None)
+_STOP: Final[list[_Write]] = []  # an empty hand-over tells the writer to finish
 
 
 def open_database(path: str, *, read_only: bool = False) -> sqlite3.Connection:
@@ -197,7 +197,8 @@ class SqliteStore(Store):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[_Write] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Write]] = queue.SimpleQueue()
+        self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
         self._writer: threading.Thread | None = None
         self._reader: HistoryReader | None = None
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
@@ -245,7 +246,22 @@ class SqliteStore(Store):
             if write.done is not None:
                 write.done(StoreError("the history store is closed"))
             return
-        self._queue.put(write)
+        if not self._gathering:
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._hand_over)
+        self._gathering.append(write)
+
+    def _hand_over(self) -> None:
+        """Give the writer one loop pass's writes at once.
+
+        Handing each write over as it is made would wake the writer on the first
+        one and split a pass's messages over several commits, each of which then
+        costs a broadcast pass (one write per member) of its own.
+        """
+        writes, self._gathering = self._gathering, []
+        if writes:
+            self._queue.put(writes)
 
     async def latest(self, room: str, limit: int) -> HistoryPage:
         return await self._read(lambda reader: reader.latest(room, limit))
@@ -268,6 +284,7 @@ class SqliteStore(Store):
         self._closing = True
         loop = asyncio.get_running_loop()
         if self._writer is not None:
+            self._hand_over()
             self._queue.put(_STOP)
             await loop.run_in_executor(None, self._writer.join)
         if self._reader is not None:
@@ -281,15 +298,15 @@ class SqliteStore(Store):
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         try:
             while True:
-                batch = [self._queue.get()]
-                while True:  # group commit: take everything already queued
+                batch = list(self._queue.get())
+                stop = not batch
+                while not stop:  # group commit: take everything already queued
                     try:
-                        batch.append(self._queue.get_nowait())
+                        writes = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                stop = batch[-1] is _STOP
-                if stop:
-                    batch.pop()
+                    batch.extend(writes)
+                    stop = not writes
                 if batch:
                     self._commit(connection, batch)
                 if stop:
