@@ -419,7 +419,7 @@ class ChatClient:
                         return
                     reason = str(exc)
                 except (OSError, TimeoutError, NotConnectedError) as exc:
-                    reason = str(exc) or type(exc).__name__
+                    reason = _plain_reason(exc)
                 else:
                     attempt = 0
                     break
@@ -602,3 +602,14 @@ def _checked(build: Callable[[], M]) -> M:
 
 
 _WIRE_CODES = frozenset(code.value for code in ErrorCode)
+
+
+def _plain_reason(exc: BaseException) -> str:
+    """Why a connection attempt failed, in words a person can act on."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "the server is not accepting connections"
+    if isinstance(exc, TimeoutError):
+        return "the server did not answer"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__

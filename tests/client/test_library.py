@@ -191,3 +191,13 @@ async def test_closed_client_refuses_requests(server: ChatServer) -> None:
     await alice.close()
     with pytest.raises(NotConnectedError):
         await alice.who("lobby")
+
+
+def test_connection_failures_are_explained_in_plain_words() -> None:
+    from chat_client.connection import _plain_reason
+
+    assert _plain_reason(ConnectionRefusedError(111, "Connect call failed")) == (
+        "the server is not accepting connections"
+    )
+    assert _plain_reason(TimeoutError()) == "the server did not answer"
+    assert _plain_reason(OSError(113, "No route to host")) == "no route to host"
