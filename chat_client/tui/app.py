@@ -57,6 +57,7 @@ from .text import literal
 __all__ = ["ChatApp", "StartOptions"]
 
 OLDER_PAGE = 100
+NARROW = 90  # columns
 REGISTRATION_PROBLEMS = frozenset({"nick_taken", "invalid_nick", "auth_failed"})
 
 
@@ -80,8 +81,9 @@ class ChatApp(App[None]):
     CSS = """
     #topic { height: 1; background: $primary-background; color: $text; padding: 0 1; }
     #body { height: 1fr; }
-    #rooms { width: 24; height: 1fr; border: none; border-right: solid $primary-background; }
-    #members { width: 20; height: 1fr; border: none; border-left: solid $primary-background; }
+    #rooms { width: 18; height: 1fr; border: none; border-right: solid $primary-background; }
+    #members { width: 16; height: 1fr; border: none; border-left: solid $primary-background; }
+    ChatApp.-narrow #members { display: none; }
     #log { width: 1fr; }
     #status { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     #input { border: none; height: 1; padding: 0 1; }
@@ -127,7 +129,12 @@ class ChatApp(App[None]):
     def log_view(self) -> ChatLog:
         return self.query_one("#log", ChatLog)
 
+    def on_resize(self) -> None:
+        # Below 90 columns the log needs the members' room more than they do (/who lists them).
+        self.set_class(self.size.width < NARROW, "-narrow")
+
     def on_mount(self) -> None:
+        self.on_resize()
         self.set_interval(1.0, self._refresh_status)
         self._refresh_status()
         options = self.options

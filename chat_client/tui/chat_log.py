@@ -24,10 +24,14 @@ __all__ = ["ChatLog"]
 
 
 class ChatLog(ScrollView, can_focus=True):
-    """Shows one conversation's entries, newest at the bottom."""
+    """Shows one conversation's entries, newest at the bottom.
+
+    The vertical scrollbar is always there, so the wrap width does not change when
+    the log first outgrows the screen.
+    """
 
     DEFAULT_CSS = """
-    ChatLog { background: $surface; padding: 0 1; }
+    ChatLog { background: $surface; padding: 0 1; overflow-y: scroll; }
     """
 
     class NearTop(Message):

@@ -274,3 +274,13 @@ async def test_connect_screen_shows_a_taken_nick(start_server: StartServer) -> N
         problem = str(app.screen.query_one("#problem").render())
         assert "alice" in problem and "taken" in problem
     await taken.close()
+
+
+async def test_narrow_terminal_hides_the_member_list(server: ChatServer) -> None:
+    app = make_app(server.port)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        assert not app.query_one("#members").display
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause(0.05)
+        assert app.query_one("#members").display
