@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -129,12 +129,15 @@ class ChatApp(App[None]):
     def log_view(self) -> ChatLog:
         return self.query_one("#log", ChatLog)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
         # Below 90 columns the log needs the members' room more than they do (/who lists them).
-        self.set_class(self.size.width < NARROW, "-narrow")
+        self.set_class(width < NARROW, "-narrow")
 
     def on_mount(self) -> None:
-        self.on_resize()
+        self._fit(self.size.width)
         self.set_interval(1.0, self._refresh_status)
         self._refresh_status()
         options = self.options
