@@ -38,6 +38,7 @@ class ServerContext:
         self.loop = loop
         self.flusher = Flusher(loop)
         self.hub = ChatHub(config, store, self.flusher)
+        store.after_commits = self.flusher.flush_all
         self.connections: set[ClientConnection] = set()
         self.hello_line = encode(
             ServerHello(

@@ -328,7 +328,16 @@ class SqliteStore(Store):
                 connection.execute("ROLLBACK")
         callbacks = [write.done for write in batch if write.done is not None]
         if callbacks and self._loop is not None:
-            self._loop.call_soon_threadsafe(_run_callbacks, callbacks, error)
+            self._loop.call_soon_threadsafe(self._run_callbacks, callbacks, error)
+
+    def _run_callbacks(self, callbacks: list[CommitCallback], error: BaseException | None) -> None:
+        for done in callbacks:
+            try:
+                done(error)
+            except Exception:
+                log.exception("commit callback failed")
+        if self.after_commits is not None:
+            self.after_commits()
 
 
 def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
@@ -340,14 +349,6 @@ def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
         else:
             runs.append((write.sql, [write.params]))
     return runs
-
-
-def _run_callbacks(callbacks: list[CommitCallback], error: BaseException | None) -> None:
-    for done in callbacks:
-        try:
-            done(error)
-        except Exception:
-            log.exception("commit callback failed")
 
 
 def _take_lock(path: str) -> int | None:

@@ -83,6 +83,11 @@ class HistoryPage:
 class Store(abc.ABC):
     """Where rooms, topics and messages live."""
 
+    # Called on the loop after each batch of commit callbacks has run. The server
+    # flushes output here, so committed messages go out in the same loop pass
+    # instead of waiting behind the next pass's reads.
+    after_commits: Callable[[], None] | None = None
+
     @abc.abstractmethod
     async def open(self) -> dict[str, RoomRecord]:
         """Open the store; return every known room. Raises `StoreError`."""

@@ -251,3 +251,27 @@ async def fill(path: Path, room: str, count: int) -> None:
         store.append(StoredMessage(room, seq, "filler", f"m{seq}", False, 1_700_000_000_000), done)
     await committed
     await store.close()
+
+
+async def test_after_commits_runs_once_a_batch_of_callbacks_has_run(tmp_path: Path) -> None:
+    # The server flushes output in this hook, so it must come after the callbacks
+    # that queued the broadcasts, not before them.
+    store = SqliteStore(str(tmp_path / "h.db"))
+    await store.open()
+    events: list[str] = []
+    flushed = asyncio.Event()
+
+    def after_commits() -> None:
+        events.append("after")
+        flushed.set()
+
+    store.after_commits = after_commits
+    try:
+        store.create_room("lobby")
+        for seq in (1, 2, 3):
+            message = StoredMessage("lobby", seq, "alice", f"m{seq}", False, 0)
+            store.append(message, lambda error, seq=seq: events.append(f"done {seq} {error}"))
+        await asyncio.wait_for(flushed.wait(), 10)
+        assert events == ["done 1 None", "done 2 None", "done 3 None", "after"]
+    finally:
+        await store.close()
