@@ -14,7 +14,7 @@ pydantic's JSON validator; there is no `json.loads` on the good path.
 from __future__ import annotations
 
 import json
-import re
+from json.encoder import encode_basestring
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -45,7 +45,6 @@ _FIELD_CODES = {
 }
 _DEFAULT_CONTEXT = {"max_text": MAX_TEXT_CHARS}
 _T = TypeVar("_T")
-_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII that JSON does not escape
 
 
 def encode(message: BaseModel) -> bytes:
@@ -57,10 +56,7 @@ def encode(message: BaseModel) -> bytes:
 
 def encode_ack(request_id: str, seq: int | None = None) -> bytes:
     """`encode(Ack(re=request_id, seq=seq))`, without building a model: one per `say`."""
-    if _PLAIN.fullmatch(request_id):
-        re_json = b'"%s"' % request_id.encode()
-    else:
-        re_json = json.dumps(request_id, ensure_ascii=False).encode()
+    re_json = encode_basestring(request_id).encode()
     if seq is None:
         return b'{"type":"ack","re":%s}\n' % re_json
     return b'{"type":"ack","re":%s,"seq":%d}\n' % (re_json, seq)
@@ -79,7 +75,7 @@ def encode_chat_message(
             room.encode(),
             seq,
             sender.encode(),
-            json.dumps(text, ensure_ascii=False).encode(),
+            encode_basestring(text).encode(),  # what json.dumps(text, ensure_ascii=False) calls
             b"true" if action else b"false",
             ts.encode(),
         )
