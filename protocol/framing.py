@@ -49,24 +49,29 @@ class LineFramer:
             self._discarding = False
             data = data[newline + 1 :]
         buffer = self._buffer
-        scan_from = len(buffer)
-        buffer += data
-        start = 0
-        while (newline := buffer.find(b"\n", scan_from)) >= 0:
-            self._emit(bytes(buffer[start:newline]), out)
-            start = scan_from = newline + 1
-        if start:
-            del buffer[:start]
-        if len(buffer) > self.max_line + 1:
+        if buffer:
+            buffer += data
+            if b"\n" not in data:  # still unfinished: no copy, no rescan of the buffer
+                return self._check_overflow(out)
+            data = bytes(buffer)
             buffer.clear()
+        # One split in C beats a find loop: most reads end on a line boundary.
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        max_line = self.max_line
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if len(line) > max_line:
+                out.append(LineTooLong(max_line))
+            elif line.strip(_BLANK):
+                out.append(line)
+        buffer += rest
+        return self._check_overflow(out)
+
+    def _check_overflow(self, out: list[bytes | LineTooLong]) -> list[bytes | LineTooLong]:
+        if len(self._buffer) > self.max_line + 1:  # +1: room for a trailing \r
+            self._buffer.clear()
             self._discarding = True
             out.append(LineTooLong(self.max_line))
         return out
-
-    def _emit(self, line: bytes, out: list[bytes | LineTooLong]) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) > self.max_line:
-            out.append(LineTooLong(self.max_line))
-        elif line.strip(_BLANK):
-            out.append(line)
