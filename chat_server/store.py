@@ -137,14 +137,14 @@ class MemoryStore(Store):
         return {}
 
     def create_room(self, room: str) -> None:
-        self._rooms.setdefault(room, _MemoryRoom())
+        self._room(room)
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
-        self._rooms.setdefault(message.room, _MemoryRoom()).messages.append(message)
+        self._room(message.room).messages.append(message)
         done(None)
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
-        self._rooms.setdefault(room, _MemoryRoom()).topic = topic
+        self._room(room).topic = topic
         done(None)
 
     async def latest(self, room: str, limit: int) -> HistoryPage:
@@ -166,6 +166,12 @@ class MemoryStore(Store):
 
     async def close(self) -> None:
         return None
+
+    def _room(self, name: str) -> _MemoryRoom:
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = _MemoryRoom()
+        return room
 
     def _messages(self, room: str) -> list[StoredMessage]:
         found = self._rooms.get(room)
