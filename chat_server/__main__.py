@@ -86,8 +86,12 @@ async def _serve(config: ServerConfig) -> None:
 
 
 def _announce(server: ChatServer, config: ServerConfig) -> None:
-    where = "nowhere (history is not kept)" if config.db_path == MEMORY_DB else config.db_path
-    log.info("history: %s", where)
+    if config.db_path == MEMORY_DB:
+        log.info("history: nowhere (history is not kept)")
+    else:
+        log.info(
+            "history: %s%s", config.db_path, " (fsync on every commit)" if config.fsync else ""
+        )
     for host, port in server.addresses:
         shown = f"[{host}]" if ":" in host else host
         log.info("listening on %s:%d", shown, port)

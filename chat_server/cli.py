@@ -69,6 +69,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=None,
         help="SQLite history file, or :memory: to keep nothing (default: in your data directory)",
     )
+    p.add_argument(
+        "--fsync",
+        action="store_true",
+        help="flush every commit to disk, so the last messages survive a power cut too "
+        "(without it they survive a crash or kill of the server); costs some throughput",
+    )
     p.add_argument("--name", default=d.name, help="server name sent in the greeting")
     p.add_argument("--motd", default=None, help="message of the day sent in the greeting")
     p.add_argument(
@@ -131,6 +137,7 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         host=ns.host,
         port=ns.port,
         db_path=ns.db if ns.db is not None else MEMORY_DB,
+        fsync=ns.fsync,
         name=ns.name,
         motd=ns.motd if ns.motd is not None else ServerConfig().motd,
         password=password,

@@ -19,6 +19,7 @@ class ServerConfig:
     host: str | None = None  # None: every interface
     port: int = DEFAULT_PORT
     db_path: str = MEMORY_DB
+    fsync: bool = False  # SQLite synchronous=FULL: survive a power cut, at some throughput
     name: str = "chat-server"
     motd: str = "Welcome! With netcat? Type your nick and press Enter."
     password: str | None = None

@@ -105,7 +105,7 @@ class ChatServer:
     async def start(self) -> None:
         """Open the store and start listening. Raises StoreError or OSError."""
         loop = asyncio.get_running_loop()
-        store = self._store or _open_store(self.config.db_path)
+        store = self._store or _open_store(self.config.db_path, self.config.fsync)
         self._store = store
         records = await store.open()
         context = self._context = ServerContext(self.config, store, loop)
@@ -192,9 +192,9 @@ class ChatServer:
                 connection.ping()
 
 
-def _open_store(db_path: str) -> Store:
+def _open_store(db_path: str, fsync: bool) -> Store:
     if db_path == MEMORY_DB:
         return MemoryStore()
     from .sqlite_store import SqliteStore
 
-    return SqliteStore(db_path)
+    return SqliteStore(db_path, fsync=fsync)

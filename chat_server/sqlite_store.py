@@ -80,8 +80,11 @@ class _Write:
 _STOP: Final[list[_Write]] = []  # an empty hand-over tells the writer to finish
 
 
-def open_database(path: str, *, read_only: bool = False) -> sqlite3.Connection:
-    """Open `path` with the pragmas this store relies on. Raises `StoreError`."""
+def open_database(path: str, *, read_only: bool = False, fsync: bool = False) -> sqlite3.Connection:
+    """Open `path` with the pragmas this store relies on. Raises `StoreError`.
+
+    `fsync` makes every commit wait for the disk (`synchronous=FULL`).
+    """
     try:
         if read_only:
             uri = Path(path).resolve().as_uri() + "?mode=ro"
@@ -94,7 +97,8 @@ def open_database(path: str, *, read_only: bool = False) -> sqlite3.Connection:
             # NORMAL in WAL mode: a commit is in the WAL file before anyone is told about
             # the message, so a crash or kill -9 of the server loses nothing acknowledged;
             # the fsync happens at checkpoints (a power cut can lose the last commits).
-            connection.execute("PRAGMA synchronous = NORMAL")
+            # FULL also fsyncs the WAL on every commit.
+            connection.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
         return connection
     except sqlite3.Error as exc:
         raise _store_error(path, exc) from exc
@@ -195,8 +199,9 @@ class HistoryReader:
 class SqliteStore(Store):
     """Rooms, topics and messages in one SQLite file (WAL mode, group commit)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, fsync: bool = False) -> None:
         self.path = path
+        self._fsync = fsync
         self._queue: queue.SimpleQueue[list[_Write]] = queue.SimpleQueue()
         self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
         self._writer: threading.Thread | None = None
@@ -214,7 +219,7 @@ class SqliteStore(Store):
     def _open_blocking(self) -> dict[str, RoomRecord]:
         self._lock_fd = _take_lock(self.path)
         try:
-            writer = open_database(self.path)
+            writer = open_database(self.path, fsync=self._fsync)
             migrate(writer, self.path)
             try:
                 rooms = load_rooms(writer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ FLAGS = [
     "--host",
     "--port",
     "--db",
+    "--fsync",
     "--name",
     "--motd",
     "--password",
@@ -108,3 +110,17 @@ async def test_help_mentions_every_flag() -> None:
         assert flag in out, flag
     code, out, _ = await run_command("history", "--help")
     assert code == 0 and "--limit" in out and "--db" in out
+
+
+async def test_fsync_flag_is_logged_and_messages_flow(clients: Clients, tmp_path: Path) -> None:
+    server = await ServerProcess.start("--db", str(tmp_path / "h.db"), "--fsync")
+    try:
+        alice = await clients.connect(server.port)
+        await alice.recv()
+        await alice.request({"type": "hello", "nick": "alice"})
+        await alice.request({"type": "join", "room": "lobby"})
+        ack = await alice.request({"type": "say", "room": "lobby", "text": "on disk"})
+        assert ack["type"] == "ack" and ack["seq"] == 1
+    finally:
+        await server.kill()
+    assert "(fsync on every commit)" in "".join(server.log)

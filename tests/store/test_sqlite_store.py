@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chat_server.server import ChatServer
-from chat_server.sqlite_store import SCHEMA_VERSION, SqliteStore
+from chat_server.sqlite_store import SCHEMA_VERSION, SqliteStore, open_database
 from chat_server.store import StoredMessage, StoreError
 from tests.support import make_config, registered
 
@@ -273,5 +273,32 @@ async def test_after_commits_runs_once_a_batch_of_callbacks_has_run(tmp_path: Pa
             store.append(message, lambda error, seq=seq: events.append(f"done {seq} {error}"))
         await asyncio.wait_for(flushed.wait(), 10)
         assert events == ["done 1 None", "done 2 None", "done 3 None", "after"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("fsync", "level"), [(False, 1), (True, 2)])
+def test_fsync_chooses_full_synchronous(tmp_path: Path, fsync: bool, level: int) -> None:
+    connection = open_database(str(tmp_path / "h.db"), fsync=fsync)
+    try:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == level  # 1 NORMAL, 2 FULL
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        connection.close()
+
+
+async def test_fsync_server_stores_and_serves_history(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    server = ChatServer(make_config(db_path=str(path), fsync=True))
+    await server.start()
+    try:
+        assert await say_many(server.port, "alice", "lobby", 3) == [1, 2, 3]
+    finally:
+        await server.close()
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        page = await store.latest("lobby", 10)
+        assert [m.text for m in page.messages] == ["alice 0", "alice 1", "alice 2"]
     finally:
         await store.close()
