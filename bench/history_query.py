@@ -73,15 +73,18 @@ async def timed(repeat: int, query: Callable[[], Awaitable[object]]) -> float:
     return statistics.median(samples)
 
 
-async def run(messages: int, repeat: int) -> None:
+async def run(messages: int, repeat: int, fsync: bool) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "history.sqlite3")
-        store = SqliteStore(path)
+        store = SqliteStore(path, fsync=fsync)
         await store.open()
         rate = await fill(store, "big", messages)
         for other in ("dev", "ops", "random"):
             await fill(store, other, 1000)
-        print(f"committed {messages:,} messages at {rate:,.0f} messages/s (group commit, WAL)")
+        mode = "fsync on every commit" if fsync else "fsync at checkpoints"
+        print(
+            f"committed {messages:,} messages at {rate:,.0f} messages/s (group commit, WAL, {mode})"
+        )
         middle, near_end = messages // 2, messages - 400
         results = {
             "latest 50 (join, history)": await timed(repeat, lambda: store.latest("big", 50)),
@@ -114,8 +117,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--fsync", action="store_true", help="as `chat-server --fsync`")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.repeat))
+    asyncio.run(run(args.messages, args.repeat, args.fsync))
 
 
 if __name__ == "__main__":

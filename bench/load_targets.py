@@ -23,6 +23,7 @@ from typing import Final
 from bench.load_clients import Kind
 
 __all__ = [
+    "DEFAULT_TARGETS",
     "TARGETS",
     "Target",
     "TargetSpec",
@@ -46,6 +47,7 @@ class TargetSpec:
     name: str
     kind: Kind
     store: str = ""  # chat-server only: "memory" or "sqlite"
+    fsync: bool = False  # chat-server only: `--fsync`
 
 
 TARGETS: Final[dict[str, TargetSpec]] = {
@@ -55,8 +57,11 @@ TARGETS: Final[dict[str, TargetSpec]] = {
         TargetSpec("chat-sqlite", "chat", "sqlite"),
         TargetSpec("ngircd", "irc"),
         TargetSpec("ceiling", "ceiling"),
+        TargetSpec("chat-sqlite-fsync", "chat", "sqlite", fsync=True),
     )
 }
+# What a plain `python -m bench.load` runs; the others are asked for by name.
+DEFAULT_TARGETS: Final = ("chat-mem", "chat-sqlite", "ngircd", "ceiling")
 
 
 def ngircd_path() -> str | None:
@@ -213,6 +218,8 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
             db = str(db_path)
         argv = [sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--rate", "0", "--max-per-ip", "0", "--db", db]
+        if spec.fsync:
+            argv.append("--fsync")
         process = _spawn(argv, log)
         port = _wait_for_log_port(process, log)
     elif spec.kind == "ceiling":
