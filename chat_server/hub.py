@@ -16,6 +16,7 @@ Ordering rules kept here:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Iterable
@@ -47,6 +48,8 @@ from .store import HistoryPage, Store, StoredMessage
 __all__ = ["ChatHub", "Peer", "Result"]
 
 log = logging.getLogger(__name__)
+
+_UNAVAILABLE = "the history store cannot take writes now, so {what} was not stored; try again"
 
 
 class Peer(Member, Protocol):
@@ -146,11 +149,16 @@ class ChatHub:
         return room
 
     def join(self, peer: Peer, name: str, since: int | None) -> Result | Awaitable[Result]:
-        """Start a join: the history the joiner gets. Then send it, then call `enter`."""
+        """Start a join: the history the joiner gets. Then send it, then call `enter`.
+
+        A new room exists once the store has confirmed it; until then its joiners
+        wait, and if the store refuses it the room is gone and they get `unavailable`.
+        """
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms.create(name)
-            self.store.create_room(name)
+            room = self._create_room(name)
+        if room.creating:
+            return self._join_when_created(peer, room, since)
         if since is None:
             latest = room.tail_latest(JOIN_HISTORY)
             if latest is not None:
@@ -160,6 +168,31 @@ class ChatHub:
             if missed is not None:
                 return Result(room, missed[:REPLAY_MAX], more=len(missed) > REPLAY_MAX)
         return self._join_from_store(room, since)
+
+    def _create_room(self, name: str) -> Room:
+        room = self.rooms.create(name)
+        room.creating = True
+
+        def created(error: BaseException | None) -> None:
+            room.creating = False
+            if error is not None:
+                log.error("could not store new room #%s: %s", name, error)
+                self.rooms.discard(room)
+            waiters, room.waiters = room.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(error is None)
+
+        self.store.create_room(name, created)
+        return room
+
+    async def _join_when_created(self, peer: Peer, room: Room, since: int | None) -> Result:
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        room.waiters.append(waiter)
+        if not await waiter:
+            raise ChatError(ErrorCode.UNAVAILABLE, _UNAVAILABLE.format(what="the room"))
+        result = self.join(peer, room.name, since)
+        return result if isinstance(result, Result) else await result
 
     async def _join_from_store(self, room: Room, since: int | None) -> Result:
         for _ in range(3):
@@ -198,8 +231,9 @@ class ChatHub:
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
-                log.error("could not store message %s/%d: %s", name, message.seq, error)
-                _reply_error(peer, request_id, "the message could not be stored")
+                log.debug("could not store message %s/%d: %s", name, message.seq, error)
+                room.commit_failed(message.seq)
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the message"))
                 return
             room.delivered(message)
             room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
@@ -214,8 +248,8 @@ class ChatHub:
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
-                log.error("could not store topic of #%s: %s", name, error)
-                _reply_error(peer, request_id, "the topic could not be stored")
+                log.debug("could not store topic of #%s: %s", name, error)
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the topic"))
                 return
             room.topic = topic
             room.broadcast(
@@ -241,6 +275,7 @@ class ChatHub:
         return [
             RoomSummary(room=room.name, topic=room.topic, members=len(room.members))
             for room in sorted(self.rooms, key=lambda r: r.name)
+            if not room.creating
         ]
 
     def history(
@@ -285,5 +320,5 @@ def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMess
 
 
 def _reply_error(peer: Peer, request_id: str | None, message: str) -> None:
-    error: BaseModel = ErrorReply(code=ErrorCode.INTERNAL, message=message, re=request_id)
+    error: BaseModel = ErrorReply(code=ErrorCode.UNAVAILABLE, message=message, re=request_id)
     peer.send_message(error)

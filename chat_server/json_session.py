@@ -124,7 +124,11 @@ class JsonSession:
         return self._await_join(result, message.id)
 
     async def _await_join(self, pending: Awaitable[Result], request_id: str | None) -> None:
-        result = await pending
+        try:
+            result = await pending
+        except ChatError as exc:
+            self._error(exc.code, exc.message, request_id)
+            return
         if not self._host.closed:
             self._finish_join(result, request_id)
 

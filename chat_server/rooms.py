@@ -9,6 +9,7 @@ when it can, and fills the gap between a store read and the live stream.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
@@ -17,6 +18,8 @@ from .outbox import Flusher, Outgoing, RoomBatch
 from .store import RoomRecord, StoredMessage
 
 if TYPE_CHECKING:
+    import asyncio
+
     from pydantic import BaseModel
 
 __all__ = ["TAIL_SIZE", "Member", "Room", "RoomRegistry"]
@@ -43,11 +46,13 @@ class Room:
         "_flusher",
         "assigned_seq",
         "batch",
+        "creating",
         "delivered_seq",
         "members",
         "name",
         "tail",
         "topic",
+        "waiters",
     )
 
     def __init__(self, name: str, flusher: Flusher, topic: str = "", last_seq: int = 0) -> None:
@@ -58,6 +63,8 @@ class Room:
         self.members: dict[Member, None] = {}
         self.tail: deque[StoredMessage] = deque(maxlen=TAIL_SIZE)
         self.batch: RoomBatch | None = None
+        self.creating = False  # the store has not confirmed this new room yet
+        self.waiters: list[asyncio.Future[bool]] = []  # joiners waiting for that
         self._flusher = flusher
 
     def __contains__(self, member: object) -> bool:
@@ -99,6 +106,16 @@ class Room:
         self.delivered_seq = message.seq
         self.tail.append(message)
 
+    def commit_failed(self, seq: int) -> None:
+        """The message given `seq` was not stored: hand that seq out again.
+
+        The store refuses every later message of the room until one follows the last
+        stored seq, so the messages already given seqs after it fail too; only the
+        first failure (the one right after the last delivered seq) rewinds.
+        """
+        if seq == self.delivered_seq + 1 and self.assigned_seq >= seq:
+            self.assigned_seq = self.delivered_seq
+
     def tail_after(self, seq: int) -> list[StoredMessage] | None:
         """Delivered messages with a seq above `seq`, or None when the tail no longer has them."""
         if seq >= self.delivered_seq:
@@ -106,7 +123,7 @@ class Room:
         tail = self.tail
         if not tail or tail[0].seq > seq + 1:
             return None
-        start = seq + 1 - tail[0].seq
+        start = bisect_right(tail, seq, key=_seq)  # by seq, never by position
         return [tail[i] for i in range(start, len(tail))]
 
     def tail_latest(self, limit: int) -> list[StoredMessage] | None:
@@ -142,5 +159,13 @@ class RoomRegistry:
     def __iter__(self) -> Iterator[Room]:
         return iter(self._rooms.values())
 
+    def discard(self, room: Room) -> None:
+        if self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+
     def names(self) -> list[str]:
-        return sorted(self._rooms)
+        return sorted(name for name, room in self._rooms.items() if not room.creating)
+
+
+def _seq(message: StoredMessage) -> int:
+    return message.seq

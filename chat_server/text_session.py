@@ -165,7 +165,11 @@ class TextSession:
         return self._await_join(result)
 
     async def _await_join(self, pending: Awaitable[Result]) -> None:
-        result = await pending
+        try:
+            result = await pending
+        except ChatError as exc:
+            self._say_error(exc.message, exc.code)
+            return
         if not self._host.closed:
             self._finish_join(result)
 
