@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+import pytest
 
 from chat_server.server import ChatServer
 from chat_server.sqlite_store import SqliteStore
@@ -115,3 +118,34 @@ async def test_one_bad_write_does_not_fail_the_batch(tmp_path: Path) -> None:
         assert [m.text for m in page.messages] == ["fine"]
     finally:
         await store.close()
+
+
+async def test_second_server_through_another_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    (tmp_path / "link.db").symlink_to(path)
+    (tmp_path / "sub").mkdir()
+    first = ChatServer(make_config(db_path=str(path)))
+    await first.start()
+    try:
+        os.link(path, tmp_path / "hard.db")
+        others = [
+            str(tmp_path / "link.db"),
+            str(tmp_path / "hard.db"),
+            str(tmp_path / "sub" / ".." / "h.db"),
+            path.as_uri(),
+            path.as_uri() + "?cache=private",
+        ]
+        for other in others:
+            with pytest.raises(StoreError, match="in use by another chat-server"):
+                await ChatServer(make_config(db_path=other)).start()
+    finally:
+        await first.close()
+    uri_server = ChatServer(make_config(db_path=path.as_uri()))
+    await uri_server.start()  # a file: URI reaches the same file once nobody holds it
+    try:
+        alice = await registered(uri_server.port, "alice", "lobby")
+        assert (await alice.request({"type": "say", "room": "lobby", "text": "hi"}))["seq"] == 1
+        await alice.close()
+    finally:
+        await uri_server.close()
+    assert not (tmp_path / "file:").exists()
