@@ -62,6 +62,7 @@ class ClientConnection(asyncio.Protocol):
         "_close_reason",
         "_context",
         "_dirty",
+        "_eof",
         "_framer",
         "_opened",
         "_paused",
@@ -92,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self._text_mode = False
         self._backlog: collections.deque[bytes] | None = None  # made when first needed
         self._busy = False
+        self._eof = False
         self._paused = False
         self._worker: asyncio.Task[None] | None = None
         self._opened = time.monotonic()
@@ -139,7 +141,15 @@ class ClientConnection(asyncio.Protocol):
             self.close_with_bye("internal_error", "disconnected")
 
     def eof_received(self) -> bool | None:
-        return None  # let the transport close; connection_lost cleans up
+        """The client shut its write side: finish its lines, flush, then close.
+
+        Scripts (`printf ... | nc -N`) send everything and half-close at once; what
+        they sent still counts, so the connection stays open for the replies.
+        """
+        self._eof = True
+        if not self._busy:
+            self._finish_after_eof()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._worker is not None and not self._worker.done():
@@ -208,9 +218,16 @@ class ClientConnection(asyncio.Protocol):
             self.close_with_bye("internal_error", "disconnected")
         finally:
             self._busy = False
-            if self._paused and not self.closed and self._transport is not None:
+            if self._eof:
+                self._finish_after_eof()
+            elif self._paused and not self.closed and self._transport is not None:
                 self._paused = False
                 self._transport.resume_reading()
+
+    def _finish_after_eof(self) -> None:
+        """Close once every line's writes are committed and their replies queued."""
+        if not self.closed:
+            self._context.hub.store.sync(lambda _error: self.close_quietly("disconnected"))
 
     def _refuse(self, code: ErrorCode, message: str, re: str | None = None) -> None:
         if self._text_mode:
@@ -284,7 +301,13 @@ class ClientConnection(asyncio.Protocol):
 
     # -- closing ------------------------------------------------------------------
 
-    def close_with_bye(self, reason: str, left_reason: str | None = None) -> None:
+    def close_quietly(self, reason: str) -> None:
+        """Send what is queued, leave every room, and close (no `bye`: the client left)."""
+        self.close_with_bye(reason, bye=False)
+
+    def close_with_bye(
+        self, reason: str, left_reason: str | None = None, *, bye: bool = True
+    ) -> None:
         """Send what is queued and `bye` (best effort), leave every room, and close."""
         if self.closed:
             return
@@ -295,8 +318,10 @@ class ClientConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        bye = Bye(reason=reason)
-        transport.write(pending + (render(bye).encode() if self._text_mode else encode(bye)))
+        if bye:
+            farewell = Bye(reason=reason)
+            pending += render(farewell).encode() if self._text_mode else encode(farewell)
+        transport.write(pending)
         transport.close()
         self._context.loop.call_later(ABORT_AFTER_CLOSE, transport.abort)
 

@@ -1,0 +1,48 @@
+"""Nothing a client does may drop another client, burn a seq or lose an acknowledged line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from chat_server.server import ChatServer
+from tests.server.helpers import Clients
+from tests.support import TIMEOUT, Json, make_config
+
+
+async def send_and_half_close(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
+    """What `printf ... | nc -N` does: send everything, shut the write side, read to the end."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(data)
+    await writer.drain()
+    writer.write_eof()
+    received = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    return received
+
+
+def json_lines(data: bytes) -> list[Json]:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+async def test_half_close_after_a_restart_keeps_every_line(
+    tmp_path: Path, clients: Clients
+) -> None:
+    path = str(tmp_path / "h.db")
+    async with ChatServer(make_config(db_path=path)) as server:
+        alice = await clients.registered(server.port, "alice", "lobby")
+        await alice.request({"type": "say", "room": "lobby", "text": "before"})
+    async with ChatServer(make_config(db_path=path)) as server:  # the join now reads the store
+        text = await send_and_half_close(server.port, b"deploybot\nrelease 1.2 is out\n")
+        assert b"Now talking in #lobby" in text, text
+        script = (
+            b'{"type":"hello","nick":"bot"}\n{"type":"join","room":"lobby"}\n'
+            b'{"type":"say","room":"lobby","text":"json too","id":"s1"}\n'
+        )
+        replies = json_lines(await send_and_half_close(server.port, script))
+        assert {"type": "ack", "re": "s1", "seq": 3} in replies, replies
+        reader = await clients.registered(server.port, "reader")
+        page = await reader.request({"type": "history", "room": "lobby"})
+        texts = [m["text"] for m in page["messages"]]
+        assert texts == ["before", "release 1.2 is out", "json too"]
