@@ -18,6 +18,7 @@ from .config import DEFAULT_PORT, MEMORY_DB, ServerConfig
 __all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
 
 PASSWORD_ENV = "CHAT_PASSWORD"
+HISTORY_COMMAND_MAX = 10_000_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _number(kind: Callable[[str], float], low: float, name: str) -> Callable[[str], float]:
+def _number(
+    kind: Callable[[str], float], low: float, name: str, high: float | None = None
+) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -33,6 +36,8 @@ def _number(kind: Callable[[str], float], low: float, name: str) -> Callable[[st
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{name} must be at least {low:g}, not {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {high:g}, not {text}")
         return value
 
     return parse
@@ -157,7 +162,12 @@ def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:
     """`chat-server history ROOM [--limit N] [--db PATH]`."""
     p = _Parser(prog="chat-server history", description="Print a room's latest messages as JSON.")
     p.add_argument("room", help="room name (a leading # is fine)")
-    p.add_argument("--limit", type=_number(int, 1, "limit"), default=50, help="how many messages")
+    p.add_argument(
+        "--limit",
+        type=_number(int, 1, "limit", HISTORY_COMMAND_MAX),
+        default=50,
+        help=f"how many messages (at most {HISTORY_COMMAND_MAX:,})",
+    )
     p.add_argument("--db", default=None, help="history file (default: in your data directory)")
     return p.parse_args(argv)
 

@@ -24,6 +24,7 @@ from .limits import (
     MAX_ID,
     MAX_PASSWORD,
     MAX_REASON,
+    MAX_SEQ,
     MAX_TEXT_CHARS,
     MAX_TOKEN,
     MAX_TOPIC,
@@ -124,4 +125,4 @@ ClientName = Annotated[str, _single_line(MAX_CLIENT_NAME), _schema(maxLength=MAX
 Token = Annotated[str, _single_line(MAX_TOKEN), _schema(maxLength=MAX_TOKEN)]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
