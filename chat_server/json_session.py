@@ -51,11 +51,17 @@ class SessionHost(Peer, Protocol):
 
     registered: bool
 
-    def send_text(self, text: str) -> None:
-        """Queue a plain-text line (text mode only)."""
+    def reply(self, message: BaseModel) -> None:
+        """Queue a direct reply (output the client asked for, paced by its reading)."""
         ...
 
-    def close_with_bye(self, reason: str, left_reason: str | None = None) -> None:
+    def send_text(self, text: str) -> None:
+        """Queue a plain-text reply line (text mode only)."""
+        ...
+
+    def close_with_bye(
+        self, reason: str, left_reason: str | None = None, *, bye: bool = True
+    ) -> None:
         """Send `bye`, leave every room (members get `left`), then close."""
         ...
 
@@ -88,7 +94,7 @@ class JsonSession:
         try:
             message = decode_client_line(line, max_text=self._max_text)
         except ProtocolError as exc:
-            self._host.send_message(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
+            self._host.reply(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
             return None
         if not self._host.registered and not isinstance(message, Register | Pong | Quit):
             self._error(ErrorCode.NOT_REGISTERED, "say hello with a nick first", message.id)
@@ -100,7 +106,7 @@ class JsonSession:
             return None
 
     def _error(self, code: ErrorCode, message: str, re: str | None) -> None:
-        self._host.send_message(ErrorReply(code=code, message=message, re=re))
+        self._host.reply(ErrorReply(code=code, message=message, re=re))
 
     def _ack(self, request_id: str | None) -> None:
         if request_id is not None:
@@ -113,7 +119,7 @@ class JsonSession:
         self._hub.check_password(message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.send_message(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
+        host.reply(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
         return None
 
     def _join(self, message: Join) -> Pending:
@@ -135,10 +141,8 @@ class JsonSession:
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
         members = room.nicks if host in room else [*room.nicks, host.nick]
-        host.send_message(
-            RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id)
-        )
-        host.send_message(_history_page(result, None))
+        host.reply(RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id))
+        host.reply(_history_page(result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -166,27 +170,27 @@ class JsonSession:
 
     def _who(self, message: Who) -> Pending:
         room = self._hub.existing_room(message.room)
-        self._host.send_message(Members(room=room.name, members=room.nicks, re=message.id))
+        self._host.reply(Members(room=room.name, members=room.nicks, re=message.id))
         return None
 
     def _rooms(self, message: ListRooms) -> Pending:
-        self._host.send_message(RoomList(rooms=self._hub.summaries(), re=message.id))
+        self._host.reply(RoomList(rooms=self._hub.summaries(), re=message.id))
         return None
 
     def _history(self, message: GetHistory) -> Pending:
         result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
-            self._host.send_message(_history_page(result, message.id))
+            self._host.reply(_history_page(result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.send_message(_history_page(result, request_id))
+            self._host.reply(_history_page(result, request_id))
 
     def _ping(self, message: Ping) -> Pending:
-        self._host.send_message(ServerPong(token=message.token, re=message.id))
+        self._host.reply(ServerPong(token=message.token, re=message.id))
         return None
 
     def _quit(self, message: Quit) -> Pending:

@@ -92,7 +92,7 @@ class Room:
         batch = self.batch
         if batch is None or batch.sealed:
             batch = self.batch = RoomBatch()
-            self._flusher.batch_opened(self)
+            self._flusher.batch_opened(batch)
             for member in self.members:
                 member.send_batch(batch)
         batch.items.append(out)

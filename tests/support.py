@@ -26,7 +26,15 @@ Json = dict[str, Any]
 
 def make_config(**overrides: Any) -> ServerConfig:
     """Loopback, port 0, no disk, flood control off unless a test turns it on."""
-    base = ServerConfig(host="127.0.0.1", port=0, db_path=":memory:", rate=0, shutdown_grace=1.0)
+    base = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=":memory:",
+        rate=0,
+        byte_rate=0,
+        address_byte_rate=0,
+        shutdown_grace=1.0,
+    )
     return replace(base, **overrides)
 
 
