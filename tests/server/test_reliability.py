@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
+import pytest
+
+from chat_server.config import ServerConfig
+from chat_server.connection import ClientConnection
 from chat_server.server import ChatServer
-from tests.server.helpers import Clients
-from tests.support import TIMEOUT, Json, make_config, run_command
+from tests.server.helpers import Clients, prove_alive
+from tests.support import TIMEOUT, UNIT, Json, make_config, run_command
 
 
 async def send_and_half_close(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
@@ -69,3 +76,140 @@ async def test_seqs_past_the_integer_range_are_invalid_messages(
     )
     assert code == 2 and out == "" and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and "limit" in err, err
+
+
+WIDE = "\U0001d11e"  # four bytes in UTF-8
+
+
+def say_line(room: str, text: str, request_id: str | None = None) -> bytes:
+    message: Json = {"type": "say", "room": room, "text": text}
+    if request_id is not None:
+        message["id"] = request_id
+    return json.dumps(message, ensure_ascii=False).encode() + b"\n"
+
+
+async def open_from(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from the loopback address `source` (127.0.0.x)."""
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), limit=1 << 24)
+
+
+def connection_of(server: ChatServer, nick: str) -> ClientConnection:
+    found = [c for c in server.context.connections if getattr(c, "nick", "") == nick]
+    assert len(found) == 1, nick
+    return cast(ClientConnection, found[0])
+
+
+@pytest.mark.slow
+async def test_a_burst_from_one_address_does_not_wipe_the_room(clients: Clients) -> None:
+    config = ServerConfig()  # every default limit
+    server = ChatServer(
+        replace(
+            make_config(),
+            **{
+                f: getattr(config, f)
+                for f in (
+                    "rate",
+                    "burst",
+                    "byte_rate",
+                    "address_byte_rate",
+                    "send_buffer",
+                    "max_per_ip",
+                )
+            },
+        )
+    )
+    async with server:
+        bob = await clients.registered(server.port, "bob", "lobby")
+        carol = await clients.registered(server.port, "carol", "lobby")
+        senders: list[asyncio.StreamWriter] = []
+        readers: list[asyncio.Task[bytes]] = []
+        for n in range(45):
+            reader, writer = await open_from(server.port, "127.0.0.2")
+            writer.write(b'{"type":"hello","nick":"f%d"}\n{"type":"join","room":"lobby"}\n' % n)
+            senders.append(writer)
+            readers.append(asyncio.create_task(reader.read()))  # they read, too
+        await bob.expect("joined", nick="f44", timeout=4 * TIMEOUT)
+        line = say_line("lobby", WIDE * 4000)
+        for writer in senders:
+            writer.write(line * 28)  # ~20 MiB in all, every line within the limits
+        await asyncio.gather(*(writer.drain() for writer in senders))
+        await prove_alive(bob, carol, "lobby", "still here")
+        seqs = [m["seq"] for m in bob.seen if m["type"] == "message"]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert not [m for m in bob.seen if m["type"] == "bye"]
+        for writer in senders:
+            writer.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
+async def test_replies_are_bounded_as_they_are_queued(clients: Clients) -> None:
+    async with ChatServer(make_config()) as server:
+        writer = await clients.registered(server.port, "writer", "big")
+        for n in range(50):
+            await writer.send_raw(say_line("big", WIDE * 4000, f"s{n}"))
+        await writer.expect("ack", re="s49")
+        greedy = socket.socket()
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        greedy.setblocking(False)
+        loop = asyncio.get_running_loop()
+        with greedy:
+            await loop.sock_connect(greedy, ("127.0.0.1", server.port))
+            joins = b'{"type":"join","room":"big","id":"j"}\n' * 29
+            await loop.sock_sendall(greedy, b'{"type":"hello","nick":"greedy"}\n' + joins)
+            await asyncio.sleep(0.5)  # the server does what it will with the lines
+            connection = connection_of(server, "greedy")
+            assert connection.unsent() < 3 * 850_000, connection.unsent()  # not 29 replies
+            pages, tail, received = 0, b"", bytearray()
+            marker = b'"type":"history"'
+            while pages < 29 or not received.endswith(b"\n"):
+                chunk = await asyncio.wait_for(loop.sock_recv(greedy, 1 << 20), TIMEOUT)
+                assert chunk, "the server closed the connection"
+                pages += (tail + chunk).count(marker)
+                tail = (tail + chunk)[-(len(marker) - 1) :]
+                received += chunk
+        kinds = [json.loads(line)["type"] for line in bytes(received).splitlines()]
+        assert kinds.count("room") == 29 and "bye" not in kinds
+
+
+async def test_a_page_the_client_asked_for_is_paced_not_dropped(clients: Clients) -> None:
+    config = make_config(max_text=10_000, slow_timeout=0.2)
+    async with ChatServer(config) as server:
+        writer = await clients.registered(server.port, "writer", "big")
+        for n in range(200):
+            await writer.send_raw(say_line("big", WIDE * 10_000, f"s{n}"))
+        await writer.expect("ack", re="s199")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: small window
+        sock.connect(("127.0.0.1", server.port))
+        reader, stream = await asyncio.open_connection(sock=sock, limit=1 << 24)
+        stream.write(b'{"type":"hello","nick":"pager"}\n')
+        stream.write(b'{"type":"history","room":"big","limit":500,"id":"h"}\n')
+        data = b""
+        try:
+            while b'"re":"h"' not in data or not data.endswith(b"\n"):
+                chunk = await asyncio.wait_for(reader.read(64 * 1024), TIMEOUT)
+                assert chunk, "the server closed the connection"
+                data += chunk
+                await asyncio.sleep(0.005)
+        finally:
+            stream.close()
+        page = json.loads(data.splitlines()[-1])
+        assert page["type"] == "history" and len(page["messages"]) == 200
+        assert len(data) > 3 * config.send_buffer  # far over the limit, yet not dropped
+
+
+async def test_refusing_a_line_costs_no_parse(clients: Clients) -> None:
+    async with ChatServer(make_config(rate=1.0, burst=5)) as server:
+        bystander = await clients.registered(server.port, "bystander")
+        flooder = await clients.open(server.port)
+        heavy = b'{"type":"ping","id":"x","pad":[' + b"[]," * 21_000 + b"[]]}\n"
+        assert len(heavy) < 65_536
+        await flooder.send_raw(heavy * 300)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await bystander.request({"type": "ping"}))["type"] == "pong"
+        waited = loop.time() - started
+        got = [await flooder.recv() for _ in range(300)]
+        assert [m.get("re") for m in got] == ["x"] * 300
+        assert sum(m.get("code") == "rate_limited" for m in got) >= 295
+        assert waited < 0.25 * UNIT, waited  # a parse each: 300 x ~2 ms
