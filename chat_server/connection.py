@@ -71,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         "_transport",
         "_worker",
         "closed",
+        "created_rooms",
         "ip",
         "last_heard",
         "next_ping",
@@ -107,6 +108,7 @@ class ClientConnection(asyncio.Protocol):
         self.ip = ""
         self.nick = ""
         self.rooms: dict[str, None] = {}  # joined room names, in join order
+        self.created_rooms = 0
         self.registered = False
         self.closed = False
         self._admitted = False

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,6 +58,8 @@ class Peer(Member, Protocol):
 
     rooms: dict[str, None]  # joined room names (a dict: smaller than a set when empty)
     closed: bool
+    ip: str
+    created_rooms: int  # rooms this connection made (capped)
 
     def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
 
@@ -76,8 +79,9 @@ class ChatHub:
     def __init__(self, config: ServerConfig, store: Store, flusher: Flusher) -> None:
         self.config = config
         self.store = store
-        self.rooms = RoomRegistry(flusher)
+        self.rooms = RoomRegistry(flusher, config.tail_bytes)
         self._nicks: dict[str, Peer] = {}
+        self._empty: dict[Room, float] = {}  # unused rooms, and since when
 
     # -- registration ---------------------------------------------------------
 
@@ -103,6 +107,7 @@ class ChatHub:
             if room is not None:
                 room.remove(peer)
                 room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
+                self._expire_if_unused(room)
         peer.rooms.clear()
         if self._nicks.get(peer.nick.lower()) is peer:
             del self._nicks[peer.nick.lower()]
@@ -156,7 +161,7 @@ class ChatHub:
         """
         room = self.rooms.get(name)
         if room is None:
-            room = self._create_room(name)
+            room = self._create_room(peer, name)
         if room.creating:
             return self._join_when_created(peer, room, since)
         if since is None:
@@ -169,12 +174,23 @@ class ChatHub:
                 return Result(room, missed[:REPLAY_MAX], more=len(missed) > REPLAY_MAX)
         return self._join_from_store(room, since)
 
-    def _create_room(self, name: str) -> Room:
+    def _create_room(self, peer: Peer, name: str) -> Room:
+        config = self.config
+        if config.max_rooms and len(self.rooms) >= config.max_rooms:
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED, f"the server has {len(self.rooms)} rooms, its maximum"
+            )
+        if config.max_rooms_per_client and peer.created_rooms >= config.max_rooms_per_client:
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED, f"you made {peer.created_rooms} rooms, the maximum"
+            )
+        peer.created_rooms += 1
         room = self.rooms.create(name)
         room.creating = True
 
         def created(error: BaseException | None) -> None:
             room.creating = False
+            self.rooms.changed()
             if error is not None:
                 log.error("could not store new room #%s: %s", name, error)
                 self.rooms.discard(room)
@@ -224,6 +240,26 @@ class ChatHub:
         )
         room.remove(peer)
         peer.rooms.pop(name, None)
+        self._expire_if_unused(room)
+
+    def _expire_if_unused(self, room: Room) -> None:
+        """Start the clock of a room that is now empty and has no history and no topic."""
+        if not _unused(room):
+            return
+        self._empty[room] = time.monotonic()
+
+    def expire_rooms(self) -> None:
+        """Forget rooms empty, without history and topic, for `room_expiry` seconds."""
+        if not self._empty:
+            return
+        cutoff = time.monotonic() - self.config.room_expiry
+        for room, since in list(self._empty.items()):
+            if not _unused(room) or self.rooms.get(room.name) is not room:
+                del self._empty[room]
+            elif since <= cutoff:
+                del self._empty[room]
+                self.rooms.discard(room)
+                self.store.delete_room(room.name)
 
     def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
         room = self.joined_room(peer, name)
@@ -302,6 +338,10 @@ class ChatHub:
             messages, trimmed = page.messages, False
         more = page.more or (trimmed and after is not None)
         return Result(room, messages, more)
+
+
+def _unused(room: Room) -> bool:
+    return not (room.members or room.assigned_seq or room.topic or room.creating)
 
 
 def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMessage] | None:

@@ -142,6 +142,7 @@ class Outbox:
         "_dirty",
         "_flusher",
         "_held",
+        "_held_asked",
         "_held_broadcast",
         "_loop",
         "_on_drained",
@@ -178,9 +179,10 @@ class Outbox:
         self._queued_replies = 0  # reply bytes queued this pass
         self._held: deque[tuple[bytes, int, bool]] = deque()  # (bytes, from, asked for)
         self._held_broadcast = 0  # held bytes the client did not ask for
+        self._held_asked = 0  # held bytes it asked for
         self._paused = False  # the transport is above its high-water mark
         self._slow_timer: asyncio.TimerHandle | None = None
-        self.blocked = False  # replies are not draining: handle no more lines for now
+        self.blocked = False  # its replies are not draining: handle no more of its lines
 
     def attach(self, transport: asyncio.Transport) -> None:
         self._transport = transport
@@ -232,7 +234,7 @@ class Outbox:
             self._hold(data, 0, asked=False)
             self._pump()
             return
-        if self.blocked and not self._paused:
+        if self.blocked:
             self._unblock()
 
     def take(self) -> bytes:
@@ -268,9 +270,11 @@ class Outbox:
     def _hold(self, data: bytes, offset: int, *, asked: bool) -> None:
         if offset < len(data):
             self._held.append((data, offset, asked))
-            if not asked:
+            if asked:
+                self._held_asked += len(data) - offset
+                self.blocked = True
+            else:
                 self._held_broadcast += len(data) - offset
-            self.blocked = True
 
     def _pump(self) -> None:
         """Give the transport held bytes until it is full or nothing is held.
@@ -287,11 +291,13 @@ class Outbox:
                 held[0] = (data, end, asked)
             else:
                 held.popleft()
-            if not asked:
+            if asked:
+                self._held_asked -= end - offset
+            else:
                 self._held_broadcast -= end - offset
             transport.write(memoryview(data)[offset:end])  # may call pause_writing at once
         self._watch_slow()
-        if not held and not self._paused:
+        if not self._held_asked and self.blocked:
             self._unblock()
 
     def _unblock(self) -> None:
@@ -303,7 +309,6 @@ class Outbox:
 
     def pause(self) -> None:
         self._paused = True
-        self.blocked = True
 
     def resume(self) -> None:
         self._paused = False
@@ -333,7 +338,7 @@ class Outbox:
         transport = self._transport
         pending = self.take() if send_pending else b""
         held, self._held = self._held, deque()
-        self._held_broadcast = 0
+        self._held_broadcast = self._held_asked = 0
         self._chunks.clear()
         if transport is None or transport.is_closing():
             return
@@ -350,7 +355,7 @@ class Outbox:
             self._slow_timer = None
         self._chunks.clear()
         self._held.clear()
-        self._held_broadcast = 0
+        self._held_broadcast = self._held_asked = 0
 
 
 def _piece_end(data: bytes, offset: int) -> int:

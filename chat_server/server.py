@@ -124,11 +124,14 @@ class ChatServer:
 
     async def _sweep_liveness(self) -> None:
         config = self.context.config
-        shortest = min(config.ping_interval, config.idle_timeout, config.register_timeout)
+        shortest = min(
+            config.ping_interval, config.idle_timeout, config.register_timeout, config.room_expiry
+        )
         step = min(max(shortest / 4, 0.02), 1.0)
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
+            self.context.hub.expire_rooms()
 
     def _check_liveness(self) -> None:
         context = self.context

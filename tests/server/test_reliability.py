@@ -213,3 +213,50 @@ async def test_refusing_a_line_costs_no_parse(clients: Clients) -> None:
         assert [m.get("re") for m in got] == ["x"] * 300
         assert sum(m.get("code") == "rate_limited" for m in got) >= 295
         assert waited < 0.25 * UNIT, waited  # a parse each: 300 x ~2 ms
+
+
+async def test_rooms_are_capped_and_unused_ones_expire(clients: Clients) -> None:
+    config = make_config(max_rooms=5, max_rooms_per_client=3, room_expiry=0.2 * UNIT)
+    async with ChatServer(config) as server:
+        alice = await clients.registered(server.port, "alice", "r1", "r2", "r3")
+        refused = await alice.request({"type": "join", "room": "r4"})
+        assert (refused["type"], refused["code"]) == ("error", "limit_reached")
+        bob = await clients.registered(server.port, "bob", "r4", "r5")
+        refused = await bob.request({"type": "join", "room": "r6"})
+        assert (refused["type"], refused["code"]) == ("error", "limit_reached")
+        await bob.request({"type": "say", "room": "r5", "text": "history keeps r5"})
+        for room in ("r4", "r5"):
+            assert (await bob.request({"type": "part", "room": room}))["type"] == "ack"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while True:  # r4 (empty, no history) expires; r5 stays
+            names = [r["room"] for r in (await bob.request({"type": "rooms"}))["rooms"]]
+            if "r4" not in names or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert names == ["r1", "r2", "r3", "r5"]
+        assert (await bob.request({"type": "join", "room": "r6"}))["type"] == "room"
+        carol = await clients.open(server.port)
+        welcome = await carol.request({"type": "hello", "nick": "carol"})
+        assert welcome["rooms"] == ["r1", "r2", "r3", "r5", "r6"]
+
+
+async def test_recent_messages_in_memory_are_bounded_in_bytes(clients: Clients) -> None:
+    budget = 300_000
+    async with ChatServer(make_config(tail_bytes=budget)) as server:
+        rooms = [f"r{n}" for n in range(20)]
+        alice = await clients.registered(server.port, "alice", *rooms)
+        for room in rooms:
+            for n in range(20):
+                await alice.send_raw(say_line(room, f"{n} " + WIDE * 3990, f"{room}-{n}"))
+            await alice.expect("ack", re=f"{room}-19")
+        kept = [m for room in server.context.hub.rooms for m in room.tail]
+        assert sum(len(m.text.encode()) for m in kept) < budget
+        assert 0 < len(kept) < 20
+        bob = await clients.registered(server.port, "bob")
+        await bob.request({"type": "join", "room": "r0", "since": 0})
+        replay = await bob.expect("history", room="r0")
+        assert [m["seq"] for m in replay["messages"]] == list(range(1, 21))
+        await bob.request({"type": "join", "room": "r19", "since": 15})
+        replay = await bob.expect("history", room="r19")
+        assert [int(m["text"].split()[0]) for m in replay["messages"]] == [15, 16, 17, 18, 19]
