@@ -124,7 +124,6 @@ class ClientConnection(asyncio.Protocol):
         self.ip = str(address[0]) if address else ""
         _tune_socket(transport.get_extra_info("socket"))
         if not self._context.admit(self):
-            log.info("refused %s: too many connections from %s", self.peer, self.ip)
             self.closed = True
             transport.write(encode(Bye(reason="too_many_connections")))
             transport.close()

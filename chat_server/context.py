@@ -7,6 +7,8 @@ the server can import the connection module and not the other way round.
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 from collections import Counter
 from typing import Protocol
 
@@ -20,7 +22,11 @@ from .store import Store
 
 __all__ = ["Connection", "ServerContext", "greeting_motd"]
 
+log = logging.getLogger("chat_server")
+
 PASSWORD_HINT = "This server has a password: type it first, then your nick."
+FD_RESERVE = 32  # descriptors kept free for the store, logs and accepting itself
+FD_WARNING_INTERVAL = 60.0  # seconds between two "out of descriptors" warnings
 
 
 class Connection(Protocol):
@@ -72,17 +78,36 @@ class ServerContext:
         )
         self._per_ip: Counter[str] = Counter()
         self._address_buckets: dict[str, TokenBucket] = {}
+        self.max_connections = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - FD_RESERVE
+        self._next_fd_warning = 0.0
         self.accepting = True
         self.all_closed = asyncio.Event()
 
     def admit(self, connection: Connection) -> bool:
         """Count a new connection; False if it must be refused."""
+        if not self.accepting:
+            return False
         limit = self.config.max_per_ip
-        if not self.accepting or (limit and self._per_ip[connection.ip] >= limit):
+        if limit and self._per_ip[connection.ip] >= limit:
+            log.info("refused a connection: too many from %s", connection.ip)
+            return False
+        if len(self.connections) >= self.max_connections:
+            self._warn_descriptors()
             return False
         self._per_ip[connection.ip] += 1
         self.connections.add(connection)
         return True
+
+    def _warn_descriptors(self) -> None:
+        """Log running out of descriptors once per interval, not once per refusal."""
+        now = self.loop.time()
+        if now >= self._next_fd_warning:
+            self._next_fd_warning = now + FD_WARNING_INTERVAL
+            log.warning(
+                "refusing new connections: %d open, the most file descriptors allow "
+                "(raise the limit with ulimit -n)",
+                len(self.connections),
+            )
 
     def forget(self, connection: Connection) -> None:
         self.connections.discard(connection)

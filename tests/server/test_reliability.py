@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import resource
 import socket
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -260,3 +264,60 @@ async def test_recent_messages_in_memory_are_bounded_in_bytes(clients: Clients) 
         await bob.request({"type": "join", "room": "r19", "since": 15})
         replay = await bob.expect("history", room="r19")
         assert [int(m["text"].split()[0]) for m in replay["messages"]] == [15, 16, 17, 18, 19]
+
+
+async def test_unregistered_connections_time_out(clients: Clients) -> None:
+    config = make_config(register_timeout=0.3 * UNIT, password="s3cret")
+    async with ChatServer(config) as server:
+        silent = await clients.open(server.port)
+        prompt = await clients.open(server.port)
+        await prompt.send_raw(b"not the password\n")  # text mode, at the password prompt
+        member = await clients.open(server.port)
+        welcome = await member.request({"type": "hello", "nick": "m", "password": "s3cret"})
+        assert welcome["type"] == "welcome"
+        assert await silent.recv() == {"type": "bye", "reason": "timeout"}
+        lines = (await asyncio.wait_for(prompt.reader.read(), TIMEOUT)).decode().splitlines()
+        assert lines[-1] == "* bye (timeout)", lines
+        assert (await member.request({"type": "ping"}))["type"] == "pong"
+
+
+@pytest.mark.slow
+async def test_out_of_descriptors_is_logged_once_and_accepting_recovers(tmp_path: Path) -> None:
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
+        "--db", ":memory:", "--max-per-ip", "0", "--register-timeout", "1",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=few_descriptors, env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    log: list[bytes] = []
+    try:
+        while not (found := re.search(rb"listening on \S+:(\d+)", log[-1] if log else b"")):
+            log.append(await asyncio.wait_for(process.stderr.readline(), 4 * TIMEOUT))
+        port = int(found.group(1))
+        drained = asyncio.create_task(_collect(process.stderr, log))
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(120)]
+        await asyncio.sleep(0.5)
+        size_while_full = sum(map(len, log))
+        assert size_while_full < 20_000, size_while_full
+        assert sum(b"Traceback" in line for line in log) == 0
+        for reader, writer in opened:  # they never register: the server lets them go
+            await asyncio.wait_for(reader.read(), 4 * TIMEOUT)
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"type":"hello","nick":"late"}\n')
+        assert b'"welcome"' in await asyncio.wait_for(reader.readuntil(b'"welcome"'), TIMEOUT)
+        writer.close()
+    finally:
+        process.kill()
+        await process.wait()
+    drained.cancel()
+
+
+async def _collect(stream: asyncio.StreamReader, into: list[bytes]) -> None:
+    async for line in stream:
+        into.append(line)
