@@ -40,6 +40,7 @@ from protocol import (
 )
 from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 
+from .auth import AuthThrottle
 from .config import ServerConfig
 from .errors import ChatError
 from .outbox import Flusher, Outgoing
@@ -82,14 +83,24 @@ class ChatHub:
         self.rooms = RoomRegistry(flusher, config.tail_bytes)
         self._nicks: dict[str, Peer] = {}
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
+        self._auth = AuthThrottle(config.auth_delay)
 
     # -- registration ---------------------------------------------------------
 
-    def check_password(self, password: str | None) -> None:
+    def password_wait(self, peer: Peer) -> float:
+        """Seconds before `peer`'s password may be checked (wrong guesses from its address)."""
+        if self.config.password is None:
+            return 0.0
+        return self._auth.wait(peer.ip, time.monotonic())
+
+    def check_password(self, peer: Peer, password: str | None) -> None:
+        """Raise `auth_failed` on a wrong password; each failure is logged (never the guess)."""
         expected = self.config.password
         if expected is None:
             return
         if password is None or not hmac.compare_digest(password.encode(), expected.encode()):
+            failures = self._auth.failed(peer.ip, time.monotonic())
+            log.warning("wrong password from %s (%d recent failures)", peer.ip, failures)
             raise ChatError(ErrorCode.AUTH_FAILED, "wrong or missing password")
 
     def register(self, peer: Peer, nick: str) -> None:

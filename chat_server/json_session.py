@@ -7,6 +7,7 @@ the connection logs and turns into a disconnect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ class SessionHost(Peer, Protocol):
     """The connection a session talks through."""
 
     registered: bool
+    ip: str
 
     def reply(self, message: BaseModel) -> None:
         """Queue a direct reply (output the client asked for, paced by its reading)."""
@@ -73,6 +75,7 @@ class JsonSession:
         self._hub = hub
         self._host = host
         self._max_text = hub.config.max_text
+        self._auth_failures = 0
         self._handlers: dict[type[BaseModel], Callable[[Any], Pending]] = {
             Register: self._register,
             Join: self._join,
@@ -89,6 +92,13 @@ class JsonSession:
             Quit: self._quit,
         }
 
+    def _refused(self, exc: ChatError, request_id: str | None) -> None:
+        self._error(exc.code, exc.message, request_id)
+        if exc.code is ErrorCode.AUTH_FAILED:
+            self._auth_failures += 1
+            if self._auth_failures >= self._hub.config.auth_failures:
+                self._host.close_with_bye("auth_failed")
+
     def handle_line(self, line: bytes) -> Pending:
         """Handle one framed line; return an awaitable if the answer needs the store."""
         try:
@@ -102,7 +112,7 @@ class JsonSession:
         try:
             return self._handlers[type(message)](message)
         except ChatError as exc:
-            self._error(exc.code, exc.message, message.id)
+            self._refused(exc, message.id)
             return None
 
     def _error(self, code: ErrorCode, message: str, re: str | None) -> None:
@@ -116,11 +126,27 @@ class JsonSession:
         host = self._host
         if host.registered:
             raise ChatError(ErrorCode.ALREADY_REGISTERED, "you are already registered")
-        self._hub.check_password(message.password)
+        wait = self._hub.password_wait(host)
+        if wait > 0:
+            return self._register_later(wait, message)
+        self._hub.check_password(host, message.password)
         self._hub.register(host, message.nick)
         host.registered = True
         host.reply(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
         return None
+
+    async def _register_later(self, wait: float, message: Register) -> None:
+        """Check a password only once its address's wrong guesses have been waited out."""
+        await asyncio.sleep(wait)
+        if self._host.closed:
+            return
+        try:
+            pending = self._register(message)
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if pending is not None:
+            await pending
 
     def _join(self, message: Join) -> Pending:
         result = self._hub.join(self._host, message.room, message.since)

@@ -8,6 +8,7 @@ readable lines (see text_render), never JSON.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,6 +65,7 @@ class TextSession:
         self._host = host
         self._stage = _Stage.PASSWORD if hub.config.password is not None else _Stage.NICK
         self._current: str | None = None
+        self._auth_failures = 0
         self._commands: dict[str, Callable[[str], Pending]] = {
             "join": self._join,
             "j": self._join,
@@ -120,14 +122,29 @@ class TextSession:
     # -- registration -------------------------------------------------------------
 
     def _password(self, line: str) -> Pending:
+        wait = self._hub.password_wait(self._host)
+        if wait > 0:
+            return self._password_later(wait, line)
         try:
-            self._hub.check_password(line)
+            self._hub.check_password(self._host, line)
         except ChatError:
+            self._auth_failures += 1
+            if self._auth_failures >= self._hub.config.auth_failures:
+                self._write("! wrong password")
+                self._host.close_with_bye("auth_failed")
+                return None
             self._write("! wrong password; type the password again")
             return None
         self._stage = _Stage.NICK
         self._write("* Password accepted. Type your nick.")
         return None
+
+    async def _password_later(self, wait: float, line: str) -> None:
+        await asyncio.sleep(wait)
+        if not self._host.closed:
+            pending = self._password(line)  # another wait if guesses came meanwhile
+            if pending is not None:
+                await pending
 
     def _choose_nick(self, line: str) -> Pending:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import resource
@@ -321,3 +322,43 @@ async def test_out_of_descriptors_is_logged_once_and_accepting_recovers(tmp_path
 async def _collect(stream: asyncio.StreamReader, into: list[bytes]) -> None:
     async for line in stream:
         into.append(line)
+
+
+async def test_password_guessing_is_throttled_closed_and_logged(
+    clients: Clients, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(password="s3cret", auth_delay=0.2 * UNIT, auth_failures=3)
+    caplog.set_level(logging.INFO)
+    async with ChatServer(config) as server:
+        reader, writer = await open_from(server.port, "127.0.0.3")
+        guesses = b"".join(
+            b'{"type":"hello","nick":"m","password":"guess%d","id":"g%d"}\n' % (n, n)
+            for n in range(3)
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        writer.write(guesses)
+        lines = [
+            json.loads(line)
+            for line in (await asyncio.wait_for(reader.read(), TIMEOUT)).splitlines()
+        ]
+        took = loop.time() - started
+        writer.close()
+        assert [m.get("code") or m.get("reason") for m in lines[1:]] == [
+            "auth_failed", "auth_failed", "auth_failed", "auth_failed",
+        ]  # fmt: skip
+        assert lines[-1]["type"] == "bye"
+        assert took >= 0.6 * UNIT  # waited 0.2 s, then 0.4 s
+        # The same address waits even with the right password; another address does not.
+        same = await clients.track_streams(*await open_from(server.port, "127.0.0.3"))
+        other = await clients.track_streams(*await open_from(server.port, "127.0.0.4"))
+        started = loop.time()
+        await asyncio.gather(same.recv(), other.recv())
+        hello = {"type": "hello", "nick": "x", "password": "s3cret"}
+        welcome = await other.request({**hello, "nick": "other"})
+        assert welcome["type"] == "welcome" and loop.time() - started < 0.4 * UNIT
+        welcome = await same.request({**hello, "nick": "same"})
+        assert welcome["type"] == "welcome" and loop.time() - started >= 0.7 * UNIT
+    logged = [r.getMessage() for r in caplog.records if "wrong password" in r.getMessage()]
+    assert len(logged) == 3 and all("127.0.0.3" in line for line in logged), logged
+    assert "guess" not in caplog.text
