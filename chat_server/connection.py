@@ -355,7 +355,8 @@ class ClientConnection(asyncio.Protocol):
     def _leave(self, reason: str) -> None:
         if self.registered:
             self.registered = False
-            self._context.hub.unregister(self, reason)
+            dropped = self._close_reason not in ("quit", "shutdown")
+            self._context.hub.unregister(self, reason, hold_nick=dropped)
 
     @property
     def peer(self) -> str:

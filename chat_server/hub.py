@@ -84,6 +84,7 @@ class ChatHub:
         self._nicks: dict[str, Peer] = {}
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
         self._auth = AuthThrottle(config.auth_delay)
+        self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
 
     # -- registration ---------------------------------------------------------
 
@@ -107,11 +108,38 @@ class ChatHub:
         key = nick.lower()
         if key in self._nicks:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        self._check_held(peer, key, nick)
         self._nicks[key] = peer
         peer.nick = nick
 
-    def unregister(self, peer: Peer, reason: str) -> None:
-        """Take `peer` out of every room (members get `left`) and free its nick."""
+    def _check_held(self, peer: Peer, key: str, nick: str) -> None:
+        """Refuse a nick held for a dropped user to connections from other addresses."""
+        held = self._held.get(key)
+        if held is None:
+            return
+        ip, until = held
+        left = until - time.monotonic()
+        if left <= 0 or ip == peer.ip:  # run out, or its user is back (the caller takes it)
+            del self._held[key]
+        else:
+            raise ChatError(
+                ErrorCode.NICK_TAKEN,
+                f"the nick {nick} is held for {left:.0f} s for its user, who was disconnected",
+            )
+
+    def forget_held_nicks(self) -> None:
+        """Drop the holds that ran out (called now and then by the server's sweep)."""
+        now = time.monotonic()
+        for key in [k for k, (_, until) in self._held.items() if until <= now]:
+            del self._held[key]
+
+    def unregister(self, peer: Peer, reason: str, *, hold_nick: bool = False) -> None:
+        """Take `peer` out of every room (members get `left`) and free its nick.
+
+        With `hold_nick` (the user was dropped, it did not quit) the nick stays
+        reserved for `nick_grace` seconds to connections from the same address, so a
+        flood that drops someone cannot hand their nick, and their DMs, to another.
+        """
         ts = format_ts(now_ms())
         for name in sorted(peer.rooms):
             room = self.rooms.get(name)
@@ -120,8 +148,11 @@ class ChatHub:
                 room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
                 self._expire_if_unused(room)
         peer.rooms.clear()
-        if self._nicks.get(peer.nick.lower()) is peer:
-            del self._nicks[peer.nick.lower()]
+        key = peer.nick.lower()
+        if self._nicks.get(key) is peer:
+            del self._nicks[key]
+            if hold_nick and self.config.nick_grace > 0:
+                self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
 
     def room_names(self) -> list[str]:
         return self.rooms.names()
@@ -131,6 +162,8 @@ class ChatHub:
         owner = self._nicks.get(key)
         if owner is not None and owner is not peer:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        if owner is None:
+            self._check_held(peer, key, nick)
         old = peer.nick
         if old == nick:
             return

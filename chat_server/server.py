@@ -132,6 +132,7 @@ class ChatServer:
             await asyncio.sleep(step)
             self._check_liveness()
             self.context.hub.expire_rooms()
+            self.context.hub.forget_held_nicks()
 
     def _check_liveness(self) -> None:
         context = self.context

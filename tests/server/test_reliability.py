@@ -268,7 +268,7 @@ async def test_recent_messages_in_memory_are_bounded_in_bytes(clients: Clients) 
 
 
 async def test_unregistered_connections_time_out(clients: Clients) -> None:
-    config = make_config(register_timeout=0.3 * UNIT, password="s3cret")
+    config = make_config(register_timeout=0.3 * UNIT, password="s3cret", auth_delay=0.01)
     async with ChatServer(config) as server:
         silent = await clients.open(server.port)
         prompt = await clients.open(server.port)
@@ -362,3 +362,30 @@ async def test_password_guessing_is_throttled_closed_and_logged(
     logged = [r.getMessage() for r in caplog.records if "wrong password" in r.getMessage()]
     assert len(logged) == 3 and all("127.0.0.3" in line for line in logged), logged
     assert "guess" not in caplog.text
+
+
+async def test_a_dropped_users_nick_is_held_against_other_addresses(clients: Clients) -> None:
+    async with ChatServer(make_config(nick_grace=0.5 * UNIT)) as server:
+        watcher = await clients.registered(server.port, "watcher", "lobby")
+        victim = await clients.registered(server.port, "victim", "lobby")
+        victim.writer.transport.abort()  # dropped, not quit
+        await watcher.expect("left", nick="victim")
+        mallory = await clients.track_streams(*await open_from(server.port, "127.0.0.5"))
+        await mallory.recv()
+        taken = await mallory.request({"type": "hello", "nick": "Victim"})
+        assert (taken["type"], taken["code"]) == ("error", "nick_taken"), taken
+        assert (await mallory.request({"type": "hello", "nick": "mallory"}))["type"] == "welcome"
+        refused = await mallory.request({"type": "nick", "nick": "victim"})
+        assert refused["code"] == "nick_taken"
+        back = await clients.open(server.port)  # the victim's own address gets it back
+        assert (await back.request({"type": "hello", "nick": "victim"}))["type"] == "welcome"
+        await back.send({"type": "quit"})  # quitting holds nothing
+        await back.expect("bye")
+        assert (await mallory.request({"type": "nick", "nick": "victim"}))["type"] == "ack"
+        # A hold runs out: after the grace another address may take a dropped nick.
+        bob = await clients.registered(server.port, "bob", "lobby")
+        bob.writer.transport.abort()
+        await watcher.expect("left", nick="bob")
+        assert (await mallory.request({"type": "nick", "nick": "bob"}))["code"] == "nick_taken"
+        await asyncio.sleep(0.6 * UNIT)
+        assert (await mallory.request({"type": "nick", "nick": "bob"}))["type"] == "ack"
