@@ -42,7 +42,7 @@ from protocol import (
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
-__all__ = ["JsonSession", "SessionHost"]
+__all__ = ["HANDLERS", "JsonSession", "SessionHost"]
 
 Pending = Awaitable[None] | None
 
@@ -76,21 +76,6 @@ class JsonSession:
         self._host = host
         self._max_text = hub.config.max_text
         self._auth_failures = 0
-        self._handlers: dict[type[BaseModel], Callable[[Any], Pending]] = {
-            Register: self._register,
-            Join: self._join,
-            Part: self._part,
-            Say: self._say,
-            SendDm: self._dm,
-            ChangeNick: self._nick,
-            SetTopic: self._topic,
-            Who: self._who,
-            ListRooms: self._rooms,
-            GetHistory: self._history,
-            Ping: self._ping,
-            Pong: _ignore,
-            Quit: self._quit,
-        }
 
     def _refused(self, exc: ChatError, request_id: str | None) -> None:
         self._error(exc.code, exc.message, request_id)
@@ -109,8 +94,13 @@ class JsonSession:
         if not self._host.registered and not isinstance(message, Register | Pong | Quit):
             self._error(ErrorCode.NOT_REGISTERED, "say hello with a nick first", message.id)
             return None
+        handler = HANDLERS.get(type(message))
+        if handler is None:  # a type the codec knows and this server does not handle yet
+            kind = getattr(message, "type", "?")
+            self._error(ErrorCode.INVALID_MESSAGE, f"'{kind}' is not handled here", message.id)
+            return None
         try:
-            return self._handlers[type(message)](message)
+            return handler(self, message)
         except ChatError as exc:
             self._refused(exc, message.id)
             return None
@@ -224,8 +214,41 @@ class JsonSession:
         return None
 
 
-def _ignore(_message: Pong) -> Pending:
+def _ignore(_session: JsonSession, _message: Pong) -> Pending:
     return None
+
+
+Handler = Callable[[JsonSession, Any], Pending]
+
+# Every client message type and its handler, by feature. A test checks that each
+# type of the protocol's union is here; one that is not gets `invalid_message`.
+SESSION_HANDLERS: dict[type[BaseModel], Handler] = {
+    Register: JsonSession._register,
+    Ping: JsonSession._ping,
+    Pong: _ignore,
+    Quit: JsonSession._quit,
+}
+ROOM_HANDLERS: dict[type[BaseModel], Handler] = {
+    Join: JsonSession._join,
+    Part: JsonSession._part,
+    SetTopic: JsonSession._topic,
+    Who: JsonSession._who,
+    ListRooms: JsonSession._rooms,
+}
+CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
+    Say: JsonSession._say,
+    SendDm: JsonSession._dm,
+    ChangeNick: JsonSession._nick,
+}
+HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
+    GetHistory: JsonSession._history,
+}
+HANDLERS: dict[type[BaseModel], Handler] = {
+    **SESSION_HANDLERS,
+    **ROOM_HANDLERS,
+    **CHAT_HANDLERS,
+    **HISTORY_HANDLERS,
+}
 
 
 def _history_page(result: Result, request_id: str | None) -> HistoryPage:
