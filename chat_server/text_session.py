@@ -83,10 +83,6 @@ class TextSession:
             "quit": self._quit,
         }
 
-    def start(self, first_line: bytes) -> Pending:
-        """Called with the line that put the connection in text mode."""
-        return self.handle_line(first_line)
-
     def handle_line(self, raw: bytes) -> Pending:
         try:
             line = raw.decode("utf-8").strip()
