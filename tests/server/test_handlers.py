@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 
 import pytest
+from pydantic import BaseModel
 
 from chat_server import json_session
 from chat_server.json_session import HANDLERS
@@ -38,7 +39,8 @@ async def test_a_type_without_a_handler_is_refused_not_a_crash(
     server: ChatServer, clients: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = await clients.registered(server.port, "alice")
-    monkeypatch.delitem(HANDLERS, Ping)
+    unhandled: type[BaseModel] = Ping
+    monkeypatch.delitem(HANDLERS, unhandled)
     refused = await alice.request({"type": "ping", "id": "p"})
     assert (refused["type"], refused["code"], refused["re"]) == ("error", "invalid_message", "p")
     monkeypatch.undo()
