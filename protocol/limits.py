@@ -15,6 +15,7 @@ __all__ = [
     "JOIN_HISTORY",
     "LINE_CONTROL_CHARS",
     "MAX_CLIENT_NAME",
+    "MAX_FEATURES",
     "MAX_ID",
     "MAX_LINE_BYTES",
     "MAX_NICK",
@@ -42,6 +43,7 @@ MAX_CLIENT_NAME = 100
 MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
+MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`
 REPLAY_MAX = 500  # messages sent after a join with `since`
