@@ -64,6 +64,9 @@ class PageInSlices:
         except ValidationError as exc:
             # Keep the good prefix and say `more`: a join pages on from the last seq.
             log.warning("a history page from the server is broken: %s", validation_error(exc))
+            bad = exc.errors(include_url=False)[0]["loc"][0]
+            if isinstance(bad, int):
+                self._done.extend(_MESSAGES.validate_python(chunk[:bad]))
             self._broken = True
         return len(self._done) - start
 

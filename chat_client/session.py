@@ -185,6 +185,7 @@ class ClientSession:
         password: the server password, when it asks for one.
         client_name: sent in `hello` as `client`.
         features: version-2 features to ask for in `hello`.
+        max_line: the longest server line accepted, in bytes (tests make it small).
     """
 
     def __init__(
@@ -194,8 +195,10 @@ class ClientSession:
         password: str | None = None,
         client_name: str = CLIENT_NAME,
         features: frozenset[str] = frozenset(),
+        max_line: int = SERVER_LINE_LIMIT,
     ) -> None:
         self.nick = nick
+        self.max_line = max_line
         self._password = password
         self.client_name = client_name
         self.wanted_features = features
@@ -207,7 +210,7 @@ class ClientSession:
         self.ending: Ending | None = None
         self.welcome: Welcome | None = None  # the last one
         self.tracker = RoomTracker()
-        self._framer = LineFramer(SERVER_LINE_LIMIT)
+        self._framer = LineFramer(max_line)
         self._inbox: deque[bytes | LineTooLong | _Lost] = deque()
         self._page: PageInSlices | None = None
         self._out: list[bytes] = []
@@ -228,7 +231,7 @@ class ClientSession:
             raise NotConnectedError("the client is closed")
         self.state = State.AWAITING_HELLO
         self.ending = None
-        self._framer = LineFramer(SERVER_LINE_LIMIT)
+        self._framer = LineFramer(self.max_line)
         self._inbox.clear()
         self._page = None
         self._out.clear()
@@ -257,18 +260,21 @@ class ClientSession:
         return bool(self._inbox) or self._page is not None
 
     def next_events(self, budget: int = DEFAULT_SLICE) -> list[SessionEvent]:
-        """Process received lines until about `budget` events or messages; return the events.
+        """Process received lines for about `budget` units of work; return the events.
 
-        A long history page is validated `budget` messages per call, so a caller
-        can let other work run between calls while `has_pending_input`.
+        A line, a message validated and an event produced each cost one unit, so
+        a long history page takes several calls and a caller can let other work
+        run between them while `has_pending_input`.
         """
-        while len(self._events) < budget:
+        spent = 0
+        while spent < budget and self.has_pending_input:
+            produced = len(self._events)
             if self._page is not None:
-                self._advance_page(budget - len(self._events))
-            elif self._inbox:
-                self._take(self._inbox.popleft())
+                spent += self._advance_page(budget - spent)
             else:
-                break
+                self._take(self._inbox.popleft())
+                spent += 1
+            spent += len(self._events) - produced
         events, self._events = self._events, []
         return events
 
@@ -369,7 +375,7 @@ class ClientSession:
         if isinstance(item, _Lost):
             self._end(item.reason, retry=True, error=NotConnectedError(item.reason))
         elif isinstance(item, LineTooLong):
-            reason = f"the server sent a line longer than {SERVER_LINE_LIMIT >> 20} MiB"
+            reason = f"the server sent a line longer than {_size(self.max_line)}"
             self._end(reason, retry=True, error=NotConnectedError(reason))
         elif self._connected():
             try:
@@ -382,13 +388,14 @@ class ClientSession:
             else:
                 self._handle(decoded)
 
-    def _advance_page(self, budget: int) -> None:
+    def _advance_page(self, budget: int) -> int:
         page = self._page
         assert page is not None
-        page.advance(budget)
+        done = page.advance(budget)
         if page.finished:
             self._page = None
             self._handle(page.page())
+        return done
 
     def _unreadable(self, exc: ProtocolError) -> None:
         if self.state is State.READY:
@@ -716,6 +723,12 @@ class ClientSession:
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
+
+
+def _size(count: int) -> str:
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):g} MiB"
+    return f"{count:,} bytes"
 
 
 def _built(build: Callable[[], M]) -> M:
