@@ -394,7 +394,11 @@ class ClientSession:
         done = page.advance(budget)
         if page.finished:
             self._page = None
-            self._handle(page.page())
+            whole = page.page()
+            if whole is None:
+                self._unreadable(ProtocolError(ErrorCode.INVALID_MESSAGE, "a broken history page"))
+            else:
+                self._handle(whole)
         return done
 
     def _unreadable(self, exc: ProtocolError) -> None:

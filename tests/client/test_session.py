@@ -524,7 +524,9 @@ def test_a_broken_long_page_keeps_its_good_part_and_pages_on() -> None:
     sent(session)
     feed(session, RoomInfo(room="lobby", topic="", members=["alice"], re=request_id))
     good = b",".join(encode(msg(s, "y" * 200))[:-1] for s in range(1, 2001))
-    line = b'{"type":"history","room":"lobby","more":false,"messages":[' + good + b',{"seq":"x"}]}\n'
+    line = (
+        b'{"type":"history","room":"lobby","more":false,"messages":[' + good + b',{"seq":"x"}]}\n'
+    )
     session.receive_data(line)
     events = session.events_received()
     assert len(only(events, ChatMessage)) == 2000
