@@ -123,8 +123,10 @@ class RequestError(ChatClientError):
     @classmethod
     def from_reply(cls, reply: ErrorReply) -> RequestError:
         """The error a refused request raises: the reply's code as an `ErrorCode`."""
-        known = reply.code in ErrorCode.__members__.values()
-        code = ErrorCode(reply.code) if known else ErrorCode.INTERNAL
+        try:
+            code = ErrorCode(reply.code)
+        except ValueError:
+            code = ErrorCode.INTERNAL
         return cls(code, reply.message, wire_code=reply.code)
 
 
