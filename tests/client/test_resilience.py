@@ -65,9 +65,12 @@ async def register(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     writer.write(json.dumps(reply).encode() + b"\n")
 
 
-async def until_eof(reader: asyncio.StreamReader) -> None:
-    while await reader.readline():
-        pass
+async def until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read until the client goes; answer its `quit` with `bye` as a server would."""
+    while line := await reader.readline():
+        if b'"quit"' in line:
+            writer.write(b'{"type":"bye","reason":"quit"}\n')
+            return
 
 
 async def welcome_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -77,18 +80,18 @@ async def welcome_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.Str
 
 async def welcome_and_stay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await register(reader, writer)
-    await until_eof(reader)
+    await until_eof(reader, writer)
 
 
 async def line_over_the_limit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(HELLO[:-2] + b',"motd":"' + b"x" * SERVER_LINE_LIMIT + b'"}\n')
     await writer.drain()
-    await until_eof(reader)
+    await until_eof(reader, writer)
 
 
 async def not_a_chat_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
-    await until_eof(reader)
+    await until_eof(reader, writer)
 
 
 async def until(client: ChatClient, wanted: Callable[[ClientEvent], bool]) -> list[ClientEvent]:
@@ -233,7 +236,7 @@ def huge_join(body: bytes) -> Script:
         writer.write(b'{"type":"history","room":"lobby","more":false,"messages":[')
         writer.write(body + b"]}\n")
         await writer.drain()
-        await until_eof(reader)
+        await until_eof(reader, writer)
 
     return serve
 
