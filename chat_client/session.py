@@ -14,14 +14,15 @@ Rules:
    DISCONNECTED (bye, EOF, a read error, a refused registration, a line over
    `SERVER_LINE_LIMIT`, garbage before `welcome`). `ending` then says why and
    whether to retry. CLOSED after `close()`, for good.
-2. One reply per id: the first line carrying a request's id as `re` settles it
-   (its reply type, `ack`, or `error` -> `Failed` with a `RequestError`); later
-   ones are ignored. An `error` with an unknown or no `re` is an event.
+2. One reply per id (`requests.py`): the first line carrying a request's id as
+   `re` settles it (its reply type, `ack`, or `error` -> `Failed` with a
+   `RequestError`); later ones are ignored. An `error` with an unknown or no
+   `re` is an event.
 3. When a connection ends, every open request fails with `NotConnectedError`,
-   except says: a say sent but not acked is matched after the rejoin against
-   the replayed history (own nick, same text and action) and completes with
-   that seq, or is sent again. A say made while disconnected, or while its room
-   is catching up, waits and goes out once the room is rejoined.
+   except says (`says.py`): a say sent but not acked is matched after the
+   rejoin against the replayed history (own nick, same text and action) and
+   completes with that seq, or is sent again. A say made while disconnected, or
+   while its room is catching up, waits and goes out once the room is rejoined.
 4. After `welcome` every tracked room is joined again with `since` = the last
    seq delivered; the join's `history` and the `history after` pages that
    follow while `more` is true go through `RoomTracker`, so each seq is
@@ -41,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,6 +85,8 @@ from protocol import (
 from .decoding import SERVER_LINE_LIMIT, PageInSlices, decode_line
 from .events import ChatClientError, ClientEvent, Connected, NotConnectedError, RequestError
 from .paging import HISTORY_PAGE, HistoryCollector
+from .requests import RequestTable
+from .says import PendingSay, SayBook
 from .tracking import RoomTracker
 
 __all__ = [
@@ -145,27 +148,6 @@ SessionEvent = ClientEvent | Completed | Failed
 
 
 @dataclass(slots=True)
-class _Waiting:
-    """A request on the wire: the reply type it expects and what to do with the outcome."""
-
-    expects: type[BaseModel]
-    on_reply: Callable[[Any], None]
-    on_error: Callable[[ChatClientError], None]
-    on_drop: Callable[[], None]
-
-
-@dataclass(slots=True)
-class _Say:
-    request_id: str
-    room: str
-    text: str
-    action: bool
-    sent: bool = False  # on the current connection
-    sent_before_drop: bool = False  # its ack may have been lost
-    seen_seq: int | None = None  # its message came back before the ack did
-
-
-@dataclass(slots=True)
 class _Join:
     request_id: str
     info: RoomInfo | None = None
@@ -215,8 +197,8 @@ class ClientSession:
         self._page: PageInSlices | None = None
         self._out: list[bytes] = []
         self._events: list[SessionEvent] = []
-        self._waiting: dict[str, _Waiting] = {}
-        self._says: dict[str, _Say] = {}
+        self._requests = RequestTable()
+        self._says = SayBook()
         self._joins: dict[str, _Join] = {}
         self._ids = itertools.count(1)
 
@@ -297,13 +279,11 @@ class ClientSession:
             return
         self.state = State.CLOSED
         error = NotConnectedError("the client is closed")
-        waiting, self._waiting = self._waiting, {}
-        says, self._says = self._says, {}
+        open_ids = dict.fromkeys(self._requests.clear() + self._says.clear())
         self._joins.clear()
         self._inbox.clear()
         self._page = None
-        for request_id in {*waiting, *says}:
-            self._events.append(Failed(request_id, error))
+        self._events += [Failed(request_id, error) for request_id in open_ids]
 
     # -- requests: each queues bytes and returns the id its outcome will carry --
 
@@ -327,8 +307,8 @@ class ClientSession:
         say = _built(lambda: Say(room=room, text=text, action=action))
         if self.state is State.CLOSED:
             raise NotConnectedError("the client is closed")
-        pending = _Say(self._next_id("s"), say.room, say.text, say.action)
-        self._says[pending.request_id] = pending
+        pending = PendingSay(self._next_id("s"), say.room, say.text, say.action)
+        self._says.add(pending)
         if self.state is State.READY and not self._catching_up(say.room):
             self._send_say(pending)
         return pending.request_id
@@ -460,14 +440,13 @@ class ClientSession:
         )
         for room in list(self.tracker.rooms):
             self._start_join(room, self.tracker.since(room))
-        for say in self._says.values():
-            if not say.sent and say.room not in self.tracker.rooms:
-                self._send_say(say)
+        for say in self._says.unsent_outside(self.tracker.rooms):
+            self._send_say(say)
 
     def _broadcast(self, message: ServerMessage) -> None:
         if isinstance(message, ChatMessage):
             delivered = self.tracker.live(message)
-            self._note_own(delivered)
+            self._says.seen_live(delivered, self.nick)
             self._events.extend(delivered)
         elif isinstance(message, HistoryPage):
             self._join_page(message)
@@ -483,18 +462,12 @@ class ClientSession:
             self._events.append(message)
 
     def _settle(self, request_id: str, reply: ServerMessage) -> None:
-        waiting = self._waiting.pop(request_id, None)
-        if waiting is None:
-            if isinstance(reply, ErrorReply):
-                self._events.append(reply)
-            else:
-                log.debug("ignored a second or unknown reply to %r", request_id)
-        elif isinstance(reply, ErrorReply):
-            waiting.on_error(RequestError.from_reply(reply))
-        elif isinstance(reply, waiting.expects):
-            waiting.on_reply(reply)
+        if self._requests.settle(request_id, reply):
+            return
+        if isinstance(reply, ErrorReply):
+            self._events.append(reply)  # for no request of ours: show it
         else:
-            waiting.on_error(RequestError(ErrorCode.INTERNAL, f"unexpected {reply.type} reply"))
+            log.debug("ignored a second or unknown reply to %r", request_id)
 
     def _end(self, reason: str, *, retry: bool, error: ChatClientError) -> None:
         if not self._connected():
@@ -503,9 +476,7 @@ class ClientSession:
         self.ending = Ending(reason, retry, error)
         self._inbox.clear()
         self._page = None
-        waiting, self._waiting = self._waiting, {}
-        for request in waiting.values():
-            request.on_drop()
+        self._requests.drop_all()
         for room in list(self._joins):
             self._join_dropped(room)
 
@@ -526,20 +497,9 @@ class ClientSession:
                 after(reply)
             self._events.append(Completed(request_id, reply))
 
-        self._expect(request_id, expects, replied, self._fail(request_id))
+        self._requests.expect(request_id, expects, replied, self._fail(request_id))
         self._out.append(encode(message.model_copy(update={"id": request_id})))
         return request_id
-
-    def _expect(
-        self,
-        request_id: str,
-        expects: type[M],
-        on_reply: Callable[[M], None],
-        on_error: Callable[[ChatClientError], None],
-        on_drop: Callable[[], None] | None = None,
-    ) -> None:
-        dropped = on_drop or (lambda: on_error(NotConnectedError("the connection dropped")))
-        self._waiting[request_id] = _Waiting(expects, on_reply, on_error, dropped)
 
     def _fail(self, request_id: str) -> Callable[[ChatClientError], None]:
         return lambda error: self._events.append(Failed(request_id, error))
@@ -556,7 +516,7 @@ class ClientSession:
             else:
                 self._ask_history(public_id, collector)
 
-        self._expect(request_id, HistoryPage, replied, self._fail(public_id))
+        self._requests.expect(request_id, HistoryPage, replied, self._fail(public_id))
         self._out.append(encode(collector.next_request(request_id)))
 
     # -- joins, replay and catch-up (rule 4) ------------------------------------
@@ -565,7 +525,7 @@ class ClientSession:
         request_id = self._next_id("j")
         self.tracker.start_catch_up(room)
         self._joins[room] = _Join(request_id)
-        self._expect(
+        self._requests.expect(
             request_id,
             RoomInfo,
             lambda info: self._join_answered(room, info),
@@ -602,7 +562,7 @@ class ClientSession:
     def _ask_catch_up(self, room: str, join: _Join) -> None:
         request_id = self._next_id("c")
         after = self.tracker.since(room) or 0
-        self._expect(
+        self._requests.expect(
             request_id,
             HistoryPage,
             lambda page: self._replay_page(room, join, page),
@@ -619,10 +579,10 @@ class ClientSession:
 
     def _join_done(self, room: str, join: _Join) -> None:
         self._joins.pop(room, None)
-        self._claim_says(room, join.replayed)
-        for say in list(self._says.values()):
-            if say.room == room and not say.sent:
-                self._send_say(say)
+        for request_id, seq in self._says.stored(room, join.replayed, self.nick):
+            self._say_acked(request_id, seq)
+        for say in self._says.unsent(room):
+            self._send_say(say)
         if join.info is not None:
             self._events.append(Completed(join.request_id, join.info))
 
@@ -636,10 +596,8 @@ class ClientSession:
             if isinstance(error, RequestError):
                 message = f"could not rejoin #{room}: {error.message}"
                 self._events.append(ErrorReply(code=error.wire_code, message=message))
-        for say in list(self._says.values()):
-            if say.room == room and not say.sent:
-                del self._says[say.request_id]
-                self._events.append(Failed(say.request_id, error))
+        for say in self._says.unsent(room):
+            self._say_refused(say.request_id, error)
         if join is not None:
             self._events.append(Failed(join.request_id, error))
 
@@ -655,60 +613,30 @@ class ClientSession:
 
     # -- says (rule 3) -----------------------------------------------------------
 
-    def _send_say(self, say: _Say) -> None:
+    def _send_say(self, say: PendingSay) -> None:
         say.sent = True
-        self._expect(
+        self._requests.expect(
             say.request_id,
             Ack,
-            lambda ack: self._say_acked(say, ack),
-            lambda error: self._say_refused(say, error),
+            lambda ack: self._say_acked(say.request_id, ack.seq),
+            lambda error: self._say_refused(say.request_id, error),
             lambda: self._say_dropped(say),
         )
         message = Say(room=say.room, text=say.text, action=say.action, id=say.request_id)
         self._out.append(encode(message))
 
-    def _say_acked(self, say: _Say, ack: Ack) -> None:
-        self._says.pop(say.request_id, None)
-        self._events.append(Completed(say.request_id, ack))
+    def _say_acked(self, request_id: str, seq: int | None) -> None:
+        self._says.pop(request_id)
+        self._events.append(Completed(request_id, Ack(re=request_id, seq=seq)))
 
-    def _say_refused(self, say: _Say, error: ChatClientError) -> None:
-        self._says.pop(say.request_id, None)
-        self._events.append(Failed(say.request_id, error))
+    def _say_refused(self, request_id: str, error: ChatClientError) -> None:
+        self._says.pop(request_id)
+        self._events.append(Failed(request_id, error))
 
-    def _say_dropped(self, say: _Say) -> None:
-        if say.seen_seq is not None:  # the server has it: only the ack was lost
-            self._say_acked(say, Ack(re=say.request_id, seq=say.seen_seq))
-            return
-        say.sent = False
-        say.sent_before_drop = True
-
-    def _note_own(self, delivered: list[ChatMessage]) -> None:
-        """Own messages seen live: remember them against says still waiting for their ack."""
-        for message in delivered:
-            if message.sender.lower() != self.nick.lower():
-                continue
-            for say in self._says.values():
-                if (
-                    say.sent
-                    and say.seen_seq is None
-                    and (say.room, say.text, say.action)
-                    == (message.room, message.text, message.action)
-                ):
-                    say.seen_seq = message.seq
-                    break
-
-    def _claim_says(self, room: str, replayed: list[ChatMessage]) -> None:
-        """Says whose ack was lost in a drop: the replay shows which the server kept."""
-        mine = [m for m in replayed if m.sender.lower() == self.nick.lower()]
-        for say in list(self._says.values()):
-            if say.room != room or not say.sent_before_drop:
-                continue
-            say.sent_before_drop = False
-            for message in mine:
-                if message.text == say.text and message.action == say.action:
-                    mine.remove(message)
-                    self._say_acked(say, Ack(re=say.request_id, seq=message.seq))
-                    break
+    def _say_dropped(self, say: PendingSay) -> None:
+        seq = self._says.dropped(say)
+        if seq is not None:  # its message came back: only the ack was lost
+            self._say_acked(say.request_id, seq)
 
     # -- small helpers -----------------------------------------------------------
 
