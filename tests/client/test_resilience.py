@@ -114,11 +114,23 @@ async def until(client: ChatClient, wanted: Callable[[ClientEvent], bool]) -> li
 
 @pytest.mark.slow
 async def test_a_line_over_the_limit_during_a_reconnect_is_retried_with_its_reason() -> None:
-    async with fake_server(welcome_then_hang_up, line_over_the_limit, welcome_and_stay) as port:
+    said: list[str] = []
+
+    async def acks_says(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await register(reader, writer)
+        while line := await reader.readline():
+            request = json.loads(line)
+            if request["type"] == "say":
+                said.append(request["text"])
+                writer.write(json.dumps({"type": "ack", "re": request["id"], "seq": 1}).encode())
+                writer.write(b"\n")
+
+    async with fake_server(welcome_then_hang_up, line_over_the_limit, acks_says) as port:
         client = ChatClient("127.0.0.1", port, "alice", settings=FAST)
         await client.connect()
         try:
-            seen = await until(client, lambda e: isinstance(e, Connected))  # the first one
+            seen = await until(client, lambda e: isinstance(e, Disconnected))
+            typed = asyncio.create_task(client.say("lobby", "typed while reconnecting"))
             seen += await until(client, lambda e: isinstance(e, Connected))
             reasons = [e for e in seen if isinstance(e, Disconnected)]
             assert [d.reason for d in reasons] == [
@@ -126,7 +138,8 @@ async def test_a_line_over_the_limit_during_a_reconnect_is_retried_with_its_reas
                 "the server sent a line longer than 64 MiB",
             ]
             assert all(d.retry_in is not None for d in reasons)
-            assert client.connected
+            assert await asyncio.wait_for(typed, TIMEOUT) == 1
+            assert said == ["typed while reconnecting"]
         finally:
             await client.close()
 
@@ -172,6 +185,27 @@ async def test_a_reset_during_the_handshake_is_retried() -> None:
             await until(client, lambda e: isinstance(e, Connected))
             seen = await until(client, lambda e: isinstance(e, Connected))
             assert len([e for e in seen if isinstance(e, Disconnected)]) >= 2
+        finally:
+            await client.close()
+
+
+async def test_a_taken_nick_on_reconnect_is_shown_and_retried() -> None:
+    async def nick_taken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(HELLO)
+        hello = json.loads(await reader.readline())
+        refusal = {"type": "error", "code": "nick_taken", "message": "alice is taken"}
+        writer.write(json.dumps({**refusal, "re": hello["id"]}).encode() + b"\n")
+        await until_eof(reader, writer)
+
+    async with fake_server(welcome_then_hang_up, nick_taken, welcome_and_stay) as port:
+        client = ChatClient("127.0.0.1", port, "alice", settings=FAST)
+        await client.connect()
+        try:
+            await until(client, lambda e: isinstance(e, Connected))  # the first one
+            seen = await until(client, lambda e: isinstance(e, Connected))
+            shown = [e for e in seen if isinstance(e, Disconnected)]
+            assert "alice is taken (nick_taken)" in [d.reason for d in shown]
+            assert all(d.retry_in is not None for d in shown)
         finally:
             await client.close()
 
