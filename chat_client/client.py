@@ -413,6 +413,8 @@ class ChatClient:
         """Route the session's events in slices, letting the loop run between them."""
         while True:
             events = self.session.next_events(DELIVERY_SLICE)
+            if self.session.ending is not None:
+                self._ready.clear()  # requests made from now on wait for the next connection
             self._flush()
             for start in range(0, len(events), DELIVERY_SLICE):
                 if start:
