@@ -311,6 +311,7 @@ async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_w
             reader = asyncio.create_task(read())
             await asyncio.wait_for(client.join("lobby"), 6 * TIMEOUT)
             await asyncio.wait_for(reader, TIMEOUT)
+            await asyncio.sleep(0.05)  # let the ticker see the last stall before it stops
         finally:
             ticker.cancel()
             await client.close()
