@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from chat_client.events import Connected, NotConnectedError, RequestError
@@ -527,3 +529,36 @@ def test_a_broken_long_page_keeps_its_good_part_and_pages_on() -> None:
     assert len(only(events, ChatMessage)) == 2000
     [catch_up] = sent(session)
     assert isinstance(catch_up, GetHistory) and catch_up.after == 2000
+
+
+# -- the byte stream may be cut anywhere -----------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30))
+def test_events_do_not_depend_on_how_the_bytes_are_cut(cuts: list[int]) -> None:
+    def run(chunks: list[bytes]) -> list[SessionEvent]:
+        session = ClientSession("alice")
+        session.connection_opened()
+        events: list[SessionEvent] = []
+        for chunk in chunks:
+            session.receive_data(chunk)
+            events += session.events_received()
+            sent(session)  # ids are deterministic: the same stream answers both runs
+        return events
+
+    stream = b"".join(
+        encode(m)
+        for m in [
+            ServerHello(server="test"),
+            Welcome(nick="alice", rooms=["lobby"], re="register"),
+            ServerPing(token="t"),
+            msg(1, "live\nline", room="dev"),
+            ErrorReply(code="rate_limited", message="slow"),
+            NickChanged(old="alice", new="alice2", ts=TS),
+        ]
+    ).replace(b"\n", b"\r\n", 2)
+    points = sorted({min(cut, len(stream)) for cut in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert run(chunks) == run([stream])
+    assert len(run([stream])) == 4
