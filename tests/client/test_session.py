@@ -179,6 +179,15 @@ def test_bye_is_an_event_and_only_quit_is_final() -> None:
     assert session.ending is not None and not session.ending.retry
 
 
+@pytest.mark.parametrize("line", [b"not json\n", b'{"type":"message","text":"\xff"}\n'])
+def test_a_line_that_is_not_json_after_welcome_ends_the_connection(line: bytes) -> None:
+    session = ready()
+    session.receive_data(line)
+    session.events_received()
+    assert session.ending is not None and session.ending.retry
+    assert session.ending.reason.startswith("the server sent an unreadable line")
+
+
 def test_an_unknown_message_type_after_welcome_is_skipped() -> None:
     session = ready()
     session.receive_data(b'{"type":"edited","room":"lobby","seq":1}\n')
