@@ -378,7 +378,7 @@ class ClientSession:
             self._page = None
             whole = page.page()
             if whole is None:
-                self._unreadable(ProtocolError(ErrorCode.INVALID_MESSAGE, "a broken history page"))
+                self._unreadable(ProtocolError(ErrorCode.INVALID_MESSAGE, "a broken long line"))
             else:
                 self._handle(whole)
         return done

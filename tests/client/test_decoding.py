@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 import chat_client
 from chat_client.decoding import SLICE_ABOVE, PageInSlices, decode_line
-from protocol import ChatMessage, HistoryPage, ProtocolError, RoomInfo, encode
+from protocol import (
+    ChatMessage,
+    HistoryPage,
+    ProtocolError,
+    RoomInfo,
+    RoomList,
+    RoomSummary,
+    encode,
+)
 
 TS = "2026-11-23T15:04:05.123Z"
 PAD = "p" * 300  # makes a page of a few thousand messages longer than SLICE_ABOVE
@@ -26,7 +34,7 @@ def page_line(count: int, *, more: bool = False, re: str | None = "h1") -> bytes
     return encode(HistoryPage(room="lobby", messages=messages, more=more, re=re))[:-1]
 
 
-def finish(page: PageInSlices, budget: int) -> HistoryPage | None:
+def finish(page: PageInSlices, budget: int) -> HistoryPage | RoomList | None:
     while not page.finished:
         page.advance(budget)
     return page.page()
@@ -70,6 +78,15 @@ def test_whitespace_and_field_order_do_not_matter(spaces: str, re: str | None, m
     assert page == HistoryPage.model_validate_json(text)
 
 
+def test_a_long_room_list_read_in_slices_equals_the_whole_decode() -> None:
+    rooms = [RoomSummary(room=f"room-{n}", topic=PAD[:40], members=n) for n in range(5000)]
+    line = encode(RoomList(rooms=rooms, re="r1"))[:-1]
+    assert len(line) > SLICE_ABOVE
+    sliced = decode_line(line)
+    assert isinstance(sliced, PageInSlices)
+    assert finish(sliced, 700) == RoomList.model_validate_json(line)
+
+
 def test_type_after_messages_or_another_type_falls_back_to_one_decode() -> None:
     line = page_line(1200)
     moved = b'{"room":"lobby","messages"' + line.split(b'"messages"', 1)[1][:-1]
@@ -95,7 +112,7 @@ def test_a_page_cut_short_keeps_what_was_read_and_says_more() -> None:
     sliced = decode_line(cut)
     assert isinstance(sliced, PageInSlices)
     page = finish(sliced, 100)
-    assert page is not None and page.more and page.re is None
+    assert isinstance(page, HistoryPage) and page.more and page.re is None
     assert [m.seq for m in page.messages] == list(range(1, len(page.messages) + 1))
     assert len(page.messages) > 100
 
@@ -104,7 +121,7 @@ def test_extra_data_after_the_object_breaks_the_page() -> None:
     sliced = decode_line(page_line(1200, more=False) + b' {"x":1}')
     assert isinstance(sliced, PageInSlices)
     page = finish(sliced, 5000)
-    assert page is not None and page.more
+    assert isinstance(page, HistoryPage) and page.more
 
 
 PURE = [

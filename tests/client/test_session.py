@@ -571,3 +571,19 @@ def test_events_do_not_depend_on_how_the_bytes_are_cut(cuts: list[int]) -> None:
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     assert run(chunks) == run([stream])
     assert len(run([stream])) == 4
+
+
+def test_a_long_room_list_completes_its_request() -> None:
+    session = ready()
+    request_id = session.send_rooms()
+    [request] = sent(session)
+    rooms = [RoomSummary(room=f"r{n}", topic="t" * 50, members=n) for n in range(8000)]
+    session.receive_data(encode(RoomList(rooms=rooms, re=request.id)))
+    calls, events = 0, []
+    while session.has_pending_input:
+        calls += 1
+        events += session.next_events(budget=1000)
+    assert calls >= 8
+    [done] = events
+    assert isinstance(done, Completed) and done.request_id == request_id
+    assert isinstance(done.reply, RoomList) and done.reply.rooms == rooms
