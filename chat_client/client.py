@@ -325,6 +325,8 @@ class ChatClient:
                     await self._receive(reader)
                     if self.session.ending is not None:
                         raise self.session.ending.error
+                    if self.session.state is State.CLOSED:
+                        raise NotConnectedError("the client is closed")
         except TimeoutError:
             self.session.abort("the server did not answer")
             await self._deliver()

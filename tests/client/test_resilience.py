@@ -328,3 +328,16 @@ async def test_asking_a_version_1_server_for_features_grants_none(server: ChatSe
     async with ChatClient("127.0.0.1", server.port, "alice", features=["reply"]) as alice:
         assert alice.features == frozenset()
         assert (await alice.join("lobby")).members == ["alice"]
+
+
+async def test_close_during_the_handshake_ends_connect_at_once() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await until_eof(reader, writer)
+
+    async with fake_server(silent) as port:
+        client = ChatClient("127.0.0.1", port, "alice", settings=ClientSettings())
+        connecting = asyncio.create_task(client.connect())
+        await asyncio.sleep(0.05)
+        await client.close()
+        with pytest.raises((NotConnectedError, OSError)):
+            await asyncio.wait_for(connecting, TIMEOUT)
