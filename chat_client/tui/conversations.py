@@ -27,11 +27,10 @@ class Conversation:
     mentioned: bool = False
     topic: str = ""
     members: list[str] = field(default_factory=list)
-    joined: bool = False
+    joined: bool = False  # for a room: our own `joined` came back (else: replay, or away)
     oldest_seq: int | None = None  # older history is fetched `before` this
     older_exhausted: bool = False
     read_seq: int = 0  # messages at or below it were seen
-    replaying: bool = False  # between the join's `room` reply and our own `joined`
     absorbing: bool = False  # a first join's backlog: history, not news
     pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
 

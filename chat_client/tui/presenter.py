@@ -20,7 +20,7 @@ Rules kept here, each tested on its own (tests/client/test_presenter.py):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,6 +43,8 @@ from .conversations import Conversation, Conversations
 from .entries import Entry, Kind, mentions
 
 __all__ = ["Changes", "Presenter", "Status"]
+
+RECENT = 300  # seconds
 
 
 @dataclass(slots=True)
@@ -84,7 +86,10 @@ class Changes:
 class Presenter:
     """Owns the conversations and the status; turns events into `Changes`."""
 
-    def __init__(self, nick: str = "", *, bell: bool = True) -> None:
+    def __init__(
+        self, nick: str = "", *, bell: bool = True, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._clock = clock or _now
         self.conversations = Conversations()
         self.status = Status(nick=nick)
         self.bell = bell
@@ -117,7 +122,9 @@ class Presenter:
         elif isinstance(event, NickChanged):
             self._nick_changed(event, changes)
         elif isinstance(event, TopicChanged):
-            conversation = self.conversations.get("#" + event.room)
+            conversation = self.conversations.by_key.get("#" + event.room)
+            if conversation is None:
+                return
             conversation.topic = event.topic
             text = (
                 f"{event.by} set the topic: {event.topic}"
@@ -149,11 +156,20 @@ class Presenter:
             changes.pending |= conversation.key == self.conversations.current
         if not self._add(conversation, entry, changes):
             return
-        fresh = message.seq > conversation.read_seq
-        if (conversation.replaying and conversation.absorbing) or mine:
+        # Until our own `joined` comes back, messages are the join's replay. A first
+        # join's backlog is history (it moves the read marker); after a drop, what was
+        # missed counts as unread but rings no bell.
+        replay = not conversation.joined
+        if replay and conversation.read_seq == 0:
+            conversation.absorbing = True
+        if mine or (replay and conversation.absorbing):
             conversation.read_seq = max(conversation.read_seq, message.seq)
-        elif fresh:
-            self._count(conversation, entry, changes, live=not conversation.replaying)
+        elif message.seq > conversation.read_seq:
+            self._count(conversation, entry, changes, live=not replay and self._recent(entry))
+
+    def _recent(self, entry: Entry) -> bool:
+        """Said in the last minutes: later replay pages of a long gap ring no bell."""
+        return entry.ts is None or (self._clock() - entry.ts).total_seconds() < RECENT
 
     def _direct_message(self, message: DirectMessage, changes: Changes) -> None:
         mine = message.sender.lower() == self.nick.lower()
@@ -186,22 +202,22 @@ class Presenter:
         conversation.topic = info.topic
         conversation.set_members(info.members)
         conversation.joined = True
-        conversation.replaying = True
-        conversation.absorbing = conversation.read_seq == 0
         self.server_rooms.add(info.room)
         changes.rooms = True
         changes.details = True
 
     def _membership(self, event: Joined | Left, changes: Changes) -> None:
-        key = "#" + event.room
-        conversation = self.conversations.get(key)
+        conversation = self.conversations.by_key.get("#" + event.room)
+        if conversation is None:
+            return  # a room we have just left
         me = event.nick.lower() == self.nick.lower()
         others = [m for m in conversation.members if m.lower() != event.nick.lower()]
         changes.details = True
         if isinstance(event, Joined):
             conversation.set_members([*others, event.nick])
             if me:
-                conversation.replaying = conversation.absorbing = False
+                conversation.joined = True
+                conversation.absorbing = False
                 conversation.joined = True
                 return  # the room's own line says we are in
             away = self._away_members.get(event.room, set())
@@ -259,6 +275,9 @@ class Presenter:
                     c.name: {m.lower() for m in c.members} for c in self.conversations if c.is_room
                 }
                 self._everywhere(f"disconnected: {event.reason}", Kind.ERROR, changes)
+                for conversation in self.conversations:
+                    conversation.joined = not conversation.is_room
+                changes.rooms = True
             status.connected = False
             status.rtt = None
             status.retry_in = event.retry_in
