@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -53,7 +54,7 @@ class ChatApp(App[None]):
     """The terminal chat client."""
 
     TITLE = "chat"
-    CSS_PATH = "chat.tcss"
+    CSS_PATH = Path(__file__).parent / "chat.tcss"  # absolute: subclasses live elsewhere
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
     def __init__(self, options: StartOptions | None = None) -> None:

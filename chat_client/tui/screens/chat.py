@@ -40,7 +40,7 @@ __all__ = ["ChatScreen", "split_text"]
 
 OLDER_PAGE = 100
 ROOMS_SHOWN = 30
-NARROW, TINY = 90, 60  # columns: below them the member list, then the footer, go
+NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:

@@ -76,14 +76,28 @@ class ConnectScreen(Screen[ConnectRequest]):
             yield Label("Server (host or host:port)")
             yield Input(address, id="address", select_on_focus=False, compact=True)
             yield Label("Nick")
-            yield Input(last.nick, placeholder="letters, digits, _ and -", id="nick", compact=True)
+            yield Input(
+                last.nick,
+                placeholder="letters, digits, _ and -",
+                id="nick",
+                select_on_focus=False,
+                compact=True,
+            )
             yield Label("Password (if the server has one)")
-            yield Input(last.password or "", password=True, id="password", compact=True)
+            yield Input(
+                last.password or "",
+                password=True,
+                id="password",
+                select_on_focus=False,
+                compact=True,
+            )
             yield Static(literal(self._problem.text if self._problem else ""), id="problem")
             yield Button("Connect", variant="primary", id="connect")
         yield Footer()
 
-    def on_mount(self) -> None:
+    AUTO_FOCUS = None  # the field is chosen below
+
+    def on_screen_resume(self) -> None:
         self._focus_field(self._problem.field if self._problem else self._first_empty())
 
     def _first_empty(self) -> Field:

@@ -23,11 +23,7 @@ HISTORY_SIZE = 500
 class Composer(TextArea):
     """A TextArea where Enter sends, Tab completes and Up/Down recall earlier input."""
 
-    BINDINGS = [
-        Binding("enter", "submit", "Send", show=False, priority=True),
-        Binding("tab", "complete", "Complete", show=False, priority=True),
-        Binding("alt+enter", "newline", "New line", show=False),
-    ]
+    BINDINGS = [Binding("alt+enter", "newline", "New line", show=False)]
 
     class Submitted(Message):
         """The user pressed Enter on some text; the composer is already empty again."""
@@ -50,6 +46,17 @@ class Composer(TextArea):
         self._draft = ""
 
     # -- sending -------------------------------------------------------------
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Enter and Tab are handled here, in this widget's own queue, after every key
+        # typed before them (a priority binding would run ahead of those keys).
+        if event.key in ("enter", "tab"):
+            event.stop()
+            event.prevent_default()
+            if event.key == "enter":
+                self.action_submit()
+            else:
+                self.action_complete()
 
     def action_submit(self) -> None:
         text = self.text
