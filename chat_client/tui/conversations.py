@@ -31,6 +31,7 @@ class Conversation:
     oldest_seq: int | None = None  # older history is fetched `before` this
     older_exhausted: bool = False
     read_seq: int = 0  # messages at or below it were seen
+    ever_joined: bool = False
     absorbing: bool = False  # a first join's backlog: history, not news
     pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
 

@@ -44,7 +44,8 @@ from .entries import Entry, Kind, mentions
 
 __all__ = ["Changes", "Presenter", "Status"]
 
-RECENT = 300  # seconds
+RECENT = 300  # seconds: older lines in a replay ring no bell
+RETURN_WINDOW = 120  # seconds: who comes back this soon after a restart does so silently
 
 
 @dataclass(slots=True)
@@ -97,6 +98,7 @@ class Presenter:
         self.server_rooms: set[str] = set()
         self._away_members: dict[str, set[str]] = {}  # room -> nicks present when we dropped
         self._was_connected = False
+        self._away_since = self._clock()
 
     @property
     def nick(self) -> str:
@@ -160,7 +162,7 @@ class Presenter:
         # join's backlog is history (it moves the read marker); after a drop, what was
         # missed counts as unread but rings no bell.
         replay = not conversation.joined
-        if replay and conversation.read_seq == 0:
+        if replay and not conversation.ever_joined and conversation.read_seq == 0:
             conversation.absorbing = True
         if mine or (replay and conversation.absorbing):
             conversation.read_seq = max(conversation.read_seq, message.seq)
@@ -216,18 +218,21 @@ class Presenter:
         if isinstance(event, Joined):
             conversation.set_members([*others, event.nick])
             if me:
-                conversation.joined = True
+                conversation.joined = conversation.ever_joined = True
                 conversation.absorbing = False
                 conversation.joined = True
                 return  # the room's own line says we are in
             away = self._away_members.get(event.room, set())
-            if event.nick.lower() in away:
+            back_soon = (parse_ts(event.ts) - self._away_since).total_seconds() < RETURN_WINDOW
+            if event.nick.lower() in away and back_soon:
                 away.discard(event.nick.lower())
                 return  # back after the server restarted: not news
             self._add(conversation, _event(event.ts, f"{event.nick} joined #{event.room}"), changes)
             return
         conversation.set_members(others)
         if event.reason == "shutdown":
+            self._away_members.setdefault(event.room, set()).add(event.nick.lower())
+            self._away_since = self._clock()
             return  # the server's restart gets one line of its own
         reason = f" ({event.reason})" if event.reason else ""
         self._add(
@@ -271,9 +276,12 @@ class Presenter:
             self._was_connected = True
         elif isinstance(event, Disconnected):
             if status.connected:
-                self._away_members = {
-                    c.name: {m.lower() for m in c.members} for c in self.conversations if c.is_room
-                }
+                self._away_since = self._clock()
+                for c in self.conversations:
+                    if c.is_room:
+                        self._away_members.setdefault(c.name, set()).update(
+                            m.lower() for m in c.members
+                        )
                 self._everywhere(f"disconnected: {event.reason}", Kind.ERROR, changes)
                 for conversation in self.conversations:
                     conversation.joined = not conversation.is_room
