@@ -162,7 +162,8 @@ class ChatApp(App[None]):
             batch: list[ClientEvent] = [first, *client.events_nowait()]
             for start in range(0, len(batch), SLICE):
                 done = asyncio.Event()
-                self.chat.post_message(NetworkEvents(batch[start : start + SLICE], done))
+                last = start + SLICE >= len(batch)
+                self.chat.post_message(NetworkEvents(batch[start : start + SLICE], done, last))
                 await done.wait()
 
     # -- remembering -------------------------------------------------------------

@@ -19,7 +19,8 @@ class NetworkEvents(Message, bubble=False):
     100,000-message replay) is drawn in slices with the UI answering in between.
     """
 
-    def __init__(self, events: Sequence[ClientEvent], done: asyncio.Event) -> None:
+    def __init__(self, events: Sequence[ClientEvent], done: asyncio.Event, last: bool) -> None:
         super().__init__()
         self.events = events
         self.done = done
+        self.last = last  # no more slices of this batch follow

@@ -29,9 +29,11 @@ def make_app(port: int, nick: str = "alice", *rooms: str, **options: object) -> 
     )
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+async def until(
+    pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = TIMEOUT
+) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
+    deadline = loop.time() + timeout
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

@@ -7,6 +7,7 @@ the conversation in view, `/commands` go through the command table.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["ChatScreen", "split_text"]
 
 OLDER_PAGE = 100
+BATCH_DRAW_INTERVAL = 0.5  # seconds between redraws while a long batch is applied
+PARTIAL_TAIL = 200  # entries shown meanwhile
 ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 
@@ -76,6 +79,9 @@ class ChatScreen(Screen[None]):
         super().__init__()
         self.presenter = presenter
         self._loading_older: set[str] = set()
+        self._held: Changes | None = None  # changes of a long batch not drawn yet
+        self._drawn_at = 0.0
+        self._partial = False  # the log shows only the tail of a long batch
         self.completer = Completer(self._nick_candidates, self._room_candidates)
 
     @property
@@ -130,10 +136,38 @@ class ChatScreen(Screen[None]):
     # -- network events ----------------------------------------------------------
 
     def on_network_events(self, message: NetworkEvents) -> None:
+        """Apply a slice of events. In a long batch (a 100,000-message replay) the log
+        shows only its newest lines about once a second, and is drawn in full once at
+        the end, so only what stays in the log is ever wrapped."""
         try:
-            self.render_changes(self.presenter.apply(message.events))
+            changes = self.presenter.apply(message.events)
+            if self._held is not None:
+                self._held.merge(changes)
+                changes = self._held
+            now = time.monotonic()
+            if message.last:
+                self._held = None
+                changes.reload |= self._partial
+                self._partial = False
+                self.render_changes(changes)
+            elif now - self._drawn_at > BATCH_DRAW_INTERVAL:
+                self._drawn_at = now
+                self._held = None
+                self._draw_partial(changes)
+            else:
+                self._held = changes
         finally:
             message.done.set()
+
+    def _draw_partial(self, changes: Changes) -> None:
+        current = self.presenter.conversations.current
+        if changes.appended and current is not None:
+            conversation = self.presenter.conversations.get(current)
+            tail = list(conversation.entries)[-PARTIAL_TAIL:]
+            self.log_view.show(tail, conversation.pending)
+            self._partial = True
+        changes.appended = []
+        self.render_changes(changes)
 
     def render_changes(self, changes: Changes) -> None:
         current = self.presenter.conversations.current

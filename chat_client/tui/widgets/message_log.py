@@ -62,6 +62,7 @@ class MessageLog(ScrollView, can_focus=False):
         self.following = True
         self.unseen = 0
         self._user_scrolled = 0.0
+        self._wrap_scheduled = False
 
     # -- what tests and copying read -------------------------------------------
 
@@ -88,23 +89,46 @@ class MessageLog(ScrollView, can_focus=False):
         self.scroll_end(animate=False, immediate=False)
 
     def append(self, entries: list[Entry]) -> None:
+        """Add entries at the bottom; they are wrapped once the current burst is over.
+
+        Wrapping waits for a callback, so in a flood only the entries that stay
+        (the newest MAX_ENTRIES) are ever wrapped.
+        """
         if not entries:
             return
-        for entry in entries:
-            lines = self._block(entry, self._last_day())
-            self._entries.append(entry)
-            self._counts.append(len(lines))
-            self._lines.extend(lines)
+        self._entries.extend(entries)
         excess = len(self._entries) - MAX_ENTRIES
         if excess > 0:
-            dropped = sum(self._counts[:excess])
-            del self._entries[:excess], self._counts[:excess], self._lines[:dropped]
-            self._rewrap_first()
+            wrapped = len(self._counts)
+            gone = min(excess, wrapped)
+            del self._lines[: sum(self._counts[:gone])], self._counts[:gone]
+            del self._entries[:excess]
+            if gone == wrapped:
+                self._counts, self._lines = [], []
+            else:
+                self._rewrap_first()
         if not self.following:
             self._set_following(False, self.unseen + len(entries))
+        if not self._wrap_scheduled:
+            self._wrap_scheduled = True
+            self.call_later(self._wrap_new)
+
+    def _wrap_new(self) -> None:
+        """Wrap the entries appended since the last call."""
+        self._wrap_scheduled = False
+        start = len(self._counts)
+        if start >= len(self._entries):
+            return
+        day = self._day_before(start)
+        for entry in self._entries[start:]:
+            lines = self._block(entry, day)
+            day = entry.day or day
+            self._counts.append(len(lines))
+            self._lines.extend(lines)
         self._changed()
 
     def set_pending(self, pending: Iterable[Entry]) -> None:
+        self._wrap_new()
         self._pending = list(pending)
         self._tail = self._pending_lines()
         self._changed()
@@ -113,6 +137,7 @@ class MessageLog(ScrollView, can_focus=False):
         """Older entries go above; the lines in view stay where they are."""
         if not entries:
             return
+        self._wrap_new()
         before = len(self._lines)
         blocks: list[list[Content]] = []
         day: date | None = None
@@ -183,6 +208,7 @@ class MessageLog(ScrollView, can_focus=False):
         self._rewrap_entry(0)
 
     def _rewrap(self) -> None:
+        self._wrap_scheduled = False
         self._wrap_width = self.scrollable_content_region.width
         self._lines, self._counts = [], []
         day: date | None = None
