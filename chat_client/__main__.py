@@ -51,10 +51,9 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from textual.theme import BUILTIN_THEMES
-
     from .tui.app import ChatApp, StartOptions
     from .tui.screens.connect import parse_address
+    from .tui.themes import theme_names
 
     host: str | None = None
     port: int | None = None
@@ -74,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             rooms.append(normalize_room(room.lower()))
         except ValueError as exc:
             return _fail(f"--room {room!r}: {exc}")
-    if args.theme is not None and args.theme not in BUILTIN_THEMES:
-        return _fail(f"no theme {args.theme!r}; choose one of: {', '.join(sorted(BUILTIN_THEMES))}")
+    if args.theme is not None and args.theme not in theme_names():
+        return _fail(f"no theme {args.theme!r}; choose one of: {', '.join(theme_names())}")
     options = StartOptions(
         host=host,
         port=port,
