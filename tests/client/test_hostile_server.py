@@ -119,7 +119,7 @@ def screen_bytes(app: ChatApp) -> str:
     """Everything the terminal would be sent for the current screen."""
     console = app.console
     update = app.screen._compositor.render_update(full=True)
-    rendered: str = update.render_segments(console)
+    rendered: str = update.render_segments(console)  # type: ignore[union-attr]
     return rendered
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -391,6 +392,10 @@ async def test_12_lines_typed_while_disconnected_show_as_pending(tmp_path: Path)
 # 13 --------------------------------------------------------------------------
 
 
+def rang(app: CountingApp, times: int) -> bool:
+    return app.bells == times
+
+
 async def test_13_mentions_ring_wherever_they_are_unless_seen(server: ChatServer) -> None:
     bob = await registered(server.port, "bob", "lobby", "dev")
     app = counting_app(server.port, "alice", "lobby", "dev")
@@ -401,7 +406,7 @@ async def test_13_mentions_ring_wherever_they_are_unless_seen(server: ChatServer
         assert app.bells == 0
         for n in (1, 2):  # each highlight rings, not only the first per room
             await bob.request({"type": "say", "room": "dev", "text": f"alice: elsewhere {n}"})
-            await until(pilot, lambda n=n: app.bells == n, f"bell {n}")
+            await until(pilot, partial(rang, app, n), f"bell {n}")
         app.post_message(events.AppBlur())
         await until(pilot, lambda: not app.app_focus, "the blur")
         await bob.request({"type": "say", "room": "lobby", "text": "alice: in view, away"})
