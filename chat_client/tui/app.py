@@ -25,6 +25,7 @@ from ..connection import ChatClient, ClientSettings
 from ..events import ClientEvent, RequestError
 from ..settings import ClientConfig, Profile, load_config, save_config
 from .commands import COMMANDS
+from .keys import use_alt_digits
 from .messages import NetworkEvents
 from .presenter import Presenter
 from .reasons import plain_reason
@@ -58,6 +59,7 @@ class ChatApp(App[None]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
     def __init__(self, options: StartOptions | None = None) -> None:
+        use_alt_digits()
         super().__init__()
         self.options = options or StartOptions()
         self.config: ClientConfig = load_config()

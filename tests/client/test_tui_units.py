@@ -233,3 +233,16 @@ def test_day_of_an_entry_is_local() -> None:
     assert chat(1).day == (T0).astimezone().date()
     assert Entry(Kind.NOTICE, "x").day is None
     assert (T0 + timedelta(days=1)).astimezone().date() != chat(1).day
+
+
+def test_alt_digits_reach_the_app_as_keys() -> None:
+    from textual._xterm_parser import XTermParser
+
+    from chat_client.tui.keys import use_alt_digits
+
+    use_alt_digits()
+    for digit in "39":
+        parser = XTermParser()
+        tokens = [*parser.feed(f"\x1b{digit}"), *parser.feed("")]  # "" flushes a lone ESC
+        keys = [getattr(token, "key", None) for token in tokens]
+        assert keys == [f"alt+{digit}"]
