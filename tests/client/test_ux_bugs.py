@@ -422,8 +422,8 @@ async def test_14_alt_digits_switch_conversations(server: ChatServer) -> None:
     app = make_app(server.port, "alice", "lobby", "dev", "ops")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, joined(app, "lobby", "dev", "ops"), "the joins")
-        await pilot.press("alt+3")
-        assert app.presenter.conversations.current == "#ops"
+        app.post_message(events.Key("alt+3", "3"))  # as the terminal's ESC 3 arrives
+        await until(pilot, lambda: app.presenter.conversations.current == "#ops", "window 3")
         await pilot.press("alt+2")
         assert app.presenter.conversations.current == "#dev"
         await bob.request({"type": "say", "room": "ops", "text": "activity"})

@@ -50,6 +50,9 @@ class Composer(TextArea):
     async def _on_key(self, event: events.Key) -> None:
         # Enter and Tab are handled here, in this widget's own queue, after every key
         # typed before them (a priority binding would run ahead of those keys).
+        if event.key.startswith("alt+"):
+            event.prevent_default()  # Alt+key is a command (Alt+1: window 1), never text
+            return
         if event.key in ("enter", "tab"):
             event.stop()
             event.prevent_default()
