@@ -546,6 +546,7 @@ async def test_21_idle_status_bar_runs_no_timer(server: ChatServer) -> None:
         await until(pilot, joined(app, "lobby"), "the join")
         timer = app.chat.query_one("#status")._timer  # type: ignore[attr-defined]
         assert timer is not None and timer._active.is_set() is False
+        assert not composer(app).cursor_blink  # a blinking cursor was most of the idle CPU
 
 
 def test_profile_keys_are_per_server_and_nick() -> None:

@@ -40,6 +40,8 @@ class Composer(TextArea):
             highlight_cursor_line=False,
             placeholder=placeholder,
         )
+        # A steady cursor: blinking is most of what an idle client would spend CPU on.
+        self.cursor_blink = False
         self._completer = completer
         self._history: list[str] = []
         self._browse = 0  # index into history; len(history) = the text being typed
