@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-bell", action="store_true", help="never ring the bell for mentions and DMs"
     )
+    parser.add_argument(
+        "--log",
+        action="store_true",
+        help="keep a plain-text log of every conversation on disk (~/.local/state/lanchat/log)",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         password=os.environ.get("CHAT_PASSWORD") or None,
         rooms=tuple(rooms),
         bell=False if args.no_bell else None,
+        log=True if args.log else None,
     )
     app = ChatApp(options)
     if args.theme:

@@ -2,7 +2,7 @@
 
 One JSON file per machine and user, in the platform's config directory
 (`~/.config/lanchat/client.json` on Linux; `CHAT_CLIENT_CONFIG` overrides it):
-the last server and nick for the connect screen, the theme, the bell, and per
+the last server and nick for the connect screen, the theme, the bell, logging, and per
 server and nick the rooms you were in when you quit and how far you had read.
 The file is validated by a pydantic model; an unreadable one is ignored.
 """
@@ -40,6 +40,7 @@ class ClientConfig(BaseModel):
     nick: str = ""
     theme: str | None = None
     bell: bool = True
+    log: bool = False  # keep conversation logs on disk
     profiles: dict[str, Profile] = Field(default_factory=dict)
 
     @staticmethod

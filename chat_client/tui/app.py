@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.traceback import Traceback
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -26,15 +27,17 @@ from ..events import ClientEvent, RequestError
 from ..settings import ClientConfig, Profile, load_config, save_config
 from .commands import COMMANDS
 from .keys import use_alt_digits
+from .logbook import Logbook, default_log_dir
 from .messages import NetworkEvents
 from .presenter import Presenter
 from .reasons import plain_reason
 from .screens import ChatScreen, ConnectRequest, ConnectScreen, Problem
 from .screens.connect import Field
 
-__all__ = ["ChatApp", "StartOptions"]
+__all__ = ["ChatApp", "StartOptions", "crash_report"]
 
 SLICE = 500  # events drawn per message: the UI answers between slices
+IN_FLIGHT = 4  # slices posted and not yet drawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class StartOptions:
     rooms: tuple[str, ...] = ()
     remember: bool = True  # save server, nick, rooms and theme for next time
     bell: bool | None = None  # None: as configured
+    log: bool | None = None  # keep logs on disk; None: as configured
     settings: ClientSettings = field(default_factory=ClientSettings)
 
 
@@ -69,6 +73,7 @@ class ChatApp(App[None]):
         self.client: ChatClient | None = None
         self.request: ConnectRequest | None = None
         self.quitting = False
+        self.logbook: Logbook | None = None
         self._started = False  # theme changes before this are not the user's
         self.chat = ChatScreen(self.presenter)
         if self.config.theme in self.available_themes:
@@ -129,11 +134,23 @@ class ChatApp(App[None]):
             )
             return
         self.client, self.request = client, request
+        self._open_logbook(request, client.nick)
         self._open_rooms(client)
         try:
             await self._pump(client)
         finally:
+            if self.logbook is not None:
+                self.logbook.close()
             await client.close()
+
+    def _open_logbook(self, request: ConnectRequest, nick: str) -> None:
+        if self.logbook is not None:
+            self.logbook.close()
+            self.logbook = self.presenter.sink = None
+        wanted = self.config.log if self.options.log is None else self.options.log
+        if wanted:
+            self.logbook = Logbook(default_log_dir(), f"{request.host}_{request.port}", nick)
+            self.presenter.sink = self.logbook.write
 
     def _open_rooms(self, client: ChatClient) -> None:
         request = self.request
@@ -160,13 +177,13 @@ class ChatApp(App[None]):
         self.remember_rooms()
 
     async def _pump(self, client: ChatClient) -> None:
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
         async for first in client.events():
             batch: list[ClientEvent] = [first, *client.events_nowait()]
             for start in range(0, len(batch), SLICE):
-                done = asyncio.Event()
+                await in_flight.acquire()
                 last = start + SLICE >= len(batch)
-                self.chat.post_message(NetworkEvents(batch[start : start + SLICE], done, last))
-                await done.wait()
+                self.chat.post_message(NetworkEvents(batch[start : start + SLICE], in_flight, last))
 
     # -- remembering -------------------------------------------------------------
 
@@ -199,6 +216,8 @@ class ChatApp(App[None]):
             if self.client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.client.close(reason), 2.0)
+            if self.logbook is not None:
+                self.logbook.close()
             self.exit()
 
         self.run_worker(close(), group="quit")
@@ -208,11 +227,8 @@ class ChatApp(App[None]):
 
     def _fatal_error(self) -> None:
         """Textual's crash report, without the local variables (they may hold a password)."""
-        from rich.traceback import Traceback
-
         self.bell()
-        traceback = Traceback(show_locals=False, width=None)
-        self._exit_renderables.append(traceback)
+        self._exit_renderables.append(crash_report())
         self._close_messages_no_wait()
 
     # -- the command palette ---------------------------------------------------------
@@ -226,6 +242,11 @@ class ChatApp(App[None]):
                 chat.prefill(text)
 
             yield SystemCommand(f"/{spec.name} {spec.usage}".rstrip(), spec.help, prefill)
+
+
+def crash_report() -> Traceback:
+    """The exception being handled, as Rich renders it, but never with local variables."""
+    return Traceback(show_locals=False, width=None)
 
 
 def _field_for(code: str) -> Field:

@@ -204,7 +204,7 @@ def run(actions: Actions, line: str) -> bool:
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "send (a paste of several lines is sent as one message)"),
-    ("Alt+Enter", "a new line in the message"),
+    ("Ctrl+J", "a new line in the message"),
     ("Up / Down", "recall earlier input"),
     ("Tab", "complete a command, room or nick (again: the next match)"),
     ("Alt+1..9, Alt+A", "go to conversation N, or to the next with activity"),

@@ -13,13 +13,14 @@ __all__ = ["NetworkEvents"]
 
 
 class NetworkEvents(Message, bubble=False):
-    """A bounded slice of client events; `done` is set once the screen has drawn them.
+    """A bounded slice of client events; `done` is released once the screen has drawn them.
 
-    The worker waits for `done` before posting the next slice, so a flood (a
-    100,000-message replay) is drawn in slices with the UI answering in between.
+    The worker keeps only a few slices in flight (a semaphore), so a flood (a
+    100,000-message replay) is drawn in slices with the UI answering in between,
+    and the screen's queue never grows without bound.
     """
 
-    def __init__(self, events: Sequence[ClientEvent], done: asyncio.Event, last: bool) -> None:
+    def __init__(self, events: Sequence[ClientEvent], done: asyncio.Semaphore, last: bool) -> None:
         super().__init__()
         self.events = events
         self.done = done

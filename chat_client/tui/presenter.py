@@ -28,6 +28,7 @@ from protocol import (
     Bye,
     ChatMessage,
     DirectMessage,
+    ErrorCode,
     ErrorReply,
     HistoryPage,
     Joined,
@@ -41,9 +42,11 @@ from protocol import (
 from ..events import ClientEvent, Connected, Connecting, Disconnected, RoundTrip
 from .conversations import Conversation, Conversations
 from .entries import Entry, Kind, mentions
+from .reasons import reason_code
 
 __all__ = ["Changes", "Presenter", "Status"]
 
+LOGGED = frozenset({Kind.CHAT, Kind.ACTION, Kind.EVENT})
 RECENT = 300  # seconds: older lines in a replay ring no bell
 RETURN_WINDOW = 120  # seconds: who comes back this soon after a restart does so silently
 
@@ -91,6 +94,7 @@ class Presenter:
         self, nick: str = "", *, bell: bool = True, clock: Callable[[], datetime] | None = None
     ) -> None:
         self._clock = clock or _now
+        self.sink: Callable[[str, Entry], None] | None = None  # e.g. the log files on disk
         self.conversations = Conversations()
         self.status = Status(nick=nick)
         self.bell = bell
@@ -98,6 +102,7 @@ class Presenter:
         self.server_rooms: set[str] = set()
         self._away_members: dict[str, set[str]] = {}  # room -> nicks present when we dropped
         self._was_connected = False
+        self._last_reason = ""
         self._away_since = self._clock()
 
     @property
@@ -270,6 +275,7 @@ class Presenter:
             status.nick = event.nick
             status.server = event.server
             status.text = f"connected to {event.server} as {event.nick}"
+            self._last_reason = ""
             self.server_rooms.update(event.rooms)
             if self._was_connected:
                 self._everywhere("reconnected", Kind.NOTICE, changes)
@@ -286,6 +292,18 @@ class Presenter:
                 for conversation in self.conversations:
                     conversation.joined = not conversation.is_room
                 changes.rooms = True
+            elif (
+                event.reason != self._last_reason
+                and reason_code(event.reason) is ErrorCode.NICK_TAKEN
+            ):
+                # Somebody took our nick while we were away (maybe on purpose): say so.
+                self._everywhere(
+                    f"{event.reason}: someone else is using {self.nick} now. Retrying; "
+                    "/reconnect picks another nick",
+                    Kind.ERROR,
+                    changes,
+                )
+            self._last_reason = event.reason
             status.connected = False
             status.rtt = None
             status.retry_in = event.retry_in
@@ -370,6 +388,8 @@ class Presenter:
     def _add(self, conversation: Conversation, entry: Entry, changes: Changes) -> bool:
         if not conversation.append(entry):
             return False
+        if self.sink is not None and entry.kind in LOGGED:
+            self.sink(conversation.key, entry)
         if conversation.key == self.conversations.current:
             changes.appended.append(entry)
         return True

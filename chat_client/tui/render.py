@@ -53,26 +53,27 @@ def _with_links(content: Content) -> Content:
 
 def _parts(entry: Entry, dark: bool) -> tuple[Content, Content]:
     """The head (time and author) and the body of an entry."""
-    clock = Content.assemble((_clock(entry), "dim"), " ") if entry.ts else Content("")
-    author = literal(entry.author, nick_style(entry.author, dark=dark), single_line=True)
-    if entry.kind is Kind.CHAT:
+    clock = (_clock(entry), "dim") if entry.ts else ""
+    kind = entry.kind
+    if kind is Kind.CHAT or kind is Kind.ACTION:
         body_style = "bold" if entry.mention else ""
-        head = clock + author + Content(" ")
-    elif entry.kind is Kind.ACTION:
-        body_style = "bold" if entry.mention else ""
-        head = clock + Content("* ") + author + Content(" ")
-    elif entry.kind is Kind.EVENT:
+        author = literal(entry.author, nick_style(entry.author, dark=dark), single_line=True)
+        star = "* " if kind is Kind.ACTION else ""
+        head = Content.assemble(clock, " " if clock else "", star, author, " ")
+    elif kind is Kind.EVENT:
         body_style = "italic dim"
-        head = clock + Content.styled("-- ", "dim")
-    elif entry.kind is Kind.ERROR:
+        head = Content.assemble(clock, " " if clock else "", ("-- ", "dim"))
+    elif kind is Kind.ERROR:
         body_style = "bold red"
-        head = clock
-    elif entry.kind is Kind.MARK:
+        head = Content.assemble(clock, " " if clock else "")
+    elif kind is Kind.MARK:
         return Content(""), literal(f"── {entry.text} at {_clock(entry)} ──", "bold dim")
     else:
         body_style = "italic"
         head = Content("")
-    body = _with_links(literal(entry.text, body_style))
+    body = literal(entry.text, body_style)
+    if "://" in entry.text:
+        body = _with_links(body)
     if entry.pending:
         body = body.stylize("dim") + Content.styled("  sending…", "dim italic")
     elif entry.failed:

@@ -189,3 +189,13 @@ def test_a_final_disconnect_is_reported() -> None:
 def test_unknown_events_are_ignored() -> None:
     presenter = joined_presenter("lobby")
     assert presenter.apply([object()]).appended == []
+
+
+def test_a_nick_taken_on_reconnect_is_said_in_every_room() -> None:
+    presenter = joined_presenter("lobby", "dev")
+    presenter.apply([Disconnected("the connection dropped", 0.1)])
+    reason = "the nick alice is taken (nick_taken)"
+    presenter.apply([Disconnected(reason, 0.2), Disconnected(reason, 0.4)])  # said once
+    for key in ("#lobby", "#dev"):
+        texts = [e.text for e in presenter.conversations.get(key).entries]
+        assert sum("someone else is using alice" in t for t in texts) == 1

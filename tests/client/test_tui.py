@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from textual.widgets import Input
@@ -250,3 +251,19 @@ async def test_narrow_terminal_hides_the_member_list(server: ChatServer) -> None
         await pilot.resize_terminal(120, 30)
         await pilot.pause(0.05)
         assert app.chat.query_one("#members").display
+
+
+async def test_conversations_can_be_logged_to_disk(server: ChatServer, tmp_path: Path) -> None:
+    bob = await registered(server.port, "bob", "lobby")
+    app = make_app(server.port, log=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        await bob.request({"type": "say", "room": "lobby", "text": "for the record\nline 2"})
+        await type_line(pilot, "/me agrees")
+        await until(pilot, lambda: "* alice agrees" in log_text(app), "the action")
+        assert app.logbook is not None
+        path = app.logbook.path_for("#lobby")
+    await bob.close()
+    text = await asyncio.to_thread(path.read_text)
+    assert "<bob> for the record\n    line 2\n" in text and "* alice agrees" in text
+    assert str(path).startswith(os.environ["HOME"])

@@ -157,7 +157,7 @@ class ChatScreen(Screen[None]):
             else:
                 self._held = changes
         finally:
-            message.done.set()
+            message.done.release()
 
     def _draw_partial(self, changes: Changes) -> None:
         current = self.presenter.conversations.current

@@ -23,7 +23,8 @@ HISTORY_SIZE = 500
 class Composer(TextArea):
     """A TextArea where Enter sends, Tab completes and Up/Down recall earlier input."""
 
-    BINDINGS = [Binding("alt+enter", "newline", "New line", show=False)]
+    # Ctrl+J: what terminals send for it is a line feed; Alt+Enter reaches Textual as Enter.
+    BINDINGS = [Binding("ctrl+j", "newline", "New line", show=False)]
 
     class Submitted(Message):
         """The user pressed Enter on some text; the composer is already empty again."""
