@@ -15,6 +15,7 @@ __all__ = [
     "JOIN_HISTORY",
     "LINE_CONTROL_CHARS",
     "MAX_CLIENT_NAME",
+    "MAX_FEATURES",
     "MAX_ID",
     "MAX_LINE_BYTES",
     "MAX_NICK",
@@ -44,6 +45,7 @@ MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
 MAX_SEQ = 2**63 - 1  # seqs are SQLite integers; a larger `since`/`before`/`after` is refused
+MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`
 REPLAY_MAX = 500  # messages sent after a join with `since`
