@@ -160,8 +160,8 @@ def test_unreadable_lines_between_hello_and_welcome_are_skipped() -> None:
     session.receive_data(b'{"type":"welcome","nick":1}\n' + b"x" * 70_000 + b"\n")
     assert session.events_received() == []
     assert session.state is State.REGISTERING
-    feed(session, Welcome(nick="alice", rooms=[], re="register"))
-    assert session.state is State.READY
+    [connected] = feed(session, Welcome(nick="alice", rooms=[], re="register"))
+    assert isinstance(connected, Connected)
 
 
 def test_a_line_over_the_limit_ends_the_connection_with_a_reason() -> None:
