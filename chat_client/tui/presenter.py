@@ -208,7 +208,7 @@ class Presenter:
         conversation = self.conversations.get("#" + info.room)
         conversation.topic = info.topic
         conversation.set_members(info.members)
-        conversation.joined = True
+        # Not `joined` yet: our own `joined` comes after the replay, in wire order.
         self.server_rooms.add(info.room)
         changes.rooms = True
         changes.details = True
