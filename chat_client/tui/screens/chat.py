@@ -194,6 +194,25 @@ class ChatScreen(Screen[None]):
             self.app.bell()
         if changes.final is not None:
             self._connection_lost(changes.final.reason)
+        if changes.lagged and self.client is not None:
+            self._catch_up(self.client)
+
+    @work(group="history")
+    async def _catch_up(self, client: ChatClient) -> None:
+        """After dropped events: the messages after the newest shown, and the members."""
+        for conversation in self.presenter.conversations:
+            if not conversation.is_room or not conversation.joined:
+                continue
+            try:
+                newest = conversation.newest_seq or 0
+                page = await client.history(conversation.name, after=newest, limit=OLDER_PAGE)
+                members = await client.who(conversation.name)
+            except ChatClientError:
+                continue
+            changes = self.presenter.apply(page.messages)
+            conversation.set_members(members)
+            changes.details = True
+            self.render_changes(changes)
 
     def _connection_lost(self, reason: str) -> None:
         if self.chat_app.quitting:
