@@ -30,6 +30,7 @@ from .codec import (
 )
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
+from .files import FEATURE_FILES, FileInfo, Upload, UploadReady, file_message_text, format_size
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -56,6 +57,7 @@ from .server_messages import (
 from .timestamps import format_ts, now_ms, parse_ts
 
 __all__ = [
+    "FEATURE_FILES",
     "PROTOCOL_VERSION",
     "Ack",
     "Bye",
@@ -65,6 +67,7 @@ __all__ = [
     "DirectMessage",
     "ErrorCode",
     "ErrorReply",
+    "FileInfo",
     "GetHistory",
     "HistoryPage",
     "Join",
@@ -92,6 +95,8 @@ __all__ = [
     "ServerPong",
     "SetTopic",
     "TopicChanged",
+    "Upload",
+    "UploadReady",
     "Welcome",
     "Who",
     "decode_client_line",
@@ -99,6 +104,8 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "file_message_text",
+    "format_size",
     "format_ts",
     "normalize_room",
     "now_ms",

@@ -22,6 +22,7 @@ from .fields import (
     Token,
     TopicText,
 )
+from .files import Upload
 from .limits import HISTORY_DEFAULT, HISTORY_MAX
 
 __all__ = [
@@ -168,6 +169,7 @@ ClientMessage = Annotated[
     | GetHistory
     | Ping
     | Pong
-    | Quit,
+    | Quit
+    | Upload,
     Field(discriminator="type"),
 ]

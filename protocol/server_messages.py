@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
@@ -79,6 +80,7 @@ class ChatMessage(_Event):
     text: str
     action: bool = False
     ts: str
+    file: FileInfo | None = None
 
 
 class DirectMessage(_Event):
@@ -89,6 +91,7 @@ class DirectMessage(_Event):
     to: str
     text: str
     ts: str
+    file: FileInfo | None = None
 
 
 class Joined(_Event):
@@ -222,6 +225,7 @@ ServerMessage = Annotated[
     | ErrorReply
     | ServerPing
     | ServerPong
-    | Bye,
+    | Bye
+    | UploadReady,
     Field(discriminator="type"),
 ]
