@@ -186,7 +186,8 @@ class FileService:
         in_flight: asyncio.Future[None] | None = None
         try:
             async for chunk in body:
-                if start + len(block) + len(chunk) > ticket.size:
+                if start + len(chunk) > ticket.size:
+                    block += chunk[: ticket.size - start]  # keep what fits, refuse the rest
                     raise TooManyBytes
                 block += chunk
                 start += len(chunk)
