@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
+from .files.config import FilesConfig
+
 __all__ = ["DEFAULT_PORT", "MEMORY_DB", "ServerConfig"]
 
 DEFAULT_PORT = 7777
@@ -32,3 +34,4 @@ class ServerConfig:
     idle_timeout: float = 90.0
     max_per_ip: int = 50
     shutdown_grace: float = 5.0
+    files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)

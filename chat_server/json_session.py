@@ -33,6 +33,7 @@ from protocol import (
     SendDm,
     ServerPong,
     SetTopic,
+    Upload,
     Welcome,
     Who,
     decode_client_line,
@@ -50,6 +51,11 @@ class SessionHost(Peer, Protocol):
     """The connection a session talks through."""
 
     registered: bool
+
+    @property
+    def local_host(self) -> str | None:
+        """The address the client reached the server at."""
+        ...
 
     def send_text(self, text: str) -> None:
         """Queue a plain-text line (text mode only)."""
@@ -81,6 +87,7 @@ class JsonSession:
             Ping: self._ping,
             Pong: _ignore,
             Quit: self._quit,
+            Upload: self._upload,
         }
 
     def handle_line(self, line: bytes) -> Pending:
@@ -134,7 +141,7 @@ class JsonSession:
         host.send_message(
             RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id)
         )
-        host.send_message(_history_page(result, None))
+        host.send_message(self._history_page(result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -172,14 +179,14 @@ class JsonSession:
     def _history(self, message: GetHistory) -> Pending:
         result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
-            self._host.send_message(_history_page(result, message.id))
+            self._host.send_message(self._history_page(result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.send_message(_history_page(result, request_id))
+            self._host.send_message(self._history_page(result, request_id))
 
     def _ping(self, message: Ping) -> Pending:
         self._host.send_message(ServerPong(token=message.token, re=message.id))
@@ -189,15 +196,22 @@ class JsonSession:
         self._host.close_with_bye("quit", message.reason or "quit")
         return None
 
+    def _upload(self, message: Upload) -> Pending:
+        files = self._hub.files
+        if files is None:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
+        self._hub.check_can_share(self._host, message.room, message.to)
+        self._host.send_message(files.request(self._host, message))
+        return None
+
+    def _history_page(self, result: Result, request_id: str | None) -> HistoryPage:
+        return HistoryPage(
+            room=result.room.name,
+            messages=[m.to_wire() for m in self._hub.with_files(result.messages)],
+            more=result.more,
+            re=request_id,
+        )
+
 
 def _ignore(_message: Pong) -> Pending:
     return None
-
-
-def _history_page(result: Result, request_id: str | None) -> HistoryPage:
-    return HistoryPage(
-        room=result.room.name,
-        messages=[m.to_wire() for m in result.messages],
-        more=result.more,
-        re=request_id,
-    )

@@ -11,11 +11,14 @@ callers run it in a worker thread (`asyncio.to_thread`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import BinaryIO
+
+from ..store import StoreError
 
 __all__ = ["BlobStore", "PartialFile"]
 
@@ -30,6 +33,17 @@ class BlobStore:
         self.partials = directory / "partial"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.partials.mkdir(parents=True, exist_ok=True)
+        # One server per directory: a second one would delete the first one's uploads.
+        self._lock = open(directory / "lock", "a+b")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise StoreError(f"{directory} is in use by another chat-server") from None
+
+    def close(self) -> None:
+        """Release the directory."""
+        self._lock.close()
 
     def blob_path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256

@@ -25,7 +25,7 @@ def parse_size(text: str) -> int:
 class FilesConfig:
     """Where files live and how much of everything one may use; defaults are the contract's."""
 
-    directory: Path
+    directory: Path | None = None  # None: a temporary directory, deleted at shutdown
     port: int = DEFAULT_FILES_PORT
     max_file: int = 100 << 20
     quota: int = 2 << 30

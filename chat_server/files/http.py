@@ -29,7 +29,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
-from .service import FileService, TooManyBytes, UploadCorrupt
+from .service import FileError, FileService, TooManyBytes, UploadCorrupt
 from .uploads import UploadTicket
 
 __all__ = ["FilesListener", "build_app", "content_disposition"]
@@ -109,6 +109,8 @@ async def _put(request: web.Request) -> web.StreamResponse:
         record = await service.finish(ticket)
     except UploadCorrupt:
         return plain(422, "the SHA-256 does not match; the upload was dropped")
+    except FileError as error:
+        return plain(409, f"the file could not be shared: {error.message}")
     return web.Response(
         status=201,
         body=record.to_wire().model_dump_json(exclude_none=True).encode() + b"\n",

@@ -63,6 +63,7 @@ class FileIndex(ABC):
     def __init__(self) -> None:
         self._by_id: dict[str, FileRecord] = {}
         self._by_token: dict[str, str] = {}
+        self._by_message: dict[tuple[str, int], str] = {}
 
     def by_id(self, file_id: str) -> FileRecord | None:
         """The record, live or expired; None once deleted."""
@@ -76,10 +77,12 @@ class FileIndex(ABC):
 
     def by_message(self, room: str, seq: int) -> FileRecord | None:
         """The record shared by message `seq` of `room`, if any."""
-        for record in self._by_id.values():
-            if record.room == room and record.seq == seq:
-                return record
-        return None
+        file_id = self._by_message.get((room, seq))
+        return self._by_id.get(file_id) if file_id is not None else None
+
+    def has_messages(self) -> bool:
+        """Whether any room message shares a file (history needs no lookups otherwise)."""
+        return bool(self._by_message)
 
     def live_oldest_first(self) -> list[FileRecord]:
         """Records whose bytes are still kept, oldest first: the order quota expiry takes."""
@@ -114,6 +117,8 @@ class FileIndex(ABC):
         record = self._by_id.pop(file_id, None)
         if record is not None:
             self._by_token.pop(record.token, None)
+            if record.room is not None and record.seq is not None:
+                self._by_message.pop((record.room, record.seq), None)
             self._persist_remove(file_id)
         return record
 
@@ -123,6 +128,8 @@ class FileIndex(ABC):
     def _put(self, record: FileRecord) -> None:
         self._by_id[record.id] = record
         self._by_token[record.token] = record.id
+        if record.room is not None and record.seq is not None:
+            self._by_message[(record.room, record.seq)] = record.id
 
     @abstractmethod
     def _persist_add(self, record: FileRecord) -> None: ...

@@ -76,6 +76,8 @@ class FileService:
         index: FileIndex,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if config.directory is None:
+            raise ValueError("FilesConfig.directory must be set for a FileService")
         self.config = config
         self.index = index
         self.blobs = BlobStore(config.directory)
@@ -89,13 +91,14 @@ class FileService:
     @staticmethod
     def open_index(config: FilesConfig, persistent: bool) -> FileIndex:
         """An SQLite index in the files directory, or a memory one (nothing kept)."""
-        if not persistent:
+        if not persistent or config.directory is None:
             return MemoryFileIndex()
         config.directory.mkdir(parents=True, exist_ok=True)
         return SqliteFileIndex(config.directory / INDEX_FILE)
 
     def close(self) -> None:
         self.index.close()
+        self.blobs.close()
 
     @property
     def max_file(self) -> int:
@@ -224,6 +227,8 @@ class FileService:
         Raises:
             UploadCorrupt: the SHA-256 does not match; the bytes are gone and `on_corrupt`
                 has told the uploader.
+            FileError: the file could not be shared (its recipient went offline); it is
+                deleted again.
         """
         assert ticket.received == ticket.size and ticket.hasher is not None
         self.uploads.remove(ticket)
@@ -248,7 +253,11 @@ class FileService:
         )
         self.index.add(record)
         if self.on_shared is not None:
-            seq = await self.on_shared(ticket, record)
+            try:
+                seq = await self.on_shared(ticket, record)
+            except FileError:
+                self.delete(record.id)  # nobody could be told about it
+                raise
             if seq is not None:
                 self.index.set_seq(record.id, seq)
                 record = replace(record, seq=seq)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,25 @@ class Clock:
         return self.now
 
 
-def make_service(
-    directory: Path, clock: Clock | None = None, persistent: bool = True, **overrides: Any
-) -> FileService:
-    config = replace(FilesConfig(directory=directory, port=0, upload_rate=0), **overrides)
-    index = FileService.open_index(config, persistent)
-    return FileService(config, index, clock or Clock())
+MakeService = Callable[..., FileService]
+
+
+@pytest.fixture
+def make_service() -> Iterator[MakeService]:
+    """Services on a directory (a fake clock by default); all are closed at the end."""
+    made: list[FileService] = []
+
+    def make(
+        directory: Path, clock: Clock | None = None, persistent: bool = True, **overrides: Any
+    ) -> FileService:
+        config = replace(FilesConfig(directory=directory, port=0, upload_rate=0), **overrides)
+        service = FileService(config, FileService.open_index(config, persistent), clock or Clock())
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()
 
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
@@ -83,7 +96,9 @@ def test_the_byte_rate_makes_a_sender_wait_for_what_it_overdrew() -> None:
     assert ByteRate(0, 0, now=0.0).take(10**9, now=0.0) == 0.0
 
 
-async def test_quota_expires_the_oldest_files_first(tmp_path: Path) -> None:
+async def test_quota_expires_the_oldest_files_first(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path, quota=250, max_file=200)
     first = await share(service, "first", b"1" * 100)
     second = await share(service, "second", b"2" * 100)
@@ -102,7 +117,9 @@ async def test_quota_expires_the_oldest_files_first(tmp_path: Path) -> None:
     assert too_big.value.code == ErrorCode.FILE_TOO_LARGE
 
 
-async def test_the_same_bytes_shared_twice_are_stored_once(tmp_path: Path) -> None:
+async def test_the_same_bytes_shared_twice_are_stored_once(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path, quota=150)
     one = await share(service, "a.txt", b"same" * 25)
     two = await share(service, "b.txt", b"same" * 25)  # would not fit twice
@@ -115,7 +132,9 @@ async def test_the_same_bytes_shared_twice_are_stored_once(tmp_path: Path) -> No
     assert not service.delete(two.id)
 
 
-async def test_deleting_the_message_deletes_its_file(tmp_path: Path) -> None:
+async def test_deleting_the_message_deletes_its_file(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path)
 
     async def on_shared(ticket: UploadTicket, record: FileRecord) -> int | None:
@@ -131,7 +150,9 @@ async def test_deleting_the_message_deletes_its_file(tmp_path: Path) -> None:
     assert not service.blobs.has(record.sha256)
 
 
-async def test_asking_again_resumes_and_tickets_expire(tmp_path: Path) -> None:
+async def test_asking_again_resumes_and_tickets_expire(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     clock = Clock()
     service = make_service(tmp_path, clock)
     data = b"0123456789"
@@ -150,7 +171,9 @@ async def test_asking_again_resumes_and_tickets_expire(tmp_path: Path) -> None:
     assert announce(service, "n.txt", data) is not ticket
 
 
-async def test_a_guests_uploads_go_with_its_connection(tmp_path: Path) -> None:
+async def test_a_guests_uploads_go_with_its_connection(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path)
     data = b"abc" * 10
     ticket = announce(service, "g.txt", data, owner="conn:7")
@@ -160,7 +183,9 @@ async def test_a_guests_uploads_go_with_its_connection(tmp_path: Path) -> None:
     assert not service.blobs.partial_path(ticket.id).exists()
 
 
-async def test_resuming_from_an_earlier_offset_rehashes_what_is_kept(tmp_path: Path) -> None:
+async def test_resuming_from_an_earlier_offset_rehashes_what_is_kept(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path)
     data = bytes(range(256)) * 40
     ticket = announce(service, "r.bin", data)
@@ -203,18 +228,19 @@ def test_index_contract(tmp_path: Path, kind: str) -> None:
     index.close()
 
 
-async def test_files_survive_a_restart_and_lost_bytes_show_as_expired(tmp_path: Path) -> None:
+async def test_files_survive_a_restart_and_lost_bytes_show_as_expired(
+    tmp_path: Path, make_service: MakeService
+) -> None:
     service = make_service(tmp_path)
     kept = await share(service, "kept.txt", b"k" * 10)
     lost = await share(service, "lost.txt", b"l" * 10)
     pending = announce(service, "half.txt", b"h" * 10)
     await service.receive(pending, 0, chunks(b"h" * 5))
     service.close()
-    service.blobs.delete(lost.sha256)
+    (tmp_path / "blobs" / lost.sha256[:2] / lost.sha256).unlink()
 
     again = make_service(tmp_path)
     assert again.download(kept.token) == kept
     assert again.download(lost.token) is None
     assert again.index.by_id(lost.id).expired  # type: ignore[union-attr]
     assert list(again.blobs.partials.iterdir()) == []  # uploads do not outlive the process
-    again.close()
