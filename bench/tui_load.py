@@ -47,6 +47,7 @@ async def start_server() -> tuple[asyncio.subprocess.Process, int]:
         ":memory:",
         "--rate",
         "0",
+        "--no-files",
         stderr=asyncio.subprocess.PIPE,
     )
     assert server.stderr is not None

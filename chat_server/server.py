@@ -31,7 +31,7 @@ from .outbox import Flusher
 from .ratelimit import TokenBucket
 from .store import MemoryStore, Store
 
-__all__ = ["ChatServer", "ServerContext"]
+__all__ = ["ChatServer", "FilesListenError", "ServerContext"]
 
 log = logging.getLogger("chat_server")
 
@@ -78,6 +78,14 @@ class ServerContext:
         if self.config.rate <= 0:
             return None
         return TokenBucket(self.config.rate, self.config.burst, self.loop.time())
+
+
+class FilesListenError(OSError):
+    """The files listener could not listen (its port is taken, ...); `port` says which."""
+
+    def __init__(self, port: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.port = port
 
 
 class ChatServer:
@@ -163,10 +171,13 @@ class ChatServer:
         listener = FilesListener(service, self.config.host, config.port, self._files_ssl_context)
         try:
             await listener.start()
+        except OSError as exc:
+            service.close()
+            raise FilesListenError(config.port, exc) from exc
         except BaseException:
             service.close()
             raise
-        sharing = FileSharing(service, listener.scheme, listener.port, config.public_host)
+        sharing = FileSharing(service, config.public_host)
         sharing.chat = context.hub
         context.hub.files = sharing
         self._files = listener

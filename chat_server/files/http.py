@@ -113,7 +113,7 @@ async def _put(request: web.Request) -> web.StreamResponse:
         return plain(409, f"the file could not be shared: {error.message}")
     return web.Response(
         status=201,
-        body=record.to_wire().model_dump_json(exclude_none=True).encode() + b"\n",
+        body=service.wire(record).model_dump_json(exclude_none=True).encode() + b"\n",
         content_type="application/json",
     )
 
@@ -233,6 +233,7 @@ class FilesListener:
             raise
         self._runner = runner
         self.port = site.port
+        self.service.scheme, self.service.port = self.scheme, self.port
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="files-sweep")
 
     def addresses(self) -> list[tuple[str, int]]:

@@ -36,23 +36,23 @@ class FileRecord:
     room: str | None
     to: str | None
     created_ms: int
-    base_url: str  # http(s)://host:port of the files listener, as the sharer reached it
+    host: str  # the files listener's host as the sharer reached it (URLs use it)
     seq: int | None = None  # the room message that shares it, once committed
     expired: bool = False
 
-    @property
-    def url(self) -> str:
-        """The download capability; the trailing name is for `curl -O` and is not checked."""
-        return f"{self.base_url}/f/{self.token}/{quote(self.name, safe='')}"
+    def url(self, base: str) -> str:
+        """The download capability under `base` (`http://host:port`); the trailing name is
+        for `curl -O` and is not checked."""
+        return f"{base}/f/{self.token}/{quote(self.name, safe='')}"
 
-    def to_wire(self) -> FileInfo:
+    def to_wire(self, base: str) -> FileInfo:
         """The `file` object of the message that shares it."""
         return FileInfo(
             id=self.id,
             name=self.name,
             size=self.size,
             sha256=self.sha256,
-            url=self.url,
+            url=self.url(base),
             expired=True if self.expired else None,
         )
 
@@ -165,12 +165,12 @@ CREATE TABLE IF NOT EXISTS shared_files (
     room TEXT,
     dm_to TEXT,
     created_ms INTEGER NOT NULL,
-    base_url TEXT NOT NULL,
+    host TEXT NOT NULL,
     seq INTEGER,
     expired INTEGER NOT NULL DEFAULT 0
 )
 """
-_COLUMNS = "id, token, name, size, sha256, sender, room, dm_to, created_ms, base_url, seq, expired"
+_COLUMNS = "id, token, name, size, sha256, sender, room, dm_to, created_ms, host, seq, expired"
 _UPDATABLE = {"seq", "expired"}
 
 
@@ -195,7 +195,7 @@ class SqliteFileIndex(FileIndex):
                     room=row[6],
                     to=row[7],
                     created_ms=row[8],
-                    base_url=row[9],
+                    host=row[9],
                     seq=row[10],
                     expired=bool(row[11]),
                 )
@@ -217,7 +217,7 @@ class SqliteFileIndex(FileIndex):
                 record.room,
                 record.to,
                 record.created_ms,
-                record.base_url,
+                record.host,
                 record.seq,
                 int(record.expired),
             ),

@@ -86,6 +86,9 @@ class FileService:
         self.on_corrupt: OnCorrupt | None = None
         self._clock = clock
         self._rates: dict[str, ByteRate] = {}
+        # How URLs start; the listener sets them once it knows its port (and TLS).
+        self.scheme = "http"
+        self.port = config.port
         self._reconcile()
 
     @staticmethod
@@ -99,6 +102,19 @@ class FileService:
     def close(self) -> None:
         self.index.close()
         self.blobs.close()
+
+    def base_url(self, host: str) -> str:
+        """`scheme://host:port` of the files listener, as reached at `host`."""
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{self.scheme}://{shown}:{self.port}"
+
+    def upload_url(self, ticket: UploadTicket) -> str:
+        """Where the bytes of `ticket` are PUT: a one-time capability."""
+        return f"{self.base_url(ticket.host)}/u/{ticket.token}"
+
+    def wire(self, record: FileRecord) -> FileInfo:
+        """The `file` object for `record`, with its download URL as of now."""
+        return record.to_wire(self.base_url(record.host))
 
     @property
     def max_file(self) -> int:
@@ -116,7 +132,7 @@ class FileService:
         name: str,
         size: int,
         sha256: str,
-        base_url: str,
+        host: str,
     ) -> UploadTicket:
         """The ticket for this upload: the same one again when resuming, else a new one.
 
@@ -149,7 +165,7 @@ class FileService:
             name=name,
             size=size,
             sha256=sha256,
-            base_url=base_url,
+            host=host,
             expires=now + self.uploads.ttl,
         )
         self.uploads.add(ticket)
@@ -249,7 +265,7 @@ class FileService:
             room=ticket.room,
             to=ticket.to,
             created_ms=now_ms(),
-            base_url=ticket.base_url,
+            host=ticket.host,
         )
         self.index.add(record)
         if self.on_shared is not None:

@@ -68,17 +68,11 @@ class FileSharing:
 
     Args:
         service: the file service behind the files listener.
-        scheme: `http` or `https`, as the listener serves.
-        port: the files listener's port.
         public_host: put this host into URLs instead of the address each uploader used.
     """
 
-    def __init__(
-        self, service: FileService, scheme: str, port: int, public_host: str | None = None
-    ) -> None:
+    def __init__(self, service: FileService, public_host: str | None = None) -> None:
         self.service = service
-        self._scheme = scheme
-        self._port = port
         self._public_host = public_host
         self._uploaders: dict[str, Uploader] = {}
         self.chat: ChatPoster | None = None
@@ -97,12 +91,13 @@ class FileSharing:
                 name=message.name,
                 size=message.size,
                 sha256=message.sha256,
-                base_url=self._base_url(peer),
+                host=self._public_host or peer.local_host or "127.0.0.1",
             )
         except FileError as error:
             raise ChatError(error.code, error.message) from None
         self._uploaders[owner] = peer
-        return UploadReady(file=ticket.id, url=ticket.url, offset=ticket.received, re=message.id)
+        url = self.service.upload_url(ticket)
+        return UploadReady(file=ticket.id, url=url, offset=ticket.received, re=message.id)
 
     def forget(self, peer: object) -> None:
         """The connection closed: its unfinished uploads can never be resumed."""
@@ -118,13 +113,9 @@ class FileSharing:
         result = []
         for message in messages:
             record = index.by_message(message.room, message.seq)
-            result.append(message if record is None else replace(message, file=record.to_wire()))
+            shared = None if record is None else self.service.wire(record)
+            result.append(message if shared is None else replace(message, file=shared))
         return result
-
-    def _base_url(self, peer: Uploader) -> str:
-        host = self._public_host or peer.local_host or "127.0.0.1"
-        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"{self._scheme}://{shown}:{self._port}"
 
     async def _shared(self, ticket: UploadTicket, record: FileRecord) -> int | None:
         assert self.chat is not None
@@ -142,7 +133,8 @@ class FileSharing:
 
         text = file_message_text(record.name, record.size)
         try:
-            self.chat.post_file(ticket.sender, ticket.room, ticket.to, text, record.to_wire(), done)
+            shared = self.service.wire(record)
+            self.chat.post_file(ticket.sender, ticket.room, ticket.to, text, shared, done)
         except ChatError as error:
             raise FileError(error.code, error.message) from None
         return await posted

@@ -32,16 +32,12 @@ class UploadTicket:
     name: str
     size: int
     sha256: str
-    base_url: str
+    host: str  # the files listener's host as the uploader reached it
     expires: float
     received: int = 0
     busy: bool = False  # a PUT is streaming into it
     # SHA-256 of bytes [0, received), kept between PUTs so a resume need not re-read them.
     hasher: hashlib._Hash | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/u/{self.token}"
 
     def same_upload(
         self, owner: str, room: str | None, to: str | None, name: str, size: int, sha256: str

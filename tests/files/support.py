@@ -61,11 +61,12 @@ class FilesHarness:
                     name=upload.name,
                     size=upload.size,
                     sha256=upload.sha256,
-                    base_url=self.base_url,
+                    host="127.0.0.1",
                 )
             except FileError as error:
                 raise UploadRefused(error.code, error.message) from None
-            return UploadReady(file=ticket.id, url=ticket.url, offset=ticket.received)
+            url = self.service.upload_url(ticket)
+            return UploadReady(file=ticket.id, url=url, offset=ticket.received)
 
         return request
 
@@ -78,7 +79,7 @@ class FilesHarness:
             name=name,
             size=len(data),
             sha256=sha256_hex(data),
-            base_url=self.base_url,
+            host="127.0.0.1",
         )
 
 

@@ -67,7 +67,7 @@ def announce(service: FileService, name: str, data: bytes, owner: str = "alice")
         name=name,
         size=len(data),
         sha256=sha256_hex(data),
-        base_url="http://127.0.0.1:1",
+        host="127.0.0.1",
     )
 
 
@@ -110,8 +110,8 @@ async def test_quota_expires_the_oldest_files_first(
     assert service.download(first.token) is None
     assert service.download(third.token) is not None
     # A message that shared it now says so.
-    assert service.current(first.to_wire()).expired is True
-    assert service.current(third.to_wire()).expired is None
+    assert service.current(service.wire(first)).expired is True
+    assert service.current(service.wire(third)).expired is None
     with pytest.raises(FileError) as too_big:
         announce(service, "huge", b"x" * 201)
     assert too_big.value.code == ErrorCode.FILE_TOO_LARGE
@@ -211,7 +211,7 @@ def test_index_contract(tmp_path: Path, kind: str) -> None:
             room="lobby",
             to=None,
             created_ms=100 - n,
-            base_url="http://h:1",
+            host="h",
         )
         for n in range(1, 4)
     ]

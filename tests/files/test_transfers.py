@@ -132,7 +132,8 @@ async def test_a_mismatching_sha256_is_422_and_file_corrupt(tmp_path: Path) -> N
         assert list(files.service.blobs.partials.iterdir()) == []
         # The used token is gone with the bytes.
         async with aiohttp.ClientSession() as session:
-            response = await session.put(files.corrupt[0].url, data=data)
+            url = files.service.upload_url(files.corrupt[0])
+            response = await session.put(url, data=data)
             assert response.status == 404
 
 
@@ -175,7 +176,7 @@ async def test_a_body_longer_than_the_size_is_refused(tmp_path: Path) -> None:
             yield b"and more"
 
         async with aiohttp.ClientSession() as session:
-            response = await session.put(ticket.url, data=body())
+            response = await session.put(files.service.upload_url(ticket), data=body())
             assert response.status == 400
             assert (await response.text()).count("\n") == 1
         assert ticket.received == 10 and not files.shared
@@ -256,7 +257,7 @@ async def test_curl_downloads_and_uploads(tmp_path: Path) -> None:
     async with files_harness(tmp_path / "server") as files:
         ticket = files.ticket("report.pdf", data)
         put = await asyncio.create_subprocess_exec(
-            "curl", "-sS", "--fail", "-T", str(source), ticket.url,
+            "curl", "-sS", "--fail", "-T", str(source), files.service.upload_url(ticket),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await put.communicate()
