@@ -269,14 +269,34 @@ async def _fetch(
             raise FileTransferError(f"download refused ({response.status})")
         hasher = await sha256_file(part, held) if held else hashlib.sha256()
         sink = await asyncio.to_thread(_open_part, part, held)
+        # Chunks gather into blocks of BLOCK bytes; one block is hashed and written in a
+        # thread while the next one arrives, so the loop never waits on the disk.
+        block: list[bytes] = []
+        block_size = 0
+        in_flight: asyncio.Future[None] | None = None
+        done = held
         try:
-            done = held
-            async for chunk in response.content.iter_chunked(BLOCK):
-                await asyncio.to_thread(_write, sink, hasher, chunk)
-                done += len(chunk)
+            async for chunk in response.content.iter_any():
+                block.append(chunk)
+                block_size += len(chunk)
+                if block_size >= BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(
+                        asyncio.to_thread(_write, sink, hasher, block)
+                    )
+                    done += block_size
+                    block, block_size = [], 0
+                    if progress is not None:
+                        progress(done, file.size)
+        finally:
+            if in_flight is not None:
+                await in_flight
+            if block:
+                await asyncio.to_thread(_write, sink, hasher, block)
+                done += block_size
                 if progress is not None:
                     progress(done, file.size)
-        finally:
             await asyncio.to_thread(sink.close)
     if done != file.size:
         raise aiohttp.ClientPayloadError(f"got {done} of {file.size} bytes")
@@ -305,9 +325,10 @@ def _open_part(part: Path, held: int) -> BinaryIO:
     return sink
 
 
-def _write(sink: BinaryIO, hasher: hashlib._Hash, chunk: bytes) -> None:
-    hasher.update(chunk)
-    sink.write(chunk)
+def _write(sink: BinaryIO, hasher: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+        sink.write(chunk)
 
 
 # --- where to put it ---------------------------------------------------------------------

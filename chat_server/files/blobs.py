@@ -92,10 +92,12 @@ class PartialFile:
         self.hasher = hasher
         self.written = start
 
-    def write(self, data: bytes) -> None:
-        self.hasher.update(data)
-        self._file.write(data)
-        self.written += len(data)
+    def write(self, chunks: list[bytes]) -> None:
+        """Append `chunks` (in a worker thread: hashing and writing release the GIL)."""
+        for chunk in chunks:
+            self.hasher.update(chunk)
+            self._file.write(chunk)
+            self.written += len(chunk)
 
     def close(self, sync: bool) -> None:
         """Flush, and with `sync` wait until the disk has it (before it is announced)."""

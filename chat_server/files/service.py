@@ -36,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger("chat_server.files")
 
-WRITE_BLOCK = 1 << 20
+WRITE_BLOCK = 2 << 20
 INDEX_FILE = "files.sqlite3"
 
 # Called once a checked file is stored: announce it; returns the room seq it got, if any.
@@ -201,30 +201,30 @@ class FileService:
         partial = await asyncio.to_thread(PartialFile, path, start, hasher)
         ticket.received, ticket.hasher = start, None
         rate = self._rate(ticket.owner)
-        block = bytearray()
+        block: list[bytes] = []  # chunks as aiohttp hands them over: no copying here
+        block_size = 0
         in_flight: asyncio.Future[None] | None = None
         try:
             async for chunk in body:
                 if start + len(chunk) > ticket.size:
-                    block += chunk[: ticket.size - start]  # keep what fits, refuse the rest
+                    block.append(chunk[: ticket.size - start])  # keep what fits, refuse the rest
                     raise TooManyBytes
-                block += chunk
+                block.append(chunk)
+                block_size += len(chunk)
                 start += len(chunk)
                 delay = rate.take(len(chunk), self._clock())
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if len(block) >= WRITE_BLOCK:
+                if block_size >= WRITE_BLOCK:
                     if in_flight is not None:
                         await in_flight
-                    in_flight = asyncio.ensure_future(
-                        asyncio.to_thread(partial.write, bytes(block))
-                    )
-                    block.clear()
+                    in_flight = asyncio.ensure_future(asyncio.to_thread(partial.write, block))
+                    block, block_size = [], 0
         finally:
             if in_flight is not None:
                 await in_flight
             if block:
-                await asyncio.to_thread(partial.write, bytes(block))
+                await asyncio.to_thread(partial.write, block)
             complete = partial.written == ticket.size
             await asyncio.to_thread(partial.close, complete)
             ticket.received, ticket.hasher = partial.written, partial.hasher
