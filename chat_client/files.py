@@ -180,19 +180,30 @@ async def _put(
 async def _read_from(
     path: Path, offset: int, size: int, progress: Progress | None
 ) -> AsyncIterator[bytes]:
+    """The bytes of `path` from `offset`, a block at a time; the next block is read from
+    disk (in a thread) while the current one is being sent."""
     source = await asyncio.to_thread(open, path, "rb")
     try:
         await asyncio.to_thread(source.seek, offset)
         sent = offset
+        ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(BLOCK, size - sent)))
         while sent < size:
-            chunk = await asyncio.to_thread(source.read, min(BLOCK, size - sent))
+            chunk = await ahead
             if not chunk:
                 raise FileTransferError(f"{path.name} got shorter while it was being sent")
+            after = sent + len(chunk)
+            if after < size:
+                ahead = asyncio.ensure_future(
+                    asyncio.to_thread(source.read, min(BLOCK, size - after))
+                )
             yield chunk
-            sent += len(chunk)
+            sent = after
             if progress is not None:
                 progress(sent, size)
     finally:
+        await asyncio.wait([ahead])  # never close the file under a read
+        if not ahead.cancelled():
+            ahead.exception()  # looked at, so an unsent block's error is not reported twice
         await asyncio.to_thread(source.close)
 
 
