@@ -18,6 +18,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +30,7 @@ from protocol import (
     ChatMessage,
     ErrorCode,
     ErrorReply,
+    FileInfo,
     GetHistory,
     HistoryPage,
     Join,
@@ -51,12 +53,15 @@ from protocol import (
     ServerPing,
     ServerPong,
     SetTopic,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
     decode_server_line,
     encode,
 )
 
+from . import files
 from .events import (
     ClientEvent,
     Connected,
@@ -66,6 +71,7 @@ from .events import (
     RequestError,
     RoundTrip,
 )
+from .files import Progress, UploadRefused
 from .tracking import RoomTracker
 
 __all__ = ["ChatClient", "ClientSettings"]
@@ -264,6 +270,28 @@ class ChatClient:
         return await self._request(
             lambda rid: GetHistory(room=room, before=before, after=after, limit=limit, id=rid),
             HistoryPage,
+        )
+
+    async def request_upload(self, upload: Upload) -> UploadReady:
+        """Send an `upload` line; returns `upload_ready` (raises `UploadRefused`)."""
+        try:
+            return await self._request(
+                lambda rid: upload.model_copy(update={"id": rid}), UploadReady
+            )
+        except RequestError as error:
+            raise UploadRefused(error.code, error.message) from None
+
+    async def upload(
+        self,
+        path: Path,
+        *,
+        room: str | None = None,
+        to: str | None = None,
+        progress: Progress | None = None,
+    ) -> FileInfo:
+        """Share a file in `room` or with `to` (see `chat_client.files.upload`)."""
+        return await files.upload(
+            path, request=self.request_upload, room=room, to=to, progress=progress
         )
 
     async def ping(self) -> float:
