@@ -20,12 +20,13 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import ssl
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -161,36 +162,44 @@ async def _put(
         headers["Content-Range"] = f"bytes {offset}-{size - 1}/{size}"
     if progress is not None:
         progress(offset, size)
-    body = _read_from(path, offset, size, progress)
-    async with session.put(ready.url, data=body, headers=headers, ssl=_ssl(ssl)) as response:
-        text = await response.text()
-        if response.status == 201:
-            return FileInfo.model_validate_json(text)
-        if response.status == 422:
-            raise FileCorrupt(f"the server found {path.name} corrupt: {text.strip()}")
-        if response.status == 409:
-            raise _Retry(text.strip())
-        if response.status == 400 and "held" in text:
-            raise _Retry(text.strip())  # the body broke off on the way; resume
-        if response.status == 404:
-            raise FileTransferError("the upload link is no longer valid; upload again")
-        raise FileTransferError(f"upload refused ({response.status}): {text.strip()}")
+    source = await asyncio.to_thread(open, path, "rb")
+    body = _read_from(source, path.name, offset, size, progress)
+    try:
+        async with session.put(ready.url, data=body, headers=headers, ssl=_ssl(ssl)) as response:
+            text = await response.text()
+    finally:
+        # The server may answer before taking the whole body: stop reading, close the file.
+        with contextlib.suppress(RuntimeError):
+            await body.aclose()
+        await asyncio.to_thread(source.close)
+    return _put_outcome(response.status, text, path)
+
+
+def _put_outcome(status: int, text: str, path: Path) -> FileInfo:
+    if status == 201:
+        return FileInfo.model_validate_json(text)
+    if status == 422:
+        raise FileCorrupt(f"the server found {path.name} corrupt: {text.strip()}")
+    if status == 409 or (status == 400 and "held" in text):
+        raise _Retry(text.strip())  # busy, or the body broke off on the way: resume
+    if status == 404:
+        raise FileTransferError("the upload link is no longer valid; upload again")
+    raise FileTransferError(f"upload refused ({status}): {text.strip()}")
 
 
 async def _read_from(
-    path: Path, offset: int, size: int, progress: Progress | None
-) -> AsyncIterator[bytes]:
-    """The bytes of `path` from `offset`, a block at a time; the next block is read from
+    source: BinaryIO, name: str, offset: int, size: int, progress: Progress | None
+) -> AsyncGenerator[bytes]:
+    """The bytes of `source` from `offset`, a block at a time; the next block is read from
     disk (in a thread) while the current one is being sent."""
-    source = await asyncio.to_thread(open, path, "rb")
+    await asyncio.to_thread(source.seek, offset)
+    sent = offset
+    ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(BLOCK, size - sent)))
     try:
-        await asyncio.to_thread(source.seek, offset)
-        sent = offset
-        ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(BLOCK, size - sent)))
         while sent < size:
             chunk = await ahead
             if not chunk:
-                raise FileTransferError(f"{path.name} got shorter while it was being sent")
+                raise FileTransferError(f"{name} got shorter while it was being sent")
             after = sent + len(chunk)
             if after < size:
                 ahead = asyncio.ensure_future(
@@ -204,7 +213,6 @@ async def _read_from(
         await asyncio.wait([ahead])  # never close the file under a read
         if not ahead.cancelled():
             ahead.exception()  # looked at, so an unsent block's error is not reported twice
-        await asyncio.to_thread(source.close)
 
 
 def _ssl(value: SslArg) -> ssl.SSLContext | aiohttp.Fingerprint | bool:

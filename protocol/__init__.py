@@ -27,6 +27,7 @@ from .codec import (
     encode,
     encode_ack,
     encode_chat_message,
+    validation_error,
 )
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
@@ -110,4 +111,5 @@ __all__ = [
     "normalize_room",
     "now_ms",
     "parse_ts",
+    "validation_error",
 ]

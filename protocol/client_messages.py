@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .fields import (
     ChatText,
     ClientName,
+    FeatureNames,
     NickName,
     Password,
     Reason,
@@ -50,12 +51,13 @@ class _Request(BaseModel):
 
 
 class Register(_Request):
-    """`hello`: register a nick (once per connection)."""
+    """`hello`: register a nick (once per connection); `features` asks for version-2 ones."""
 
     type: Literal["hello"] = "hello"
     nick: NickName
     password: Password | None = None
     client: ClientName | None = None
+    features: FeatureNames | None = None
 
 
 class Join(_Request):

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     LIMIT_REACHED = "limit_reached"
     FILE_CORRUPT = "file_corrupt"
     FILE_TOO_LARGE = "file_too_large"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 

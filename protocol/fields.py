@@ -21,9 +21,11 @@ from .limits import (
     CONTROL_CHARS,
     LINE_CONTROL_CHARS,
     MAX_CLIENT_NAME,
+    MAX_FEATURES,
     MAX_ID,
     MAX_PASSWORD,
     MAX_REASON,
+    MAX_SEQ,
     MAX_TEXT_CHARS,
     MAX_TOKEN,
     MAX_TOPIC,
@@ -34,6 +36,7 @@ from .limits import (
 __all__ = [
     "ChatText",
     "ClientName",
+    "FeatureNames",
     "NickName",
     "Password",
     "Reason",
@@ -123,5 +126,7 @@ Reason = Annotated[str, _single_line(MAX_REASON), _schema(maxLength=MAX_REASON)]
 ClientName = Annotated[str, _single_line(MAX_CLIENT_NAME), _schema(maxLength=MAX_CLIENT_NAME)]
 Token = Annotated[str, _single_line(MAX_TOKEN), _schema(maxLength=MAX_TOKEN)]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
+# Version 2 feature names a client asks for; unknown names are ignored by the server.
+FeatureNames = Annotated[list[Token], Field(max_length=MAX_FEATURES)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]

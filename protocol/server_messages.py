@@ -49,14 +49,20 @@ class ServerHello(_Event):
     protocol: int = PROTOCOL_VERSION
     motd: str = ""
     password_required: bool = False
+    features: list[str] | None = None  # version 2: what the server supports; v1 leaves it out
 
 
 class Welcome(_Event):
-    """`welcome`: registration succeeded; `rooms` names every existing room."""
+    """`welcome`: registration succeeded; `rooms` names every existing room.
+
+    `features` (version 2) are the requested features the server granted;
+    a version-1 server leaves it out, which means none.
+    """
 
     type: Literal["welcome"] = "welcome"
     nick: str
     rooms: list[str]
+    features: list[str] | None = None
     re: str | None = None
 
 

@@ -204,6 +204,7 @@ client_messages = st.one_of(
         nick=nicks,
         password=st.none() | st.text(_chars, max_size=50),
         client=st.none() | single_line(100),
+        features=st.none() | st.lists(single_line(64), max_size=32),
         id=ids,
     ),
     st.builds(Join, room=rooms, since=st.none() | seqs, id=ids),
@@ -268,8 +269,15 @@ server_messages = st.one_of(
         protocol=st.integers(0, 9),
         motd=anything,
         password_required=st.booleans(),
+        features=st.none() | st.lists(anything, max_size=4),
     ),
-    st.builds(Welcome, nick=anything, rooms=st.lists(anything, max_size=4), re=replies),
+    st.builds(
+        Welcome,
+        nick=anything,
+        rooms=st.lists(anything, max_size=4),
+        features=st.none() | st.lists(anything, max_size=4),
+        re=replies,
+    ),
     st.builds(
         RoomInfo, room=anything, topic=anything, members=st.lists(anything, max_size=4), re=replies
     ),

@@ -87,6 +87,7 @@ _FILE = FileInfo(
 CLIENT_SAMPLES: list[BaseModel] = [
     Register(nick="alice"),
     Register(nick="alice", password="s3cret", client="chat-client/0.1", id="r1"),
+    Register(nick="alice", features=["reply", "edit"], id="r2"),
     Join(room="lobby"),
     Join(room="lobby", since=41, id="j1"),
     Part(room="lobby"),
@@ -114,7 +115,9 @@ CLIENT_SAMPLES: list[BaseModel] = [
 
 SERVER_SAMPLES: list[BaseModel] = [
     ServerHello(server="chat-server", motd="Welcome!", password_required=True),
+    ServerHello(server="chat-server", protocol=2, features=["reply", "edit", "typing"]),
     Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
+    Welcome(nick="alice", rooms=["lobby"], features=["reply"], re="r2"),
     Welcome(nick="alice", rooms=[]),
     RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),
     _MESSAGE,
