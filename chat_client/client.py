@@ -19,7 +19,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
@@ -38,7 +38,6 @@ from protocol import (
     Welcome,
 )
 
-from . import files
 from .event_queue import EventQueue
 from .events import (
     ChatClientError,
@@ -49,9 +48,11 @@ from .events import (
     RequestError,
     RoundTrip,
 )
-from .files import Progress, UploadRefused
 from .session import CLIENT_NAME, ClientSession, Completed, Ending, Failed, SessionEvent, State
 from .tracking import RoomTracker
+
+if TYPE_CHECKING:
+    from .files import Progress
 
 __all__ = ["ChatClient", "ClientSettings"]
 
@@ -284,6 +285,8 @@ class ChatClient:
 
     async def request_upload(self, upload: Upload) -> UploadReady:
         """Send an `upload` line; returns `upload_ready` (raises `UploadRefused`)."""
+        from .files import UploadRefused  # aiohttp: loaded only by programs that share files
+
         try:
             return await self._call(lambda: self.session.send_upload(upload), UploadReady)
         except RequestError as error:
@@ -298,6 +301,8 @@ class ChatClient:
         progress: Progress | None = None,
     ) -> FileInfo:
         """Share a file in `room` or with `to` (see `chat_client.files.upload`)."""
+        from . import files
+
         return await files.upload(
             path, request=self.request_upload, room=room, to=to, progress=progress
         )

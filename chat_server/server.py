@@ -18,13 +18,16 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .config import MEMORY_DB, ServerConfig
 from .connection import ClientConnection
 from .context import ServerContext
-from .files import FilesConfig, FileService, FilesListener
-from .files.sharing import FileSharing
+from .files.config import FilesConfig
 from .store import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from .files.http import FilesListener
 
 __all__ = ["ChatServer", "FilesListenError", "ServerContext"]
 
@@ -114,6 +117,10 @@ class ChatServer:
         self._sweeper = loop.create_task(self._sweep_liveness())
 
     async def _start_files(self, context: ServerContext, config: FilesConfig) -> None:
+        from .files.http import FilesListener  # aiohttp: loaded only when files are on
+        from .files.service import FileService
+        from .files.sharing import FileSharing
+
         if config.directory is None:  # nothing is kept: files live as long as the process
             self._files_tmp = tempfile.TemporaryDirectory(prefix="lanchat-files-")
             config = replace(config, directory=Path(self._files_tmp.name))

@@ -13,7 +13,7 @@ from textual.widgets import ProgressBar
 from chat_client import ChatClient, ClientSettings
 from chat_client.tui.transfer_bar import TransferBar
 from chat_client.tui.transfers import Transfers, complete_path
-from chat_server.files import FilesConfig
+from chat_server.files.config import FilesConfig
 from tests.conftest import StartServer
 from tests.support import TIMEOUT
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from chat_client.files import UploadRefused
-from chat_server.files import FileError, FilesConfig, FileService, FilesListener
+from chat_server.files.config import FilesConfig
+from chat_server.files.http import FilesListener
 from chat_server.files.index import FileRecord
+from chat_server.files.service import FileError, FileService
 from chat_server.files.uploads import UploadTicket
 from protocol import Upload, UploadReady
 

@@ -9,7 +9,7 @@ import pytest
 
 from chat_client import ChatClient, ClientSettings
 from chat_client.files import UploadRefused, download
-from chat_server.files import FilesConfig
+from chat_server.files.config import FilesConfig
 from chat_server.server import ChatServer
 from protocol import ChatMessage, DirectMessage, ErrorCode
 from tests.client.test_library import next_event

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chat_server.files import FilesConfig
+from chat_server.files.config import FilesConfig
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
 from tests.server.helpers import Clients

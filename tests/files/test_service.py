@@ -9,18 +9,10 @@ from typing import Any
 
 import pytest
 
-from chat_server.files import (
-    FileError,
-    FileIndex,
-    FileRecord,
-    FilesConfig,
-    FileService,
-    MemoryFileIndex,
-    SqliteFileIndex,
-    UploadTicket,
-    parse_size,
-)
-from chat_server.files.uploads import ByteRate
+from chat_server.files.config import FilesConfig, parse_size
+from chat_server.files.index import FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
+from chat_server.files.service import FileError, FileService
+from chat_server.files.uploads import ByteRate, UploadTicket
 from protocol import ErrorCode
 from tests.files.support import sha256_hex
 
