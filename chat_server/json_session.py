@@ -40,6 +40,7 @@ from protocol import (
     decode_client_line,
 )
 
+from .config import granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
@@ -128,7 +129,15 @@ class JsonSession:
         self._hub.check_password(host, message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.reply(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
+        granted = granted_features(message.features, supported_features(self._hub.config))
+        host.reply(
+            Welcome(
+                nick=host.nick,
+                rooms=self._hub.room_names(),
+                features=granted if message.features is not None else None,
+                re=message.id,
+            )
+        )
         return None
 
     async def _register_later(self, wait: float, message: Register) -> None:

@@ -218,3 +218,16 @@ async def test_a_text_mode_user_can_curl_the_url(
     curl = await asyncio.create_subprocess_exec("curl", "-sS", "--fail", "-O", url, cwd=fetched)
     assert await curl.wait() == 0
     assert (fetched / "report.pdf").read_bytes() == data
+
+
+async def test_hello_offers_files_and_welcome_grants_it(
+    files_server: ChatServer, server: ChatServer, clients: Clients
+) -> None:
+    with_files = await clients.connect(files_server.port)
+    assert (await with_files.recv())["features"] == ["files"]
+    welcome = await with_files.request({"type": "hello", "nick": "a", "features": ["files", "x"]})
+    assert welcome["features"] == ["files"]
+    old = await clients.open(files_server.port)
+    assert "features" not in await old.request({"type": "hello", "nick": "b"})  # version 1
+    without = await clients.connect(server.port)
+    assert "features" not in await without.recv()
