@@ -167,6 +167,26 @@ async def _plain_errors(request: web.Request, handler: _Handler) -> web.StreamRe
         if exc.status < 400:
             raise
         return plain(exc.status, exc.reason.lower())
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("files: %s failed", request.method)  # never the path: it is a capability
+        return plain(500, "internal error")
+
+
+class _QuietParserErrors(logging.Filter):
+    """aiohttp logs every malformed request with a traceback (and its request line, which
+    may hold a token); what reaches it here is only that, so it goes to debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
+            record.msg, record.args = "files: a malformed HTTP request was refused", ()
+        return log.isEnabledFor(record.levelno)
+
+
+_server_log = logging.getLogger("chat_server.files.http")
+_server_log.addFilter(_QuietParserErrors())
 
 
 async def _safety_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -223,6 +243,7 @@ class FilesListener:
             handle_signals=False,
             shutdown_timeout=1.0,
             read_bufsize=READ_BUFFER,
+            logger=_server_log,
         )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl)

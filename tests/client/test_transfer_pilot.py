@@ -50,7 +50,7 @@ async def test_an_upload_shows_progress_and_chat_goes_on(
     app = TransfersApp()
     async with (
         ChatClient("127.0.0.1", server.port, "alice", settings=FAST) as alice,
-        app.run_test(size=(100, 8)) as pilot,
+        app.run_test(size=(100, 8)),
     ):
         await alice.join("lobby")
         app.query_one(Transfers).upload(alice.upload, source, room="lobby")
@@ -63,10 +63,9 @@ async def test_an_upload_shows_progress_and_chat_goes_on(
         assert not app.finished and app.query(TransferBar)
         assert "MB" in str(app.query_one(".transfer-stats").render())
         await wait_for(lambda: app.finished, "the upload never finished")
-        await pilot.pause()
         assert app.finished[0].ok, app.finished[0].text
         assert app.finished[0].text == "shared video.mp4 (1.5 MB) in #lobby"
-        assert not app.query(TransferBar)  # the bar goes when it is done
+        await wait_for(lambda: not app.query(TransferBar), "the bar to go")  # once done
 
 
 async def test_a_download_lands_in_the_downloads_dir_without_overwriting(

@@ -48,7 +48,7 @@ async def test_upload_with_progress_while_chat_goes_on(
         shared = await bob.expect("message", text="video.mp4 (1.5 MB)")
         assert shared["file"]["sha256"] == hashlib.sha256(data).hexdigest()
         await until(pilot, lambda: "shared video.mp4 (1.5 MB) in #lobby" in log_text(app), "done")
-        assert not app.chat.query(TransferBar)
+        await until(pilot, lambda: not app.chat.query(TransferBar), "the bar to go")
         assert "alice shared video.mp4 (1.5 MB)" in log_text(app)
     await bob.close()
 

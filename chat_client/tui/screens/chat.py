@@ -75,7 +75,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+end", "bottom", "Newest", show=False, priority=True),
         Binding("ctrl+l", "clear_log", "Clear"),
         Binding("f1", "help", "Help"),
-        Binding("f4", "save_file", "Save file"),
+        Binding("f4", "save_file", "Save file", show=False),  # each file line says so
     ]
 
     def __init__(self, presenter: Presenter) -> None:
