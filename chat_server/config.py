@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.files import FEATURE_FILES
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-__all__ = ["DEFAULT_PORT", "MEMORY_DB", "ServerConfig"]
+from .files.config import FilesConfig
+
+__all__ = [
+    "DEFAULT_PORT",
+    "MEMORY_DB",
+    "ServerConfig",
+    "granted_features",
+    "supported_features",
+]
 
 DEFAULT_PORT = 7777
 MEMORY_DB = ":memory:"
@@ -43,3 +52,15 @@ class ServerConfig:
     auth_delay: float = 0.5  # first delay after a wrong password; doubles per failure
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0
+    files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+
+
+def supported_features(config: ServerConfig) -> tuple[str, ...]:
+    """The version-2 features this server offers in its `hello`."""
+    return (FEATURE_FILES,) if config.files is not None else ()
+
+
+def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
+    """What `welcome` grants: requested and supported, in the server's order."""
+    wanted = set(requested or ())
+    return [name for name in supported if name in wanted]

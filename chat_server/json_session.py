@@ -34,11 +34,13 @@ from protocol import (
     SendDm,
     ServerPong,
     SetTopic,
+    Upload,
     Welcome,
     Who,
     decode_client_line,
 )
 
+from .config import granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
@@ -52,6 +54,11 @@ class SessionHost(Peer, Protocol):
 
     registered: bool
     ip: str
+
+    @property
+    def local_host(self) -> str | None:
+        """The address the client reached the server at (file URLs use it)."""
+        ...
 
     def reply(self, message: BaseModel) -> None:
         """Queue a direct reply (output the client asked for, paced by its reading)."""
@@ -122,7 +129,15 @@ class JsonSession:
         self._hub.check_password(host, message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.reply(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
+        granted = granted_features(message.features, supported_features(self._hub.config))
+        host.reply(
+            Welcome(
+                nick=host.nick,
+                rooms=self._hub.room_names(),
+                features=granted if message.features is not None else None,
+                re=message.id,
+            )
+        )
         return None
 
     async def _register_later(self, wait: float, message: Register) -> None:
@@ -158,7 +173,7 @@ class JsonSession:
         host, room = self._host, result.room
         members = room.nicks if host in room else [*room.nicks, host.nick]
         host.reply(RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id))
-        host.reply(_history_page(result, None))
+        host.reply(_history_page(self._hub, result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -196,14 +211,14 @@ class JsonSession:
     def _history(self, message: GetHistory) -> Pending:
         result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
-            self._host.reply(_history_page(result, message.id))
+            self._host.reply(_history_page(self._hub, result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.reply(_history_page(result, request_id))
+            self._host.reply(_history_page(self._hub, result, request_id))
 
     def _ping(self, message: Ping) -> Pending:
         self._host.reply(ServerPong(token=message.token, re=message.id))
@@ -211,6 +226,14 @@ class JsonSession:
 
     def _quit(self, message: Quit) -> Pending:
         self._host.close_with_bye("quit", message.reason or "quit")
+        return None
+
+    def _upload(self, message: Upload) -> Pending:
+        files = self._hub.files
+        if files is None:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
+        self._hub.check_can_share(self._host, message.room, message.to)
+        self._host.reply(files.request(self._host, message))
         return None
 
 
@@ -243,18 +266,22 @@ CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
 HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
     GetHistory: JsonSession._history,
 }
+FILES_HANDLERS: dict[type[BaseModel], Handler] = {
+    Upload: JsonSession._upload,
+}
 HANDLERS: dict[type[BaseModel], Handler] = {
     **SESSION_HANDLERS,
     **ROOM_HANDLERS,
     **CHAT_HANDLERS,
     **HISTORY_HANDLERS,
+    **FILES_HANDLERS,
 }
 
 
-def _history_page(result: Result, request_id: str | None) -> HistoryPage:
+def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:
     return HistoryPage(
         room=result.room.name,
-        messages=[m.to_wire() for m in result.messages],
+        messages=[m.to_wire() for m in hub.with_files(result.messages)],
         more=result.more,
         re=request_id,
     )

@@ -31,6 +31,7 @@ from .codec import (
 )
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
+from .files import FEATURE_FILES, FileInfo, Upload, UploadReady, file_message_text, format_size
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -57,6 +58,7 @@ from .server_messages import (
 from .timestamps import format_ts, now_ms, parse_ts
 
 __all__ = [
+    "FEATURE_FILES",
     "PROTOCOL_VERSION",
     "Ack",
     "Bye",
@@ -66,6 +68,7 @@ __all__ = [
     "DirectMessage",
     "ErrorCode",
     "ErrorReply",
+    "FileInfo",
     "GetHistory",
     "HistoryPage",
     "Join",
@@ -93,6 +96,8 @@ __all__ = [
     "ServerPong",
     "SetTopic",
     "TopicChanged",
+    "Upload",
+    "UploadReady",
     "Welcome",
     "Who",
     "decode_client_line",
@@ -100,6 +105,8 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "file_message_text",
+    "format_size",
     "format_ts",
     "normalize_room",
     "now_ms",

@@ -23,6 +23,7 @@ from .fields import (
     Token,
     TopicText,
 )
+from .files import Upload
 from .limits import HISTORY_DEFAULT, HISTORY_MAX
 
 __all__ = [
@@ -170,6 +171,7 @@ ClientMessage = Annotated[
     | GetHistory
     | Ping
     | Pong
-    | Quit,
+    | Quit
+    | Upload,
     Field(discriminator="type"),
 ]

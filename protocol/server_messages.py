@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
@@ -85,6 +86,7 @@ class ChatMessage(_Event):
     text: str
     action: bool = False
     ts: str
+    file: FileInfo | None = None
 
 
 class DirectMessage(_Event):
@@ -95,6 +97,7 @@ class DirectMessage(_Event):
     to: str
     text: str
     ts: str
+    file: FileInfo | None = None
 
 
 class Joined(_Event):
@@ -228,6 +231,7 @@ ServerMessage = Annotated[
     | ErrorReply
     | ServerPing
     | ServerPong
-    | Bye,
+    | Bye
+    | UploadReady,
     Field(discriminator="type"),
 ]

@@ -38,6 +38,13 @@ FLAGS = [
     "--room-expiry",
     "--tail-bytes",
     "--nick-grace",
+    "--data-dir",
+    "--files-port",
+    "--no-files",
+    "--max-file",
+    "--files-quota",
+    "--upload-rate",
+    "--files-host",
     "--log-level",
 ]
 
