@@ -1,4 +1,4 @@
-"""The chat wire protocol, version 1: pure models, codec and framing (no I/O).
+"""The chat wire protocol (version 2): pure models, codec, framing, discovery records (no I/O).
 
 See docs/PROTOCOL.md for the user-facing reference.
 """
@@ -28,8 +28,11 @@ from .codec import (
     encode_ack,
     encode_chat_message,
 )
+from .discovery import SERVICE_TYPE, Announcement, instance_name, parse_txt, server_name_of
 from .errors import ErrorCode, LineTooLong, ProtocolError
+from .features import Feature, grant
 from .fields import normalize_room
+from .fingerprints import InvalidFingerprint, fingerprint_of, normalize_fingerprint
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -57,7 +60,9 @@ from .timestamps import format_ts, now_ms, parse_ts
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "SERVICE_TYPE",
     "Ack",
+    "Announcement",
     "Bye",
     "ChangeNick",
     "ChatMessage",
@@ -65,8 +70,10 @@ __all__ = [
     "DirectMessage",
     "ErrorCode",
     "ErrorReply",
+    "Feature",
     "GetHistory",
     "HistoryPage",
+    "InvalidFingerprint",
     "Join",
     "Joined",
     "Left",
@@ -99,8 +106,14 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "fingerprint_of",
     "format_ts",
+    "grant",
+    "instance_name",
+    "normalize_fingerprint",
     "normalize_room",
     "now_ms",
     "parse_ts",
+    "parse_txt",
+    "server_name_of",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .fields import (
     ChatText,
     ClientName,
+    FeatureList,
     NickName,
     Password,
     Reason,
@@ -55,6 +56,7 @@ class Register(_Request):
     nick: NickName
     password: Password | None = None
     client: ClientName | None = None
+    features: FeatureList | None = None  # version 2: what the client wants
 
 
 class Join(_Request):

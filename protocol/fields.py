@@ -21,6 +21,8 @@ from .limits import (
     CONTROL_CHARS,
     LINE_CONTROL_CHARS,
     MAX_CLIENT_NAME,
+    MAX_FEATURE_NAME,
+    MAX_FEATURES,
     MAX_ID,
     MAX_PASSWORD,
     MAX_REASON,
@@ -34,6 +36,7 @@ from .limits import (
 __all__ = [
     "ChatText",
     "ClientName",
+    "FeatureList",
     "NickName",
     "Password",
     "Reason",
@@ -122,6 +125,9 @@ TopicText = Annotated[str, _single_line(MAX_TOPIC), _schema(maxLength=MAX_TOPIC)
 Reason = Annotated[str, _single_line(MAX_REASON), _schema(maxLength=MAX_REASON)]
 ClientName = Annotated[str, _single_line(MAX_CLIENT_NAME), _schema(maxLength=MAX_CLIENT_NAME)]
 Token = Annotated[str, _single_line(MAX_TOKEN), _schema(maxLength=MAX_TOKEN)]
+# Unknown feature names are ignored, but each is still a short single line.
+FeatureName = Annotated[str, _single_line(MAX_FEATURE_NAME), _schema(maxLength=MAX_FEATURE_NAME)]
+FeatureList = Annotated[list[FeatureName], Field(max_length=MAX_FEATURES)]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]
 Seq = Annotated[int, Field(ge=0)]

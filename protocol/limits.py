@@ -1,4 +1,4 @@
-"""Limits and name rules of wire protocol version 1.
+"""Limits and name rules of the wire protocol (version 2; version 1's rules all hold).
 
 Every number here is the contract's default; the server may be configured
 with other values for the ones it exposes as flags (line and text length).
@@ -15,6 +15,8 @@ __all__ = [
     "JOIN_HISTORY",
     "LINE_CONTROL_CHARS",
     "MAX_CLIENT_NAME",
+    "MAX_FEATURES",
+    "MAX_FEATURE_NAME",
     "MAX_ID",
     "MAX_LINE_BYTES",
     "MAX_NICK",
@@ -30,7 +32,7 @@ __all__ = [
     "ROOM_RE",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 MAX_LINE_BYTES = 65_536
 MAX_TEXT_CHARS = 4_000
@@ -42,6 +44,8 @@ MAX_CLIENT_NAME = 100
 MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
+MAX_FEATURES = 32  # entries of a client's `features`
+MAX_FEATURE_NAME = 32  # characters of one feature name (known names are shorter)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`
 REPLAY_MAX = 500  # messages sent after a join with `since`

@@ -76,6 +76,7 @@ _MESSAGE = ChatMessage(room="lobby", seq=7, sender="alice", text="héllo wörld 
 CLIENT_SAMPLES: list[BaseModel] = [
     Register(nick="alice"),
     Register(nick="alice", password="s3cret", client="chat-client/0.1", id="r1"),
+    Register(nick="alice", features=["reply", "typing", "teleport"], id="r2"),
     Join(room="lobby"),
     Join(room="lobby", since=41, id="j1"),
     Part(room="lobby"),
@@ -101,8 +102,15 @@ CLIENT_SAMPLES: list[BaseModel] = [
 
 SERVER_SAMPLES: list[BaseModel] = [
     ServerHello(server="chat-server", motd="Welcome!", password_required=True),
+    ServerHello(
+        server="office",
+        features=["reply", "typing"],
+        tls_port=7778,
+        fingerprint=":".join(["3A"] * 32),
+    ),
     Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
     Welcome(nick="alice", rooms=[]),
+    Welcome(nick="alice", rooms=["lobby"], features=["reply"], account=True, re="r2"),
     RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),
     _MESSAGE,
     ChatMessage(room="lobby", seq=8, sender="bob", text="waves", action=True, ts=TS),
