@@ -90,8 +90,10 @@ def test_half_a_pair_is_replaced_by_a_new_pair(tmp_path: Path) -> None:
 def _openssl_pair(tmp_path: Path, name: str) -> tuple[Path, Path]:
     cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
-        + ["-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
         timeout=60,
