@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -9,6 +10,30 @@ from chat_server.server import ChatServer
 from tests.support import make_config
 
 StartServer = Callable[..., Awaitable[ChatServer]]
+
+HOME_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def hermetic_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point HOME and the XDG directories at a temp dir, for this process and its children.
+
+    So no test (nor a `chat-server` or `chat-client` it starts) reads or writes the user's
+    own settings, history or certificates, and `make test` passes while a real server runs.
+    """
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in HOME_VARIABLES}
+    os.environ["HOME"] = str(home)
+    for name, sub in zip(
+        HOME_VARIABLES[1:], (".config", ".local/share", ".cache", ".local/state"), strict=True
+    ):
+        os.environ[name] = str(home / sub)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

@@ -49,11 +49,11 @@ async def test_broadcast_during_flush_reaches_members_already_written() -> None:
     room = Room("lobby", flusher)
     first, dropped, last = (RecordingMember(n, flusher) for n in ("first", "dropped", "last"))
     for member in (first, dropped, last):
-        room.add(member)  # type: ignore[arg-type]
+        room.add(member)
     room.broadcast(line(1))
 
     def leave() -> None:  # what dropping a slow consumer does in the middle of a flush
-        room.remove(dropped)  # type: ignore[arg-type]
+        room.remove(dropped)
         room.broadcast(Outgoing(Left(room="lobby", nick="dropped", ts="2026-11-25T00:00:00.000Z")))
 
     dropped.on_flush.append(leave)

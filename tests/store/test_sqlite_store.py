@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -253,6 +254,10 @@ async def fill(path: Path, room: str, count: int) -> None:
     await store.close()
 
 
+def record_done(events: list[str], seq: int, error: BaseException | None) -> None:
+    events.append(f"done {seq} {error}")
+
+
 async def test_after_commits_runs_once_a_batch_of_callbacks_has_run(tmp_path: Path) -> None:
     # The server flushes output in this hook, so it must come after the callbacks
     # that queued the broadcasts, not before them.
@@ -270,7 +275,7 @@ async def test_after_commits_runs_once_a_batch_of_callbacks_has_run(tmp_path: Pa
         store.create_room("lobby")
         for seq in (1, 2, 3):
             message = StoredMessage("lobby", seq, "alice", f"m{seq}", False, 0)
-            store.append(message, lambda error, seq=seq: events.append(f"done {seq} {error}"))
+            store.append(message, functools.partial(record_done, events, seq))
         await asyncio.wait_for(flushed.wait(), 10)
         assert events == ["done 1 None", "done 2 None", "done 3 None", "after"]
     finally:
