@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .fields import (
     ChatText,
     ClientName,
-    FeatureList,
+    FeatureNames,
     NickName,
     Password,
     Reason,
@@ -50,13 +50,13 @@ class _Request(BaseModel):
 
 
 class Register(_Request):
-    """`hello`: register a nick (once per connection)."""
+    """`hello`: register a nick (once per connection); `features` asks for version-2 ones."""
 
     type: Literal["hello"] = "hello"
     nick: NickName
     password: Password | None = None
     client: ClientName | None = None
-    features: FeatureList | None = None  # version 2: what the client wants
+    features: FeatureNames | None = None
 
 
 class Join(_Request):

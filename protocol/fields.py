@@ -21,7 +21,6 @@ from .limits import (
     CONTROL_CHARS,
     LINE_CONTROL_CHARS,
     MAX_CLIENT_NAME,
-    MAX_FEATURE_NAME,
     MAX_FEATURES,
     MAX_ID,
     MAX_PASSWORD,
@@ -36,7 +35,7 @@ from .limits import (
 __all__ = [
     "ChatText",
     "ClientName",
-    "FeatureList",
+    "FeatureNames",
     "NickName",
     "Password",
     "Reason",
@@ -125,9 +124,8 @@ TopicText = Annotated[str, _single_line(MAX_TOPIC), _schema(maxLength=MAX_TOPIC)
 Reason = Annotated[str, _single_line(MAX_REASON), _schema(maxLength=MAX_REASON)]
 ClientName = Annotated[str, _single_line(MAX_CLIENT_NAME), _schema(maxLength=MAX_CLIENT_NAME)]
 Token = Annotated[str, _single_line(MAX_TOKEN), _schema(maxLength=MAX_TOKEN)]
-# Unknown feature names are ignored, but each is still a short single line.
-FeatureName = Annotated[str, _single_line(MAX_FEATURE_NAME), _schema(maxLength=MAX_FEATURE_NAME)]
-FeatureList = Annotated[list[FeatureName], Field(max_length=MAX_FEATURES)]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
+# Version 2 feature names a client asks for; unknown names are ignored by the server.
+FeatureNames = Annotated[list[Token], Field(max_length=MAX_FEATURES)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]
 Seq = Annotated[int, Field(ge=0)]

@@ -16,7 +16,6 @@ __all__ = [
     "LINE_CONTROL_CHARS",
     "MAX_CLIENT_NAME",
     "MAX_FEATURES",
-    "MAX_FEATURE_NAME",
     "MAX_ID",
     "MAX_LINE_BYTES",
     "MAX_NICK",
@@ -44,8 +43,7 @@ MAX_CLIENT_NAME = 100
 MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
-MAX_FEATURES = 32  # entries of a client's `features`
-MAX_FEATURE_NAME = 32  # characters of one feature name (known names are shorter)
+MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`
 REPLAY_MAX = 500  # messages sent after a join with `since`
