@@ -6,15 +6,23 @@ from dataclasses import dataclass
 
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-__all__ = ["DEFAULT_PORT", "MEMORY_DB", "ServerConfig"]
+__all__ = ["DEFAULT_PORT", "DEFAULT_TLS_PORT", "MEMORY_DB", "SUPPORTED_FEATURES", "ServerConfig"]
 
 DEFAULT_PORT = 7777
+DEFAULT_TLS_PORT = 7778
 MEMORY_DB = ":memory:"
+# The version-2 features (protocol.Feature) this server implements, in `hello` order.
+SUPPORTED_FEATURES: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Everything a `ChatServer` needs to know; defaults are the contract's."""
+    """Everything a `ChatServer` needs to know; defaults are the contract's.
+
+    Except two, which `chat-server` turns on: a `ChatServer` built in code
+    listens for TLS only when given `tls_port`, and announces itself on the LAN
+    only with `announce=True` (so tests and embedders never do by accident).
+    """
 
     host: str | None = None  # None: every interface
     port: int = DEFAULT_PORT
@@ -32,3 +40,10 @@ class ServerConfig:
     idle_timeout: float = 90.0
     max_per_ip: int = 50
     shutdown_grace: float = 5.0
+    tls_port: int | None = None  # None: no TLS listener; 0: a free port
+    tls_only: bool = False  # no plain listener
+    cert_path: str | None = None  # PEM; None: the data directory's self-signed one
+    key_path: str | None = None
+    data_dir: str | None = None  # certificate, key, server id; needed for TLS without cert
+    announce: bool = False  # mDNS announcement
+    announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface

@@ -48,6 +48,7 @@ log = logging.getLogger("chat_server.connection")
 
 BACKLOG_PAUSE = 64  # queued lines behind a store read before reading pauses
 ABORT_AFTER_CLOSE = 2.0  # seconds a closing transport may take to flush
+TLS_HANDSHAKE_RECORD = b"\x16"  # first byte of a TLS ClientHello (never valid in a chat line)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -126,6 +127,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._session is None and data[:1] == TLS_HANDSHAKE_RECORD:
+            self._refuse_tls_hello()
+            return
         try:
             for item in self._framer.feed(data):
                 if self.closed:
@@ -138,10 +142,20 @@ class ClientConnection(asyncio.Protocol):
             log.exception("internal error on %s (%s); closing it", self.peer, self.nick or "-")
             self.close_with_bye("internal_error", "disconnected")
 
+    def _refuse_tls_hello(self) -> None:
+        # A TLS ClientHello on the plain port: no line of ours can help it, so just close
+        # (connection_lost logs the one line, with this reason).
+        self.closed = True
+        self._close_reason = "tls_client_on_plain_port"
+        if self._transport is not None:
+            self._transport.close()
+
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost cleans up
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return  # never made: a TLS handshake failed (tls_listener logged it)
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
         was_open = not self.closed

@@ -36,8 +36,10 @@ from protocol import (
     Welcome,
     Who,
     decode_client_line,
+    grant,
 )
 
+from .config import SUPPORTED_FEATURES
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
@@ -113,7 +115,14 @@ class JsonSession:
         self._hub.check_password(message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.send_message(Welcome(nick=host.nick, rooms=self._hub.room_names(), re=message.id))
+        host.send_message(
+            Welcome(
+                nick=host.nick,
+                rooms=self._hub.room_names(),
+                features=grant(message.features, SUPPORTED_FEATURES),
+                re=message.id,
+            )
+        )
         return None
 
     def _join(self, message: Join) -> Pending:

@@ -5,27 +5,48 @@ Usage (tests use port 0 and read `server.port`)::
     async with ChatServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         await server.serve_forever()
 
-Shutdown order: stop accepting; `bye shutdown` to everyone; wait (bounded by
-`shutdown_grace`) for their output to flush; abort what is left; close the store.
+It listens in plain text on `port` and, given `tls_port`, over TLS beside it
+(`tls_only` drops the plain listener); both lead to the same `ClientConnection`.
+With `announce` it is announced on the LAN (`discovery.Announcer`).
+
+Shutdown order: withdraw the announcement; stop accepting; `bye shutdown` to
+everyone; wait (bounded by `shutdown_grace`) for their output to flush; abort
+what is left; close the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import ssl
 from collections import Counter
+from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
-from protocol import ServerHello, encode
+from protocol import Announcement, ServerHello, encode
 
-from .config import MEMORY_DB, ServerConfig
+from .config import MEMORY_DB, SUPPORTED_FEATURES, ServerConfig
 from .connection import ClientConnection
+from .discovery import Announcer, lan_addresses, load_or_create_server_id
 from .hub import ChatHub
 from .outbox import Flusher
 from .ratelimit import TokenBucket
 from .store import MemoryStore, Store
+from .tls import (
+    ServerCertificate,
+    TlsSetupError,
+    load_certificate,
+    load_or_create_certificate,
+    server_ssl_context,
+)
+from .tls_listener import TlsHandshake
 
-__all__ = ["ChatServer", "ServerContext"]
+__all__ = ["ChatServer", "Listener", "ServerContext"]
+
+Kind = Literal["plain", "tls"]
+Listener = tuple[str, int, Kind]  # host, port, kind
 
 log = logging.getLogger("chat_server")
 
@@ -40,16 +61,28 @@ class ServerContext:
         self.hub = ChatHub(config, store, self.flusher)
         store.after_commits = self.flusher.flush_all
         self.connections: set[ClientConnection] = set()
+        self.hello_line = b""
+        self.set_tls(None, None)
+        self._per_ip: Counter[str] = Counter()
+        self.accepting = True
+        self.all_closed = asyncio.Event()
+
+    def set_tls(self, tls_port: int | None, fingerprint: str | None) -> None:
+        """Build the greeting once the TLS port is bound (it may have been 0)."""
+        config = self.config
         self.hello_line = encode(
             ServerHello(
                 server=config.name,
                 motd=config.motd,
                 password_required=config.password is not None,
+                features=list(SUPPORTED_FEATURES),
+                tls_port=tls_port,
+                fingerprint=fingerprint,
             )
         )
-        self._per_ip: Counter[str] = Counter()
-        self.accepting = True
-        self.all_closed = asyncio.Event()
+
+    def online_users(self) -> int:
+        return sum(1 for connection in self.connections if connection.registered)
 
     def admit(self, connection: ClientConnection) -> bool:
         """Count a new connection; False if it must be refused."""
@@ -78,11 +111,16 @@ class ChatServer:
     """A chat server on one host and port."""
 
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        if config.tls_only and config.tls_port is None:
+            raise ValueError("tls_only needs a tls_port")
         self.config = config
         self._store = store
-        self._server: asyncio.Server | None = None
+        self._servers: list[tuple[Kind, asyncio.Server]] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._context: ServerContext | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._announcer: Announcer | None = None
+        self.certificate: ServerCertificate | None = None
         self._closed = asyncio.Event()
 
     @property
@@ -93,35 +131,119 @@ class ChatServer:
 
     @property
     def port(self) -> int:
-        """The bound port (useful with port 0)."""
+        """The bound plain port (useful with port 0); the TLS one with `tls_only`."""
         return self.addresses[0][1]
 
     @property
+    def tls_port(self) -> int | None:
+        """The bound TLS port, or None without TLS."""
+        return next((port for _, port, kind in self.listeners if kind == "tls"), None)
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.certificate.fingerprint if self.certificate is not None else None
+
+    @property
+    def announcer(self) -> Announcer | None:
+        return self._announcer
+
+    @property
     def addresses(self) -> list[tuple[str, int]]:
-        if self._server is None:
+        """Where the plain listener is (the TLS one with `tls_only`)."""
+        plain = [(h, p) for h, p, kind in self.listeners if kind == "plain"]
+        return plain or [(h, p) for h, p, _ in self.listeners]
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """Every bound socket as (host, port, kind), the plain ones first."""
+        if not self._servers:
             raise RuntimeError("the server is not started")
-        return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
+        return [
+            (str(sock.getsockname()[0]), int(sock.getsockname()[1]), kind)
+            for kind, server in self._servers
+            for sock in server.sockets
+        ]
 
     async def start(self) -> None:
-        """Open the store and start listening. Raises StoreError or OSError."""
+        """Open the store and start listening. Raises StoreError, TlsSetupError or OSError."""
         loop = asyncio.get_running_loop()
+        ssl_context = self._tls_context()
         store = self._store or _open_store(self.config.db_path, self.config.fsync)
         self._store = store
         records = await store.open()
         context = self._context = ServerContext(self.config, store, loop)
         context.hub.rooms.load(records.values())
         try:
-            self._server = await loop.create_server(
-                lambda: ClientConnection(context),
-                host=self.config.host,
-                port=self.config.port,
-                reuse_address=True,
-                backlog=4096,
-            )
+            await self._listen(loop, context, ssl_context)
         except BaseException:
+            for _, server in self._servers:
+                server.close()
+            self._servers.clear()
             await store.close()
             raise
         self._sweeper = loop.create_task(self._sweep_liveness())
+        if self.config.announce:
+            self._announcer = self._make_announcer(context)
+            await self._announcer.start()
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_port is None:
+            return None
+        if config.cert_path or config.key_path:
+            if not (config.cert_path and config.key_path):
+                raise TlsSetupError("--cert and --key go together")
+            self.certificate = load_certificate(Path(config.cert_path), Path(config.key_path))
+        elif config.data_dir is None:
+            raise TlsSetupError("TLS needs a data directory for its certificate, or --cert/--key")
+        else:
+            addresses = lan_addresses(config.announce_interfaces)
+            self.certificate = load_or_create_certificate(Path(config.data_dir), None, addresses)
+        return server_ssl_context(self.certificate)
+
+    async def _listen(
+        self, loop: asyncio.AbstractEventLoop, context: ServerContext, tls: ssl.SSLContext | None
+    ) -> None:
+        config = self.config
+        if not config.tls_only:
+            plain = await loop.create_server(
+                lambda: ClientConnection(context),
+                host=config.host,
+                port=config.port,
+                reuse_address=True,
+                backlog=4096,
+                start_serving=False,
+            )
+            self._servers.append(("plain", plain))
+        if tls is not None:
+            secure = await loop.create_server(
+                lambda: TlsHandshake(context, tls, self._handshakes),
+                host=config.host,
+                port=config.tls_port or 0,
+                reuse_address=True,
+                backlog=4096,
+                start_serving=False,
+            )
+            self._servers.append(("tls", secure))
+        context.set_tls(self.tls_port, self.fingerprint)  # the greeting names the bound port
+        for _, server in self._servers:
+            await server.start_serving()
+
+    def _make_announcer(self, context: ServerContext) -> Announcer:
+        config = self.config
+        if config.data_dir is not None:
+            server_id = load_or_create_server_id(Path(config.data_dir))
+        else:
+            server_id = secrets.token_hex(4)  # no data directory: a new id every start
+        record = Announcement(
+            server_id=server_id,
+            port=self.port,
+            tls_port=self.tls_port,
+            fingerprint=self.fingerprint,
+            password_required=config.password is not None,
+            users=0,
+        )
+        return Announcer(config.name, record, context.online_users, config.announce_interfaces)
 
     async def serve_forever(self) -> None:
         """Wait until `close()`; cancelling this closes the server."""
@@ -145,17 +267,24 @@ class ChatServer:
 
     async def close(self) -> None:
         """Shut down in order; safe to call twice."""
-        if self._closed.is_set() or self._context is None or self._server is None:
+        if self._closed.is_set() or self._context is None or not self._servers:
             return
         context = self._context
+        if self._announcer is not None:
+            await self._announcer.close()
+            self._announcer = None
         context.accepting = False
-        self._server.close()
+        for _, server in self._servers:
+            server.close()
+        for handshake in list(self._handshakes):
+            handshake.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for connection in list(context.connections):
             connection.close_with_bye("shutdown")
         await self._wait_for_connections(context)
-        await self._server.wait_closed()
+        for _, server in self._servers:
+            await server.wait_closed()
         if self._store is not None:
             await self._store.close()
         self._closed.set()
