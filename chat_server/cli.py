@@ -13,7 +13,8 @@ from typing import NoReturn
 
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-from .config import DEFAULT_PORT, MEMORY_DB, ServerConfig
+from .config import DEFAULT_PORT, DEFAULT_TLS_PORT, MEMORY_DB, ServerConfig
+from .datadir import default_data_dir
 
 __all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
 
@@ -45,6 +46,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _addresses(text: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("give at least one address, e.g. 192.168.1.5")
+    return parts
+
+
 class ServeArgs:
     """Parsed `chat-server` arguments: the config plus how to log."""
 
@@ -63,7 +71,44 @@ def _serve_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default=None, help="address to listen on (default: all interfaces)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port; 0 picks a free one")
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="plain-text TCP port; 0 picks a free one"
+    )
+    p.add_argument(
+        "--tls-port",
+        type=_port,
+        default=DEFAULT_TLS_PORT,
+        help="TLS port (same protocol, encrypted); 0 picks a free one",
+    )
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--no-tls", action="store_true", help="no TLS listener")
+    tls.add_argument(
+        "--tls-only",
+        action="store_true",
+        help="only the TLS listener: nothing, passwords included, crosses the network in clear",
+    )
+    p.add_argument(
+        "--cert", default=None, help="TLS certificate (PEM) instead of the self-signed one"
+    )
+    p.add_argument("--key", default=None, help="the private key (PEM) of --cert")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where the certificate, its key, the server id and the default history live "
+        "(default: your data directory for lanchat)",
+    )
+    p.add_argument(
+        "--no-announce",
+        action="store_true",
+        help="do not announce the server on the LAN (clients then need its address)",
+    )
+    p.add_argument(
+        "--announce-interfaces",
+        type=_addresses,
+        default=None,
+        metavar="ADDR[,ADDR...]",
+        help="announce only on the interfaces with these addresses (default: every LAN one)",
+    )
     p.add_argument(
         "--db",
         default=None,
@@ -131,11 +176,24 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
     """Parse server flags; exits with code 2 and one line on a bad value."""
-    ns = _serve_parser().parse_args(argv)
+    parser = _serve_parser()
+    ns = parser.parse_args(argv)
+    if (ns.cert is None) != (ns.key is None):
+        parser.error("--cert and --key go together")
+    if ns.no_tls and (ns.cert or ns.key):
+        parser.error("--cert/--key make no sense with --no-tls")
     password = ns.password if ns.password is not None else os.environ.get(PASSWORD_ENV) or None
+    data_dir = ns.data_dir if ns.data_dir is not None else str(default_data_dir())
     config = ServerConfig(
         host=ns.host,
         port=ns.port,
+        tls_port=None if ns.no_tls else ns.tls_port,
+        tls_only=ns.tls_only,
+        cert_path=ns.cert,
+        key_path=ns.key,
+        data_dir=data_dir,
+        announce=not ns.no_announce,
+        announce_interfaces=ns.announce_interfaces,
         db_path=ns.db if ns.db is not None else MEMORY_DB,
         fsync=ns.fsync,
         name=ns.name,

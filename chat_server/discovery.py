@@ -150,9 +150,9 @@ class Announcer:
         try:
             await asyncio.wait_for(zeroconf.async_close(), CLOSE_TIMEOUT)
         except (TimeoutError, OSError) as exc:
-            log.warning("discovery: could not withdraw the announcement cleanly: %s", exc)
+            log.warning("could not withdraw the announcement cleanly: %s", exc)
         else:
-            log.info("discovery: announcement withdrawn")
+            log.info("announcement withdrawn")
 
     # -- the background loop -------------------------------------------------------
 
@@ -161,7 +161,7 @@ class Announcer:
         addresses = self._addresses()
         if not addresses:
             log.info(
-                "discovery: no LAN interface to announce on (yet); until one comes up, "
+                "no LAN interface to announce on (yet); until one comes up, "
                 "clients need this machine's address (chat-client HOST:PORT)"
             )
         announced_users, last_users_update = -1, 0.0
@@ -192,16 +192,14 @@ class Announcer:
             await self._zeroconf.async_register_service(info)
         except NonUniqueNameException:
             log.warning(
-                "discovery: another server on the LAN announces %s (a copied data directory?); "
-                "discovery off",
+                "another server on the LAN announces %s (a copied data directory?); discovery off",
                 self.instance,
             )
             self._given_up = True
             return
         except (OSError, RuntimeError, ValueError, ZeroconfError) as exc:
             log.warning(
-                "discovery: multicast cannot be used here (%s); discovery off, clients "
-                "connect by address",
+                "multicast cannot be used here (%s); discovery off, clients connect by address",
                 exc,
             )
             self._given_up = True
@@ -209,7 +207,7 @@ class Announcer:
         self._info = info
         self.announced.set()
         log.info(
-            "discovery: announced as %r on %s (%s)",
+            "announced as %r on %s (%s)",
             self.instance,
             ", ".join(addresses),
             SERVICE_TYPE.removesuffix(".local."),
@@ -224,7 +222,7 @@ class Announcer:
         return AsyncZeroconf(interfaces=self._interfaces)
 
     async def _readdress(self, addresses: list[str]) -> None:
-        log.info("discovery: network changed; announcing on %s", ", ".join(addresses) or "nothing")
+        log.info("network changed; announcing on %s", ", ".join(addresses) or "nothing")
         zeroconf = self._zeroconf
         if zeroconf is None:
             return  # the loop registers once there is an address
@@ -239,7 +237,7 @@ class Announcer:
                 return
             await self._update(self._make_info(addresses, self._current_users()))
         except (OSError, RuntimeError, ZeroconfError) as exc:
-            log.warning("discovery: could not follow the network change: %s", exc)
+            log.warning("could not follow the network change: %s", exc)
 
     async def _update(self, info: AsyncServiceInfo) -> None:
         if self._zeroconf is None:
@@ -247,7 +245,7 @@ class Announcer:
         try:
             await self._zeroconf.async_update_service(info)
         except (OSError, RuntimeError, ZeroconfError) as exc:
-            log.warning("discovery: update failed: %s", exc)
+            log.warning("update failed: %s", exc)
             return
         self._info = info
 

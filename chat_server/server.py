@@ -21,6 +21,7 @@ import logging
 import secrets
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -43,12 +44,21 @@ from .tls import (
 )
 from .tls_listener import TlsHandshake
 
-__all__ = ["ChatServer", "Listener", "ServerContext"]
+__all__ = ["ChatServer", "ListenError", "Listener", "ServerContext"]
 
 Kind = Literal["plain", "tls"]
 Listener = tuple[str, int, Kind]  # host, port, kind
 
 log = logging.getLogger("chat_server")
+
+
+class ListenError(OSError):
+    """A listener could not be opened; says which one (`kind`, `port`)."""
+
+    def __init__(self, kind: Kind, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.kind = kind
+        self.port = port
 
 
 class ServerContext:
@@ -168,6 +178,7 @@ class ChatServer:
         """Open the store and start listening. Raises StoreError, TlsSetupError or OSError."""
         loop = asyncio.get_running_loop()
         ssl_context = self._tls_context()
+        server_id = self._server_id() if self.config.announce else ""
         store = self._store or _open_store(self.config.db_path, self.config.fsync)
         self._store = store
         records = await store.open()
@@ -183,7 +194,7 @@ class ChatServer:
             raise
         self._sweeper = loop.create_task(self._sweep_liveness())
         if self.config.announce:
-            self._announcer = self._make_announcer(context)
+            self._announcer = self._make_announcer(context, server_id)
             await self._announcer.start()
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -206,35 +217,30 @@ class ChatServer:
     ) -> None:
         config = self.config
         if not config.tls_only:
-            plain = await loop.create_server(
-                lambda: ClientConnection(context),
-                host=config.host,
-                port=config.port,
-                reuse_address=True,
-                backlog=4096,
-                start_serving=False,
+            plain = await _open_listener(
+                loop, "plain", lambda: ClientConnection(context), config.host, config.port
             )
             self._servers.append(("plain", plain))
         if tls is not None:
-            secure = await loop.create_server(
+            secure = await _open_listener(
+                loop,
+                "tls",
                 lambda: TlsHandshake(context, tls, self._handshakes),
-                host=config.host,
-                port=config.tls_port or 0,
-                reuse_address=True,
-                backlog=4096,
-                start_serving=False,
+                config.host,
+                config.tls_port or 0,
             )
             self._servers.append(("tls", secure))
         context.set_tls(self.tls_port, self.fingerprint)  # the greeting names the bound port
         for _, server in self._servers:
             await server.start_serving()
 
-    def _make_announcer(self, context: ServerContext) -> Announcer:
+    def _server_id(self) -> str:
+        if self.config.data_dir is None:
+            return secrets.token_hex(4)  # no data directory: a new id every start
+        return load_or_create_server_id(Path(self.config.data_dir))
+
+    def _make_announcer(self, context: ServerContext, server_id: str) -> Announcer:
         config = self.config
-        if config.data_dir is not None:
-            server_id = load_or_create_server_id(Path(config.data_dir))
-        else:
-            server_id = secrets.token_hex(4)  # no data directory: a new id every start
         record = Announcement(
             server_id=server_id,
             port=self.port,
@@ -319,6 +325,21 @@ class ChatServer:
             elif now >= connection.next_ping:
                 connection.next_ping = now + self.config.ping_interval
                 connection.ping()
+
+
+async def _open_listener(
+    loop: asyncio.AbstractEventLoop,
+    kind: Kind,
+    factory: Callable[[], asyncio.Protocol],
+    host: str | None,
+    port: int,
+) -> asyncio.Server:
+    try:
+        return await loop.create_server(
+            factory, host=host, port=port, reuse_address=True, backlog=4096, start_serving=False
+        )
+    except OSError as exc:
+        raise ListenError(kind, port, exc) from exc
 
 
 def _open_store(db_path: str, fsync: bool) -> Store:

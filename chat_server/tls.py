@@ -10,14 +10,16 @@ fingerprint, so the certificate's names only help people reading it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import logging
 import os
 import secrets
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +75,34 @@ def load_or_create_certificate(
         TlsSetupError: the files exist but are unusable, or cannot be written.
     """
     cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
-    if cert_path.exists() and key_path.exists():
-        return load_certificate(cert_path, key_path)
-    if cert_path.exists() or key_path.exists():  # half of a pair: a start interrupted, or a mistake
-        log.warning("only one of %s and %s exists: making a new pair", CERT_FILE, KEY_FILE)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _self_signed(key, hostname or socket.gethostname(), addresses)
-        _write_private(key_path, _key_pem(key))
-        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        with _creation_lock(data_dir):  # two servers starting at once make one pair
+            if cert_path.exists() and key_path.exists():
+                return load_certificate(cert_path, key_path)
+            return _create(cert_path, key_path, hostname, addresses)
     except OSError as exc:
+        if cert_path.exists() and key_path.exists():  # a read-only data directory is fine
+            return load_certificate(cert_path, key_path)
         raise TlsSetupError(f"cannot write the TLS certificate into {data_dir}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _creation_lock(data_dir: Path) -> Iterator[None]:
+    with open(data_dir / ".tls.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _create(
+    cert_path: Path, key_path: Path, hostname: str | None, addresses: Iterable[str]
+) -> ServerCertificate:
+    if cert_path.exists() or key_path.exists():  # half of a pair: a start interrupted, or a mistake
+        log.warning("only one of %s and %s exists: making a new pair", CERT_FILE, KEY_FILE)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key, hostname or socket.gethostname(), addresses)
+    _write_private(key_path, _key_pem(key))
+    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     log.info("made a new self-signed TLS certificate: %s", cert_path)
     return ServerCertificate(
         cert_path, key_path, fingerprint_of(cert.public_bytes(serialization.Encoding.DER)), True

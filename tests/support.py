@@ -19,6 +19,8 @@ from chat_server.config import ServerConfig
 from chat_server.server import ChatServer
 
 UNIT = float(os.environ.get("CHAT_TEST_UNIT", "1.0"))
+# Every server process a test starts: no fixed TLS port, never announced on the LAN.
+SAFE_SERVER_FLAGS = ("--tls-port", "0", "--no-announce")
 TIMEOUT = 5.0 * UNIT
 
 Json = dict[str, Any]
@@ -134,6 +136,7 @@ class ServerProcess:
 
     @classmethod
     async def start(cls, *args: str) -> ServerProcess:
+        """Start on free loopback ports; never announced (a test may add its own flags)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -142,7 +145,7 @@ class ServerProcess:
             "127.0.0.1",
             "--port",
             "0",
-            *args,
+            *_safe(args),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -178,13 +181,23 @@ class ServerProcess:
         await self.wait()
 
 
+def _safe(args: tuple[str, ...]) -> tuple[str, ...]:
+    """SAFE_SERVER_FLAGS then `args`; a test that names its announce interfaces keeps them."""
+    if args[:1] in (("history",), ("accounts",)) or "--help" in args:
+        return args
+    flags: tuple[str, ...] = SAFE_SERVER_FLAGS
+    if any(arg.startswith("--announce-interfaces") for arg in args):
+        flags = tuple(flag for flag in flags if flag != "--no-announce")
+    return (*flags, *args)
+
+
 async def run_command(*args: str, timeout: float = 4 * TIMEOUT) -> tuple[int, str, str]:
     """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "chat_server",
-        *args,
+        *_safe(args),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
