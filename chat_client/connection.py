@@ -66,7 +66,9 @@ from .events import (
     RequestError,
     RoundTrip,
 )
+from .secure import PLAIN, Security, TlsOptions, open_connection
 from .tracking import RoomTracker
+from .trust import TrustError
 
 __all__ = ["ChatClient", "ClientSettings"]
 
@@ -115,9 +117,14 @@ class ChatClient:
         password: str | None = None,
         client_name: str = CLIENT_NAME,
         settings: ClientSettings | None = None,
+        tls: TlsOptions | None = None,
+        insecure: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls  # None: plain text (refused to a host once reached over TLS)
+        self.insecure = insecure  # allow that anyway
+        self.security: Security = PLAIN
         self.nick = nick
         self.password = password
         self.client_name = client_name
@@ -142,7 +149,7 @@ class ChatClient:
     # -- life cycle ----------------------------------------------------------
 
     async def connect(self) -> Welcome:
-        """Connect and register; raises `RequestError` or `OSError` if that fails."""
+        """Connect and register; raises `RequestError`, `TrustError` or `OSError` if that fails."""
         self._emit(Connecting(self.host, self.port, 1))
         reader, writer, welcome = await self._open_and_register()
         self._runner = asyncio.create_task(self._run(reader, writer, welcome))
@@ -359,10 +366,13 @@ class ChatClient:
     async def _open_and_register(
         self,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Welcome]:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=READ_LIMIT),
+        reader, writer, security = await asyncio.wait_for(
+            open_connection(
+                self.host, self.port, self.tls, insecure=self.insecure, limit=READ_LIMIT
+            ),
             self.settings.connect_timeout,
         )
+        self.security = security
         try:
             hello = await self._read_until(reader, ServerHello)
             self.server_name = hello.server
@@ -418,6 +428,9 @@ class ChatClient:
                         self._emit(Disconnected(str(exc), None))
                         return
                     reason = str(exc)
+                except TrustError as exc:  # a changed certificate is never retried
+                    self._emit(Disconnected(str(exc), None))
+                    return
                 except (OSError, TimeoutError, NotConnectedError) as exc:
                     reason = _plain_reason(exc)
                 else:
