@@ -1,4 +1,7 @@
-"""`chat-client [HOST[:PORT]] [--nick NAME] [--room ROOM]...`: the terminal chat client."""
+"""`chat-client [HOST[:PORT] | NAME] [--nick NAME] [--room ROOM]...`: the terminal chat client.
+
+`chat-client --list` prints the servers announced on the LAN and exits.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "it opens a connect screen filled in with what you used last time. The password is "
         "read from CHAT_PASSWORD or asked for on the connect screen.",
     )
-    parser.add_argument("server", nargs="?", help="HOST or HOST:PORT (port 7777 by default)")
+    parser.add_argument(
+        "server",
+        nargs="?",
+        help="HOST, HOST:PORT (port 7777 by default) or the NAME a server announces on the LAN",
+    )
     parser.add_argument("--nick", help="your nick: letters, digits, _ and -")
     parser.add_argument(
         "--room",
@@ -26,11 +33,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="join ROOM (repeat for more; default: the rooms of last time, or lobby)",
     )
     parser.add_argument("--theme", help="a Textual theme, e.g. nord, gruvbox, textual-light")
+    parser.add_argument(
+        "--list", action="store_true", help="print the servers found on the LAN within 2 s, exit"
+    )
+    parser.add_argument("--json", action="store_true", help="with --list: JSON for scripts")
+    parser.add_argument(
+        "--interfaces",
+        metavar="ADDR[,ADDR...]",
+        help="look for servers only on the interfaces with these addresses",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="the port given is a TLS port (default port 7778)"
+    )
+    parser.add_argument(
+        "--fingerprint",
+        help="the server's certificate fingerprint, as its host read it to you: checked, "
+        "then trusted (also to accept a changed certificate)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain text to a server that was reached over TLS before",
+    )
     return parser.parse_args(argv)
+
+
+def _interfaces(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()] or None
+
+
+def _list(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .server_list import print_servers
+
+    return asyncio.run(
+        print_servers(
+            sys.stdout, sys.stderr, json_output=args.json, interfaces=_interfaces(args.interfaces)
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list:
+        return _list(args)
     from .tui.app import ChatApp, StartOptions
     from .tui.connect_screen import parse_address
 

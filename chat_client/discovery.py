@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import ifaddr
+from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf import Error as ZeroconfError
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from protocol import SERVICE_TYPE, Announcement, parse_txt, server_name_of
@@ -153,8 +153,13 @@ class ServerBrowser:
             else:
                 _check_interfaces(self._interfaces)
                 self._zeroconf = AsyncZeroconf(interfaces=self._interfaces)
+            # QM: answers come by multicast. A unicast answer (QU) goes to port 5353, which
+            # every mDNS program on the host shares, so another one may swallow it.
             self._browser = AsyncServiceBrowser(
-                self._zeroconf.zeroconf, SERVICE_TYPE, handlers=[self._on_service]
+                self._zeroconf.zeroconf,
+                SERVICE_TYPE,
+                handlers=[self._on_service],
+                question_type=DNSQuestionType.QM,
             )
         except (OSError, RuntimeError, ValueError, ZeroconfError) as exc:
             await self.close()
@@ -210,7 +215,9 @@ class ServerBrowser:
     async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         try:
-            found = await info.async_request(zeroconf, RESOLVE_TIMEOUT_MS)
+            found = await info.async_request(
+                zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
+            )
         except (OSError, ZeroconfError) as exc:
             log.debug("could not resolve %s: %s", name, exc)
             return
