@@ -42,7 +42,7 @@ from .tls import (
     load_or_create_certificate,
     server_ssl_context,
 )
-from .tls_listener import TlsHandshake
+from .tls_listener import TlsListener
 
 __all__ = ["ChatServer", "ListenError", "Listener", "ServerContext"]
 
@@ -125,8 +125,7 @@ class ChatServer:
             raise ValueError("tls_only needs a tls_port")
         self.config = config
         self._store = store
-        self._servers: list[tuple[Kind, asyncio.Server]] = []
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._servers: list[tuple[Kind, asyncio.Server | TlsListener]] = []
         self._context: ServerContext | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._announcer: Announcer | None = None
@@ -222,13 +221,11 @@ class ChatServer:
             )
             self._servers.append(("plain", plain))
         if tls is not None:
-            secure = await _open_listener(
-                loop,
-                "tls",
-                lambda: TlsHandshake(context, tls, self._handshakes),
-                config.host,
-                config.tls_port or 0,
-            )
+            port = config.tls_port or 0
+            try:
+                secure = TlsListener(context, tls, config.host, port)
+            except OSError as exc:
+                raise ListenError("tls", port, exc) from exc
             self._servers.append(("tls", secure))
         context.set_tls(self.tls_port, self.fingerprint)  # the greeting names the bound port
         for _, server in self._servers:
@@ -282,8 +279,6 @@ class ChatServer:
         context.accepting = False
         for _, server in self._servers:
             server.close()
-        for handshake in list(self._handshakes):
-            handshake.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for connection in list(context.connections):

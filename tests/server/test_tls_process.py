@@ -127,3 +127,30 @@ async def test_lan_lines_tell_what_to_type(
     assert f"openssl s_client -quiet -connect 192.0.2.10:{server.tls_port}" in said
     assert f"nc 192.0.2.10 {server.port}" in said
     assert "198.51.100.4" in said
+
+
+async def test_tls_clients_one_after_another_on_the_real_process(tmp_path: Path) -> None:
+    """The process runs uvloop when installed: every handshake must finish there too."""
+    from chat_client.tls import client_ssl_context
+
+    server = await ServerProcess.start("--db", ":memory:", "--data-dir", str(tmp_path))
+    try:
+        for _ in range(100):  # the tls line follows the plain one the start waited for
+            if "(tls)" in "".join(server.log):
+                break
+            await asyncio.sleep(0.05)
+        tls_port = int(_log_value("".join(server.log), r"listening on \S+:(\d+) \(tls\)"))
+        writers = []
+        for number in range(8):
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", tls_port, ssl=client_ssl_context()), 5
+            )
+            writers.append(writer)
+            assert b'"type":"hello"' in await asyncio.wait_for(reader.readline(), 5)
+            writer.write(b'{"type":"hello","nick":"u%d","id":"h"}\n' % number)
+            assert b'"type":"welcome"' in await asyncio.wait_for(reader.readline(), 5)
+        for writer in writers:
+            writer.close()
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.wait() == 0
