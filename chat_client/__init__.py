@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .connection import ChatClient, ClientSettings
+from .client import ChatClient, ClientSettings
 from .events import (
     ChatClientError,
     ClientEvent,
     Connected,
     Connecting,
     Disconnected,
+    Lagged,
     NotConnectedError,
     RequestError,
     RoundTrip,
@@ -22,6 +23,7 @@ __all__ = [
     "Connected",
     "Connecting",
     "Disconnected",
+    "Lagged",
     "NotConnectedError",
     "RequestError",
     "RoundTrip",

@@ -1,4 +1,11 @@
-"""What a `ChatClient` reports besides the server's own messages, and its errors."""
+"""What a `ChatClient` reports besides the server's own messages, and its errors.
+
+Errors::
+
+    ChatClientError
+      ├── RequestError        the server (or the local check of the same rule) refused
+      └── NotConnectedError   no connection to send on, or it dropped before the reply
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from protocol import (
     Bye,
     ChatMessage,
     DirectMessage,
+    ErrorCode,
     ErrorReply,
     Joined,
     Left,
@@ -22,6 +30,7 @@ __all__ = [
     "Connected",
     "Connecting",
     "Disconnected",
+    "Lagged",
     "NotConnectedError",
     "RequestError",
     "RoundTrip",
@@ -45,6 +54,7 @@ class Connected:
     server: str
     motd: str
     rooms: tuple[str, ...]  # every room that exists on the server
+    features: frozenset[str] = frozenset()  # version-2 features the server granted
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,19 @@ class RoundTrip:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Lagged:
+    """The program read events too slowly: the `dropped` oldest ones were thrown away.
+
+    The event queue is bounded (`ClientSettings.event_queue_size`). Like a
+    broadcast channel, it keeps the newest events, and this marker stands where
+    the dropped ones were. Resync what you show: e.g. `history(room, after=...)`
+    from the last seq you have, `who(room)` for members.
+    """
+
+    dropped: int
+
+
 ClientEvent = (
     ChatMessage
     | DirectMessage
@@ -76,6 +99,7 @@ ClientEvent = (
     | Connected
     | Disconnected
     | RoundTrip
+    | Lagged
 )
 
 
@@ -84,12 +108,26 @@ class ChatClientError(Exception):
 
 
 class RequestError(ChatClientError):
-    """The server refused a request; `code` is the contract's error code."""
+    """The server refused a request; `code` is the contract's error code.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code})")
+    A code this library does not know (from a newer server) arrives as
+    `ErrorCode.INTERNAL`; `wire_code` always holds the server's own string.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, wire_code: str | None = None) -> None:
+        self.wire_code = wire_code or code.value
+        super().__init__(f"{message} ({self.wire_code})")
         self.code = code
         self.message = message
+
+    @classmethod
+    def from_reply(cls, reply: ErrorReply) -> RequestError:
+        """The error a refused request raises: the reply's code as an `ErrorCode`."""
+        try:
+            code = ErrorCode(reply.code)
+        except ValueError:
+            code = ErrorCode.INTERNAL
+        return cls(code, reply.message, wire_code=reply.code)
 
 
 class NotConnectedError(ChatClientError):

@@ -76,6 +76,7 @@ async def _serve(config: ServerConfig) -> None:
     # The history writer thread needs the GIL briefly for every commit; with the default
     # 5 ms switch interval a busy event loop makes each commit (and so each ack) wait.
     sys.setswitchinterval(0.0005)
+    asyncio.get_running_loop().set_exception_handler(_QuietAcceptErrors())
     server = ChatServer(config)
     try:
         await server.start()
@@ -94,6 +95,37 @@ async def _serve(config: ServerConfig) -> None:
     await stop.wait()
     log.info("shutting down")
     await server.close()
+
+
+class _QuietAcceptErrors:
+    """Log `accept()` running out of descriptors once a minute, without a traceback.
+
+    asyncio reports every failed `accept()` of a pass with a traceback (and retries a
+    second later); with descriptors exhausted that is megabytes of log a second.
+    """
+
+    INTERVAL = 60.0
+
+    def __init__(self) -> None:
+        self._next = 0.0
+        self._hidden = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        if not (isinstance(exception, OSError) and "accept" in str(context.get("message"))):
+            loop.default_exception_handler(context)
+            return
+        now = loop.time()
+        if now < self._next:
+            self._hidden += 1
+            return
+        self._next = now + self.INTERVAL
+        hidden, self._hidden = self._hidden, 0
+        log.warning(
+            "cannot accept connections: %s (%d more like it since the last warning)",
+            exception.strerror or exception,
+            hidden,
+        )
 
 
 def _announce(server: ChatServer, config: ServerConfig) -> None:

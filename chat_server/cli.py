@@ -19,6 +19,7 @@ from .datadir import default_data_dir
 __all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
 
 PASSWORD_ENV = "CHAT_PASSWORD"
+HISTORY_COMMAND_MAX = 10_000_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _number(kind: Callable[[str], float], low: float, name: str) -> Callable[[str], float]:
+def _number(
+    kind: Callable[[str], float], low: float, name: str, high: float | None = None
+) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -34,6 +37,8 @@ def _number(kind: Callable[[str], float], low: float, name: str) -> Callable[[st
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{name} must be at least {low:g}, not {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {high:g}, not {text}")
         return value
 
     return parse
@@ -62,13 +67,28 @@ class ServeArgs:
         self.db_given = db_given
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Adds `(default: X)` to a flag's help once, and only where there is a default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS):
+            return text
+        return (
+            f"{text} (default: {default:g})"
+            if isinstance(default, float)
+            else (f"{text} (default: {default})")
+        )
+
+
 def _serve_parser() -> argparse.ArgumentParser:
     d = ServerConfig()
     p = _Parser(
         prog="chat-server",
         description="A LAN chat server: JSON lines for programs, plain text for netcat. "
         "`chat-server history ROOM` prints a room's stored messages.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--host", default=None, help="address to listen on (default: all interfaces)")
     p.add_argument(
@@ -112,6 +132,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--db",
         default=None,
+        metavar="PATH",
         help="SQLite history file, or :memory: to keep nothing (default: in your data directory)",
     )
     p.add_argument(
@@ -121,49 +142,110 @@ def _serve_parser() -> argparse.ArgumentParser:
         "(without it they survive a crash or kill of the server); costs some throughput",
     )
     p.add_argument("--name", default=d.name, help="server name sent in the greeting")
-    p.add_argument("--motd", default=None, help="message of the day sent in the greeting")
+    p.add_argument(
+        "--motd", default=None, help="message of the day sent in the greeting (default: a welcome)"
+    )
     p.add_argument(
         "--password",
         default=None,
         help=f"password clients must give (better: set {PASSWORD_ENV}, which stays out of ps)",
     )
-    p.add_argument(
-        "--rate", type=_number(float, 0, "rate"), default=d.rate, help="lines/s per client; 0=off"
-    )
-    p.add_argument("--burst", type=_number(int, 1, "burst"), default=d.burst, help="burst lines")
-    p.add_argument(
-        "--max-line", type=_number(int, 256, "line limit"), default=MAX_LINE_BYTES, help="bytes"
-    )
-    p.add_argument(
-        "--max-text",
-        type=_number(int, 1, "text limit"),
-        default=MAX_TEXT_CHARS,
-        help="characters per message",
-    )
-    p.add_argument(
-        "--send-buffer",
-        type=_number(int, 1024, "send buffer"),
-        default=d.send_buffer,
-        help="bytes of unsent output before a client is dropped as a slow consumer",
-    )
-    p.add_argument(
-        "--ping-interval",
-        type=_number(float, 0.01, "interval"),
-        default=d.ping_interval,
-        help="seconds of silence before the server pings a JSON client",
-    )
-    p.add_argument(
-        "--idle-timeout",
-        type=_number(float, 0.01, "timeout"),
-        default=d.idle_timeout,
-        help="seconds of silence before a JSON client is disconnected",
-    )
-    p.add_argument(
-        "--max-per-ip",
-        type=_number(int, 0, "connection limit"),
-        default=d.max_per_ip,
-        help="connections from one address; 0=unlimited",
-    )
+    number = _number
+    flags: list[tuple[str, Callable[[str], float], float, str, str]] = [
+        ("--rate", number(float, 0, "rate"), d.rate, "N", "lines/s per client; 0=off"),
+        ("--burst", number(int, 1, "burst"), d.burst, "N", "lines a client may send at once"),
+        (
+            "--byte-rate",
+            number(float, 0, "byte rate"),
+            d.byte_rate,
+            "BYTES",
+            "bytes/s per client, with a burst of 4 s of it; 0=off",
+        ),
+        (
+            "--address-byte-rate",
+            number(float, 0, "byte rate"),
+            d.address_byte_rate,
+            "BYTES",
+            "bytes/s for all clients of one address together, burst 4 s; 0=off",
+        ),
+        ("--max-line", number(int, 256, "line limit"), MAX_LINE_BYTES, "BYTES", "longest line"),
+        ("--max-text", number(int, 1, "text limit"), MAX_TEXT_CHARS, "N", "characters per message"),
+        (
+            "--send-buffer",
+            number(int, 1024, "send buffer"),
+            d.send_buffer,
+            "BYTES",
+            "unsent broadcast bytes a client may have for --slow-timeout seconds "
+            "before it is dropped as a slow consumer",
+        ),
+        (
+            "--slow-timeout",
+            number(float, 0.01, "timeout"),
+            d.slow_timeout,
+            "SECONDS",
+            "how long a client may stay above --send-buffer",
+        ),
+        (
+            "--ping-interval",
+            number(float, 0.01, "interval"),
+            d.ping_interval,
+            "SECONDS",
+            "silence before the server pings a JSON client",
+        ),
+        (
+            "--idle-timeout",
+            number(float, 0.01, "timeout"),
+            d.idle_timeout,
+            "SECONDS",
+            "silence before a JSON client is disconnected",
+        ),
+        (
+            "--register-timeout",
+            number(float, 0.01, "timeout"),
+            d.register_timeout,
+            "SECONDS",
+            "time a connection (text mode too) has to register",
+        ),
+        (
+            "--max-per-ip",
+            number(int, 0, "connection limit"),
+            d.max_per_ip,
+            "N",
+            "connections from one address; 0=unlimited",
+        ),
+        ("--max-rooms", number(int, 0, "room limit"), d.max_rooms, "N", "rooms; 0=unlimited"),
+        (
+            "--max-rooms-per-client",
+            number(int, 0, "room limit"),
+            d.max_rooms_per_client,
+            "N",
+            "rooms one connection may create; 0=unlimited",
+        ),
+        (
+            "--room-expiry",
+            number(float, 0.01, "expiry"),
+            d.room_expiry,
+            "SECONDS",
+            "an empty room with no history and no topic is forgotten after this",
+        ),
+        (
+            "--tail-bytes",
+            number(int, 0, "tail size"),
+            d.tail_bytes,
+            "BYTES",
+            "recent messages kept in memory, all rooms together (older ones are read "
+            "from the store)",
+        ),
+        (
+            "--nick-grace",
+            number(float, 0, "grace"),
+            d.nick_grace,
+            "SECONDS",
+            "a dropped user's nick is held this long against other addresses",
+        ),
+    ]
+    for flag, kind, default, metavar, text in flags:
+        p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     p.add_argument(
         "--log-level",
         default="info",
@@ -201,12 +283,21 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         password=password,
         rate=ns.rate,
         burst=int(ns.burst),
+        byte_rate=ns.byte_rate,
+        address_byte_rate=ns.address_byte_rate,
         max_line=int(ns.max_line),
         max_text=int(ns.max_text),
         send_buffer=int(ns.send_buffer),
+        slow_timeout=ns.slow_timeout,
         ping_interval=ns.ping_interval,
         idle_timeout=ns.idle_timeout,
+        register_timeout=ns.register_timeout,
         max_per_ip=int(ns.max_per_ip),
+        max_rooms=int(ns.max_rooms),
+        max_rooms_per_client=int(ns.max_rooms_per_client),
+        room_expiry=ns.room_expiry,
+        tail_bytes=int(ns.tail_bytes),
+        nick_grace=ns.nick_grace,
     )
     return ServeArgs(config, ns.log_level, db_given=ns.db is not None)
 
@@ -215,7 +306,12 @@ def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:
     """`chat-server history ROOM [--limit N] [--db PATH]`."""
     p = _Parser(prog="chat-server history", description="Print a room's latest messages as JSON.")
     p.add_argument("room", help="room name (a leading # is fine)")
-    p.add_argument("--limit", type=_number(int, 1, "limit"), default=50, help="how many messages")
+    p.add_argument(
+        "--limit",
+        type=_number(int, 1, "limit", HISTORY_COMMAND_MAX),
+        default=50,
+        help=f"how many messages (at most {HISTORY_COMMAND_MAX:,})",
+    )
     p.add_argument("--db", default=None, help="history file (default: in your data directory)")
     return p.parse_args(argv)
 

@@ -1,24 +1,23 @@
-"""One client connection: bytes in, lines to a session, coalesced bytes out.
+"""One client connection: bytes in, lines to a session, bytes out through its `Outbox`.
 
-Lines are handled strictly in order. Most are answered at once; one that needs
-the store (a join or history read) holds the lines behind it in a backlog
-until it is done, and reading pauses while that backlog is long.
+Lines are handled strictly in order. Most are answered at once; a line that
+needs the store (a join or history read) holds the lines behind it in a backlog
+until it is done, and so does output that is not draining (the outbox is
+`blocked`). Reading pauses while lines wait.
 
-Output goes to an outbox of chunks (bytes, or a room's shared batch) written
-once per loop pass by the `Flusher`. After each write the transport's unsent
-bytes are checked: past the limit the client is a slow consumer and is dropped.
+Flood control refuses a line before it is parsed: a line bucket, a byte bucket
+per client and one per source address. Finding the refused line's `id` costs a
+bounded scan, never a parse (see `peek_request_id`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import socket
-import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -32,50 +31,53 @@ from protocol import (
     encode,
     encode_ack,
 )
-from protocol.limits import MAX_ID
+from protocol.limits import LINE_CONTROL_CHARS, MAX_ID
 
+from .context import ServerContext
 from .json_session import JsonSession
-from .outbox import Outgoing, RoomBatch
+from .outbox import Outbox, Outgoing, RoomBatch
+from .ratelimit import TokenBucket
 from .text_render import render
 from .text_session import TextSession
 
-if TYPE_CHECKING:
-    from .server import ServerContext
-
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "peek_request_id"]
 
 log = logging.getLogger("chat_server.connection")
 
-BACKLOG_PAUSE = 64  # queued lines behind a store read before reading pauses
+BACKLOG_PAUSE = 64  # queued lines before reading pauses
 ABORT_AFTER_CLOSE = 2.0  # seconds a closing transport may take to flush
 TLS_HANDSHAKE_RECORD = b"\x16"  # first byte of a TLS ClientHello (never valid in a chat line)
+ID_PEEK_TRIES = 4  # `"id"` occurrences looked at in a refused line
+QUOTE_CHARS = 40  # characters of a dropped line quoted back to a text-mode user
 
 
 class ClientConnection(asyncio.Protocol):
     """The server side of one TCP connection."""
 
     __slots__ = (
+        "_address_bucket",
         "_admitted",
         "_backlog",
         "_bucket",
         "_busy",
-        "_chunks",
+        "_byte_bucket",
         "_close_reason",
         "_context",
-        "_dirty",
+        "_eof",
         "_framer",
-        "_opened",
+        "_outbox",
         "_paused",
-        "_send_limit",
         "_session",
         "_text_mode",
         "_transport",
         "_worker",
         "closed",
+        "created_rooms",
         "ip",
         "last_heard",
         "next_ping",
         "nick",
+        "opened_at",
         "registered",
         "rooms",
     )
@@ -85,25 +87,33 @@ class ClientConnection(asyncio.Protocol):
         config = context.config
         self._framer = LineFramer(config.max_line)
         self._bucket = context.new_bucket()
-        self._send_limit = config.send_buffer
+        self._byte_bucket = context.new_byte_bucket()
+        self._address_bucket: TokenBucket | None = None
         self._transport: asyncio.Transport | None = None
-        self._chunks: list[bytes | RoomBatch] = []
-        self._dirty = False
+        self._outbox = Outbox(
+            context.flusher,
+            context.loop,
+            config.send_buffer,
+            config.slow_timeout,
+            on_slow=self._drop_slow,
+            on_drained=self._continue,
+        )
         self._session: JsonSession | TextSession | None = None
         self._text_mode = False
         self._backlog: collections.deque[bytes] | None = None  # made when first needed
         self._busy = False
+        self._eof = False
         self._paused = False
         self._worker: asyncio.Task[None] | None = None
-        self._opened = time.monotonic()
         self._close_reason = "disconnected"
         self.ip = ""
         self.nick = ""
         self.rooms: dict[str, None] = {}  # joined room names, in join order
+        self.created_rooms = 0
         self.registered = False
         self.closed = False
         self._admitted = False
-        self.last_heard = context.loop.time()
+        self.last_heard = self.opened_at = context.loop.time()
         self.next_ping = self.last_heard + config.ping_interval
 
     # -- asyncio.Protocol ---------------------------------------------------------
@@ -115,14 +125,15 @@ class ClientConnection(asyncio.Protocol):
         self.ip = str(address[0]) if address else ""
         _tune_socket(transport.get_extra_info("socket"))
         if not self._context.admit(self):
-            log.info("refused %s: too many connections from %s", self.peer, self.ip)
             self.closed = True
             transport.write(encode(Bye(reason="too_many_connections")))
             transport.close()
             return
         self._admitted = True
+        self._address_bucket = self._context.address_bucket(self.ip)
+        self._outbox.attach(transport)
         log.info("opened %s", self.peer)
-        self._write_now(self._context.hello_line)
+        self._outbox.add(self._context.hello_line)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -139,8 +150,7 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     self._receive_line(item)
         except Exception:
-            log.exception("internal error on %s (%s); closing it", self.peer, self.nick or "-")
-            self.close_with_bye("internal_error", "disconnected")
+            self._internal_error()
 
     def _refuse_tls_hello(self) -> None:
         # A TLS ClientHello on the plain port: no line of ours can help it, so just close
@@ -151,7 +161,24 @@ class ClientConnection(asyncio.Protocol):
             self._transport.close()
 
     def eof_received(self) -> bool | None:
-        return None  # let the transport close; connection_lost cleans up
+        """The client shut its write side: finish its lines, flush, then close.
+
+        Scripts (`printf ... | nc -N`) send everything and half-close at once; what
+        they sent still counts, so the connection stays open for the replies.
+        """
+        self._eof = True
+        if not self._busy and not self._backlog:
+            self._finish_after_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        self._outbox.pause()
+
+    def resume_writing(self) -> None:
+        try:
+            self._outbox.resume()
+        except Exception:
+            self._internal_error()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is None:
@@ -160,7 +187,7 @@ class ClientConnection(asyncio.Protocol):
             self._worker.cancel()
         was_open = not self.closed
         self.closed = True
-        self._chunks.clear()
+        self._outbox.discard()
         if was_open or self.registered:
             self._leave(self._close_reason)
         if self._admitted:
@@ -171,7 +198,7 @@ class ClientConnection(asyncio.Protocol):
             self.peer,
             self.nick or "-",
             self._close_reason,
-            time.monotonic() - self._opened,
+            self._context.loop.time() - self.opened_at,
         )
 
     # -- input --------------------------------------------------------------------
@@ -180,23 +207,39 @@ class ClientConnection(asyncio.Protocol):
         now = self._context.loop.time()
         self.last_heard = now
         self.next_ping = now + self._context.config.ping_interval
+        if not self._allowed(now, len(line)):
+            self._refuse_flood(line)
+            return
+        if self._busy or self._backlog or self._outbox.blocked:
+            self._wait(line)
+            return
+        self._run(line)
+
+    def _allowed(self, now: float, size: int) -> bool:
         bucket = self._bucket
         if bucket is not None and not bucket.allow(now):
-            request_id = None if self._text_mode else _request_id(line)
-            self._refuse(ErrorCode.RATE_LIMITED, "too many lines; slow down", request_id)
-            return
-        if self._busy:
-            if self._backlog is None:
-                self._backlog = collections.deque()
-            self._backlog.append(line)
-            if len(self._backlog) > BACKLOG_PAUSE and not self._paused and self._transport:
-                self._paused = True
-                self._transport.pause_reading()
-            return
+            return False
+        bucket = self._byte_bucket
+        if bucket is not None and not bucket.allow(now, size):
+            return False
+        bucket = self._address_bucket
+        return bucket is None or bucket.allow(now, size)
+
+    def _wait(self, line: bytes) -> None:
+        """Queue `line` behind a store read or output that is not draining."""
+        if self._backlog is None:
+            self._backlog = collections.deque()
+        self._backlog.append(line)
+        blocked = self._outbox.blocked or len(self._backlog) > BACKLOG_PAUSE
+        if blocked and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def _run(self, line: bytes) -> None:
         pending = self._dispatch(line)
         if pending is not None:
             self._busy = True
-            self._worker = self._context.loop.create_task(self._work_through(pending))
+            self._worker = self._context.loop.create_task(self._await(pending))
 
     def _dispatch(self, line: bytes) -> Awaitable[None] | None:
         session = self._session
@@ -205,119 +248,129 @@ class ClientConnection(asyncio.Protocol):
                 session = self._session = JsonSession(self._context.hub, self)
             else:
                 self._text_mode = True
+                self._outbox.use_text(render)
                 session = self._session = TextSession(self._context.hub, self)
         return session.handle_line(line)
 
-    async def _work_through(self, pending: Awaitable[None]) -> None:
+    async def _await(self, pending: Awaitable[None]) -> None:
         try:
             await pending
-            while self._backlog and not self.closed:
-                next_pending = self._dispatch(self._backlog.popleft())
-                if next_pending is not None:
-                    await next_pending
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("internal error on %s (%s); closing it", self.peer, self.nick or "-")
-            self.close_with_bye("internal_error", "disconnected")
+            self._internal_error()
         finally:
             self._busy = False
-            if self._paused and not self.closed and self._transport is not None:
-                self._paused = False
-                self._transport.resume_reading()
+        self._continue()
+
+    def _continue(self) -> None:
+        """Handle waiting lines while nothing holds them up; finish a half-close."""
+        if self.closed:
+            return
+        backlog = self._backlog
+        try:
+            while backlog and not (self._busy or self._outbox.blocked or self.closed):
+                self._run(backlog.popleft())
+        except Exception:
+            self._internal_error()
+            return
+        if backlog or self._busy:
+            return
+        if self._eof:
+            self._finish_after_eof()
+        elif self._paused and self._transport is not None and not self.closed:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def _finish_after_eof(self) -> None:
+        """Close once every line's writes are committed and their replies queued."""
+        if not self.closed:
+            self._context.hub.store.sync(lambda _error: self.close_quietly("disconnected"))
 
     def _refuse(self, code: ErrorCode, message: str, re: str | None = None) -> None:
         if self._text_mode:
             self.send_text(f"! {message} ({code})\n")
         else:
-            self.send_message(ErrorReply(code=code, message=message, re=re))
+            self.reply(ErrorReply(code=code, message=message, re=re))
+
+    def _refuse_flood(self, line: bytes) -> None:
+        if self._text_mode:
+            quoted = _quote(line)
+            self.send_text(
+                f"! flood control dropped your line {quoted}; slow down (rate_limited)\n"
+            )
+        else:
+            self._refuse(ErrorCode.RATE_LIMITED, "too many lines; slow down", peek_request_id(line))
+
+    def _internal_error(self) -> None:
+        log.exception("internal error on %s (%s); closing it", self.peer, self.nick or "-")
+        self.close_with_bye("internal_error", "disconnected")
 
     # -- output (the Member / SessionHost interface) -------------------------------
 
     def send(self, out: Outgoing) -> None:
-        self._queue(out.text(render) if self._text_mode else out.json)
+        if not self.closed:
+            self._outbox.add(out.text(render) if self._text_mode else out.json)
 
     def send_batch(self, batch: RoomBatch) -> None:
-        if self.closed:
-            return
-        self._chunks.append(batch)
-        if not self._dirty:
-            self._dirty = True
-            self._context.flusher.mark_dirty(self)
+        if not self.closed:
+            self._outbox.add(batch)
 
     def send_message(self, message: BaseModel) -> None:
         self.send(Outgoing(message))
 
+    def reply(self, message: BaseModel) -> None:
+        """Queue a direct reply: output the client asked for, paced by its reading."""
+        if not self.closed:
+            self._outbox.add_reply(render(message).encode() if self._text_mode else encode(message))
+
     def send_text(self, text: str) -> None:
-        self._queue(text.encode())
+        if not self.closed:
+            self._outbox.add_reply(text.encode())
 
     def send_ack(self, request_id: str, seq: int | None = None) -> None:
-        self._queue(encode_ack(request_id, seq))
+        if not self.closed:
+            self._outbox.add(encode_ack(request_id, seq))
 
-    def _queue(self, data: bytes) -> None:
-        if self.closed:
-            return
-        self._chunks.append(data)
-        if not self._dirty:
-            self._dirty = True
-            self._context.flusher.mark_dirty(self)
-
-    def flush(self) -> None:
-        """Write everything queued this pass in one write (called by the Flusher)."""
-        self._dirty = False
-        if self.closed:
-            self._chunks.clear()
-            return
-        data = self._take_output()
-        if data:
-            self._write_now(data)
-
-    def _take_output(self) -> bytes:
-        chunks = self._chunks
-        if not chunks:
-            return b""
-        text = self._text_mode
-        if len(chunks) == 1:
-            only = chunks[0]
-            data = only if isinstance(only, bytes) else (only.text(render) if text else only.json())
-        elif text:
-            data = b"".join([c if isinstance(c, bytes) else c.text(render) for c in chunks])
-        else:
-            data = b"".join([c if isinstance(c, bytes) else c.json() for c in chunks])
-        chunks.clear()
-        return data
-
-    def _write_now(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        transport.write(data)
-        if transport.get_write_buffer_size() > self._send_limit:
-            log.warning("dropping slow consumer %s (%s)", self.peer, self.nick or "-")
-            self.close_with_bye("slow_consumer", "disconnected")
+    def unsent(self) -> int:
+        """Bytes not yet taken by the kernel (for tests and logs)."""
+        return self._outbox.unsent()
 
     # -- closing ------------------------------------------------------------------
 
-    def close_with_bye(self, reason: str, left_reason: str | None = None) -> None:
-        """Send what is queued and `bye` (best effort), leave every room, and close."""
+    def _drop_slow(self) -> None:
+        log.warning("dropping slow consumer %s (%s)", self.peer, self.nick or "-")
+        self.close_with_bye("slow_consumer", "disconnected")
+
+    def close_quietly(self, reason: str) -> None:
+        """Send what is queued, leave every room, and close (no `bye`: the client left)."""
+        self.close_with_bye(reason, bye=False)
+
+    def close_with_bye(
+        self, reason: str, left_reason: str | None = None, *, bye: bool = True
+    ) -> None:
+        """Send what is queued and `bye` (best effort), leave every room, and close.
+
+        A slow consumer's pending output is dropped: only the `bye` is tried.
+        """
         if self.closed:
             return
         self.closed = True
         self._close_reason = reason
-        pending = self._take_output()
         self._leave(left_reason or reason)
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        bye = Bye(reason=reason)
-        transport.write(pending + (render(bye).encode() if self._text_mode else encode(bye)))
-        transport.close()
-        self._context.loop.call_later(ABORT_AFTER_CLOSE, transport.abort)
+        farewell = b""
+        if bye:
+            message = Bye(reason=reason)
+            farewell = render(message).encode() if self._text_mode else encode(message)
+        self._outbox.close(farewell, send_pending=reason != "slow_consumer")
+        if self._transport is not None:
+            self._context.loop.call_later(ABORT_AFTER_CLOSE, self._transport.abort)
 
     def _leave(self, reason: str) -> None:
         if self.registered:
             self.registered = False
-            self._context.hub.unregister(self, reason)
+            dropped = self._close_reason not in ("quit", "shutdown")
+            self._context.hub.unregister(self, reason, hold_nick=dropped)
 
     @property
     def peer(self) -> str:
@@ -331,6 +384,7 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now, unsent output and all (end of a shutdown's grace)."""
         self.closed = True
+        self._outbox.discard()
         if self._transport is not None:
             self._transport.abort()
 
@@ -339,14 +393,43 @@ class ClientConnection(asyncio.Protocol):
         return not self._text_mode
 
 
-def _request_id(line: bytes) -> str | None:
-    """The `id` of a line refused unread (rate limit), so its error can carry it as `re`."""
-    try:
-        found = json.loads(line.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-    request_id = found.get("id") if isinstance(found, dict) else None
-    return request_id if isinstance(request_id, str) and len(request_id) <= MAX_ID else None
+def peek_request_id(line: bytes) -> str | None:
+    """The `id` of a line refused unread (rate limit), found without parsing the line.
+
+    Looks at the first few `"id"` keys followed by a colon and takes a plain string
+    value (no escapes, at most 64 characters); anything else gets no `re`. The cost
+    is a few C-level `find`s whatever the line holds: refusing stays cheaper than
+    accepting. Inside a JSON string the quotes of `"id"` would be escaped, so a
+    match is a key (of the top-level object, or of a nested one in a bad line).
+    """
+    start = 0
+    for _ in range(ID_PEEK_TRIES):
+        found = line.find(b'"id"', start)
+        if found < 0:
+            return None
+        start = found + 4
+        rest = line[start : start + MAX_ID * 4 + 16].lstrip()
+        if rest[:1] != b":":
+            continue
+        value = rest[1:].lstrip()
+        if value[:1] != b'"':
+            return None
+        end = value.find(b'"', 1)
+        text = value[1:end] if end > 0 else b""
+        if end < 0 or b"\\" in text:
+            return None
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return decoded if len(decoded) <= MAX_ID else None
+    return None
+
+
+def _quote(line: bytes) -> str:
+    """The start of a dropped line, safe to print on the user's terminal."""
+    text = LINE_CONTROL_CHARS.sub("?", line.decode("utf-8", "replace").strip())
+    return f'"{text[:QUOTE_CHARS]}…"' if len(text) > QUOTE_CHARS else f'"{text}"'
 
 
 def _tune_socket(sock: socket.socket | None) -> None:

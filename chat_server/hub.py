@@ -16,8 +16,10 @@ Ordering rules kept here:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +40,7 @@ from protocol import (
 )
 from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 
+from .auth import AuthThrottle
 from .config import ServerConfig
 from .errors import ChatError
 from .outbox import Flusher, Outgoing
@@ -48,12 +51,16 @@ __all__ = ["ChatHub", "Peer", "Result"]
 
 log = logging.getLogger(__name__)
 
+_UNAVAILABLE = "the history store cannot take writes now, so {what} was not stored; try again"
+
 
 class Peer(Member, Protocol):
     """A registered (or registering) connection, as the hub sees it."""
 
     rooms: dict[str, None]  # joined room names (a dict: smaller than a set when empty)
     closed: bool
+    ip: str
+    created_rooms: int  # rooms this connection made (capped)
 
     def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
 
@@ -73,36 +80,79 @@ class ChatHub:
     def __init__(self, config: ServerConfig, store: Store, flusher: Flusher) -> None:
         self.config = config
         self.store = store
-        self.rooms = RoomRegistry(flusher)
+        self.rooms = RoomRegistry(flusher, config.tail_bytes)
         self._nicks: dict[str, Peer] = {}
+        self._empty: dict[Room, float] = {}  # unused rooms, and since when
+        self._auth = AuthThrottle(config.auth_delay)
+        self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
 
     # -- registration ---------------------------------------------------------
 
-    def check_password(self, password: str | None) -> None:
+    def password_wait(self, peer: Peer) -> float:
+        """Seconds before `peer`'s password may be checked (wrong guesses from its address)."""
+        if self.config.password is None:
+            return 0.0
+        return self._auth.wait(peer.ip, time.monotonic())
+
+    def check_password(self, peer: Peer, password: str | None) -> None:
+        """Raise `auth_failed` on a wrong password; each failure is logged (never the guess)."""
         expected = self.config.password
         if expected is None:
             return
         if password is None or not hmac.compare_digest(password.encode(), expected.encode()):
+            failures = self._auth.failed(peer.ip, time.monotonic())
+            log.warning("wrong password from %s (%d recent failures)", peer.ip, failures)
             raise ChatError(ErrorCode.AUTH_FAILED, "wrong or missing password")
 
     def register(self, peer: Peer, nick: str) -> None:
         key = nick.lower()
         if key in self._nicks:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        self._check_held(peer, key, nick)
         self._nicks[key] = peer
         peer.nick = nick
 
-    def unregister(self, peer: Peer, reason: str) -> None:
-        """Take `peer` out of every room (members get `left`) and free its nick."""
+    def _check_held(self, peer: Peer, key: str, nick: str) -> None:
+        """Refuse a nick held for a dropped user to connections from other addresses."""
+        held = self._held.get(key)
+        if held is None:
+            return
+        ip, until = held
+        left = until - time.monotonic()
+        if left <= 0 or ip == peer.ip:  # run out, or its user is back (the caller takes it)
+            del self._held[key]
+        else:
+            raise ChatError(
+                ErrorCode.NICK_TAKEN,
+                f"the nick {nick} is held for {left:.0f} s for its user, who was disconnected",
+            )
+
+    def forget_held_nicks(self) -> None:
+        """Drop the holds that ran out (called now and then by the server's sweep)."""
+        now = time.monotonic()
+        for key in [k for k, (_, until) in self._held.items() if until <= now]:
+            del self._held[key]
+
+    def unregister(self, peer: Peer, reason: str, *, hold_nick: bool = False) -> None:
+        """Take `peer` out of every room (members get `left`) and free its nick.
+
+        With `hold_nick` (the user was dropped, it did not quit) the nick stays
+        reserved for `nick_grace` seconds to connections from the same address, so a
+        flood that drops someone cannot hand their nick, and their DMs, to another.
+        """
         ts = format_ts(now_ms())
         for name in sorted(peer.rooms):
             room = self.rooms.get(name)
             if room is not None:
                 room.remove(peer)
                 room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
+                self._expire_if_unused(room)
         peer.rooms.clear()
-        if self._nicks.get(peer.nick.lower()) is peer:
-            del self._nicks[peer.nick.lower()]
+        key = peer.nick.lower()
+        if self._nicks.get(key) is peer:
+            del self._nicks[key]
+            if hold_nick and self.config.nick_grace > 0:
+                self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
 
     def room_names(self) -> list[str]:
         return self.rooms.names()
@@ -112,6 +162,8 @@ class ChatHub:
         owner = self._nicks.get(key)
         if owner is not None and owner is not peer:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        if owner is None:
+            self._check_held(peer, key, nick)
         old = peer.nick
         if old == nick:
             return
@@ -146,11 +198,16 @@ class ChatHub:
         return room
 
     def join(self, peer: Peer, name: str, since: int | None) -> Result | Awaitable[Result]:
-        """Start a join: the history the joiner gets. Then send it, then call `enter`."""
+        """Start a join: the history the joiner gets. Then send it, then call `enter`.
+
+        A new room exists once the store has confirmed it; until then its joiners
+        wait, and if the store refuses it the room is gone and they get `unavailable`.
+        """
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms.create(name)
-            self.store.create_room(name)
+            room = self._create_room(peer, name)
+        if room.creating:
+            return self._join_when_created(peer, room, since)
         if since is None:
             latest = room.tail_latest(JOIN_HISTORY)
             if latest is not None:
@@ -160,6 +217,42 @@ class ChatHub:
             if missed is not None:
                 return Result(room, missed[:REPLAY_MAX], more=len(missed) > REPLAY_MAX)
         return self._join_from_store(room, since)
+
+    def _create_room(self, peer: Peer, name: str) -> Room:
+        config = self.config
+        if config.max_rooms and len(self.rooms) >= config.max_rooms:
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED, f"the server has {len(self.rooms)} rooms, its maximum"
+            )
+        if config.max_rooms_per_client and peer.created_rooms >= config.max_rooms_per_client:
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED, f"you made {peer.created_rooms} rooms, the maximum"
+            )
+        peer.created_rooms += 1
+        room = self.rooms.create(name)
+        room.creating = True
+
+        def created(error: BaseException | None) -> None:
+            room.creating = False
+            self.rooms.changed()
+            if error is not None:
+                log.error("could not store new room #%s: %s", name, error)
+                self.rooms.discard(room)
+            waiters, room.waiters = room.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(error is None)
+
+        self.store.create_room(name, created)
+        return room
+
+    async def _join_when_created(self, peer: Peer, room: Room, since: int | None) -> Result:
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        room.waiters.append(waiter)
+        if not await waiter:
+            raise ChatError(ErrorCode.UNAVAILABLE, _UNAVAILABLE.format(what="the room"))
+        result = self.join(peer, room.name, since)
+        return result if isinstance(result, Result) else await result
 
     async def _join_from_store(self, room: Room, since: int | None) -> Result:
         for _ in range(3):
@@ -191,6 +284,26 @@ class ChatHub:
         )
         room.remove(peer)
         peer.rooms.pop(name, None)
+        self._expire_if_unused(room)
+
+    def _expire_if_unused(self, room: Room) -> None:
+        """Start the clock of a room that is now empty and has no history and no topic."""
+        if not _unused(room):
+            return
+        self._empty[room] = time.monotonic()
+
+    def expire_rooms(self) -> None:
+        """Forget rooms empty, without history and topic, for `room_expiry` seconds."""
+        if not self._empty:
+            return
+        cutoff = time.monotonic() - self.config.room_expiry
+        for room, since in list(self._empty.items()):
+            if not _unused(room) or self.rooms.get(room.name) is not room:
+                del self._empty[room]
+            elif since <= cutoff:
+                del self._empty[room]
+                self.rooms.discard(room)
+                self.store.delete_room(room.name)
 
     def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
         room = self.joined_room(peer, name)
@@ -198,8 +311,9 @@ class ChatHub:
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
-                log.error("could not store message %s/%d: %s", name, message.seq, error)
-                _reply_error(peer, request_id, "the message could not be stored")
+                log.debug("could not store message %s/%d: %s", name, message.seq, error)
+                room.commit_failed(message.seq)
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the message"))
                 return
             room.delivered(message)
             room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
@@ -214,8 +328,8 @@ class ChatHub:
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
-                log.error("could not store topic of #%s: %s", name, error)
-                _reply_error(peer, request_id, "the topic could not be stored")
+                log.debug("could not store topic of #%s: %s", name, error)
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the topic"))
                 return
             room.topic = topic
             room.broadcast(
@@ -241,6 +355,7 @@ class ChatHub:
         return [
             RoomSummary(room=room.name, topic=room.topic, members=len(room.members))
             for room in sorted(self.rooms, key=lambda r: r.name)
+            if not room.creating
         ]
 
     def history(
@@ -269,6 +384,10 @@ class ChatHub:
         return Result(room, messages, more)
 
 
+def _unused(room: Room) -> bool:
+    return not (room.members or room.assigned_seq or room.topic or room.creating)
+
+
 def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMessage] | None:
     """Join a store page to the live stream: nothing undelivered, no gap up to the present."""
     delivered = room.delivered_seq
@@ -285,5 +404,5 @@ def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMess
 
 
 def _reply_error(peer: Peer, request_id: str | None, message: str) -> None:
-    error: BaseModel = ErrorReply(code=ErrorCode.INTERNAL, message=message, re=request_id)
+    error: BaseModel = ErrorReply(code=ErrorCode.UNAVAILABLE, message=message, re=request_id)
     peer.send_message(error)

@@ -7,6 +7,7 @@ the connection logs and turns into a disconnect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -43,7 +44,7 @@ from .config import SUPPORTED_FEATURES
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
-__all__ = ["JsonSession", "SessionHost"]
+__all__ = ["HANDLERS", "JsonSession", "SessionHost"]
 
 Pending = Awaitable[None] | None
 
@@ -52,12 +53,19 @@ class SessionHost(Peer, Protocol):
     """The connection a session talks through."""
 
     registered: bool
+    ip: str
 
-    def send_text(self, text: str) -> None:
-        """Queue a plain-text line (text mode only)."""
+    def reply(self, message: BaseModel) -> None:
+        """Queue a direct reply (output the client asked for, paced by its reading)."""
         ...
 
-    def close_with_bye(self, reason: str, left_reason: str | None = None) -> None:
+    def send_text(self, text: str) -> None:
+        """Queue a plain-text reply line (text mode only)."""
+        ...
+
+    def close_with_bye(
+        self, reason: str, left_reason: str | None = None, *, bye: bool = True
+    ) -> None:
         """Send `bye`, leave every room (members get `left`), then close."""
         ...
 
@@ -69,40 +77,38 @@ class JsonSession:
         self._hub = hub
         self._host = host
         self._max_text = hub.config.max_text
-        self._handlers: dict[type[BaseModel], Callable[[Any], Pending]] = {
-            Register: self._register,
-            Join: self._join,
-            Part: self._part,
-            Say: self._say,
-            SendDm: self._dm,
-            ChangeNick: self._nick,
-            SetTopic: self._topic,
-            Who: self._who,
-            ListRooms: self._rooms,
-            GetHistory: self._history,
-            Ping: self._ping,
-            Pong: _ignore,
-            Quit: self._quit,
-        }
+        self._auth_failures = 0
+
+    def _refused(self, exc: ChatError, request_id: str | None) -> None:
+        self._error(exc.code, exc.message, request_id)
+        if exc.code is ErrorCode.AUTH_FAILED:
+            self._auth_failures += 1
+            if self._auth_failures >= self._hub.config.auth_failures:
+                self._host.close_with_bye("auth_failed")
 
     def handle_line(self, line: bytes) -> Pending:
         """Handle one framed line; return an awaitable if the answer needs the store."""
         try:
             message = decode_client_line(line, max_text=self._max_text)
         except ProtocolError as exc:
-            self._host.send_message(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
+            self._host.reply(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
             return None
         if not self._host.registered and not isinstance(message, Register | Pong | Quit):
             self._error(ErrorCode.NOT_REGISTERED, "say hello with a nick first", message.id)
             return None
+        handler = HANDLERS.get(type(message))
+        if handler is None:  # a type the codec knows and this server does not handle yet
+            kind = getattr(message, "type", "?")
+            self._error(ErrorCode.INVALID_MESSAGE, f"'{kind}' is not handled here", message.id)
+            return None
         try:
-            return self._handlers[type(message)](message)
+            return handler(self, message)
         except ChatError as exc:
-            self._error(exc.code, exc.message, message.id)
+            self._refused(exc, message.id)
             return None
 
     def _error(self, code: ErrorCode, message: str, re: str | None) -> None:
-        self._host.send_message(ErrorReply(code=code, message=message, re=re))
+        self._host.reply(ErrorReply(code=code, message=message, re=re))
 
     def _ack(self, request_id: str | None) -> None:
         if request_id is not None:
@@ -112,10 +118,13 @@ class JsonSession:
         host = self._host
         if host.registered:
             raise ChatError(ErrorCode.ALREADY_REGISTERED, "you are already registered")
-        self._hub.check_password(message.password)
+        wait = self._hub.password_wait(host)
+        if wait > 0:
+            return self._register_later(wait, message)
+        self._hub.check_password(host, message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.send_message(
+        host.reply(
             Welcome(
                 nick=host.nick,
                 rooms=self._hub.room_names(),
@@ -125,6 +134,19 @@ class JsonSession:
         )
         return None
 
+    async def _register_later(self, wait: float, message: Register) -> None:
+        """Check a password only once its address's wrong guesses have been waited out."""
+        await asyncio.sleep(wait)
+        if self._host.closed:
+            return
+        try:
+            pending = self._register(message)
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if pending is not None:
+            await pending
+
     def _join(self, message: Join) -> Pending:
         result = self._hub.join(self._host, message.room, message.since)
         if isinstance(result, Result):
@@ -133,17 +155,19 @@ class JsonSession:
         return self._await_join(result, message.id)
 
     async def _await_join(self, pending: Awaitable[Result], request_id: str | None) -> None:
-        result = await pending
+        try:
+            result = await pending
+        except ChatError as exc:
+            self._error(exc.code, exc.message, request_id)
+            return
         if not self._host.closed:
             self._finish_join(result, request_id)
 
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
         members = room.nicks if host in room else [*room.nicks, host.nick]
-        host.send_message(
-            RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id)
-        )
-        host.send_message(_history_page(result, None))
+        host.reply(RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id))
+        host.reply(_history_page(result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -171,27 +195,27 @@ class JsonSession:
 
     def _who(self, message: Who) -> Pending:
         room = self._hub.existing_room(message.room)
-        self._host.send_message(Members(room=room.name, members=room.nicks, re=message.id))
+        self._host.reply(Members(room=room.name, members=room.nicks, re=message.id))
         return None
 
     def _rooms(self, message: ListRooms) -> Pending:
-        self._host.send_message(RoomList(rooms=self._hub.summaries(), re=message.id))
+        self._host.reply(RoomList(rooms=self._hub.summaries(), re=message.id))
         return None
 
     def _history(self, message: GetHistory) -> Pending:
         result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
-            self._host.send_message(_history_page(result, message.id))
+            self._host.reply(_history_page(result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.send_message(_history_page(result, request_id))
+            self._host.reply(_history_page(result, request_id))
 
     def _ping(self, message: Ping) -> Pending:
-        self._host.send_message(ServerPong(token=message.token, re=message.id))
+        self._host.reply(ServerPong(token=message.token, re=message.id))
         return None
 
     def _quit(self, message: Quit) -> Pending:
@@ -199,8 +223,41 @@ class JsonSession:
         return None
 
 
-def _ignore(_message: Pong) -> Pending:
+def _ignore(_session: JsonSession, _message: Pong) -> Pending:
     return None
+
+
+Handler = Callable[[JsonSession, Any], Pending]
+
+# Every client message type and its handler, by feature. A test checks that each
+# type of the protocol's union is here; one that is not gets `invalid_message`.
+SESSION_HANDLERS: dict[type[BaseModel], Handler] = {
+    Register: JsonSession._register,
+    Ping: JsonSession._ping,
+    Pong: _ignore,
+    Quit: JsonSession._quit,
+}
+ROOM_HANDLERS: dict[type[BaseModel], Handler] = {
+    Join: JsonSession._join,
+    Part: JsonSession._part,
+    SetTopic: JsonSession._topic,
+    Who: JsonSession._who,
+    ListRooms: JsonSession._rooms,
+}
+CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
+    Say: JsonSession._say,
+    SendDm: JsonSession._dm,
+    ChangeNick: JsonSession._nick,
+}
+HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
+    GetHistory: JsonSession._history,
+}
+HANDLERS: dict[type[BaseModel], Handler] = {
+    **SESSION_HANDLERS,
+    **ROOM_HANDLERS,
+    **CHAT_HANDLERS,
+    **HISTORY_HANDLERS,
+}
 
 
 def _history_page(result: Result, request_id: str | None) -> HistoryPage:

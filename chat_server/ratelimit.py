@@ -1,4 +1,7 @@
-"""Token-bucket flood control: `burst` lines at once, `rate` lines per second after."""
+"""Token-bucket flood control: `burst` at once, `rate` per second after.
+
+One bucket counts lines (cost 1), another bytes (cost: the line's length).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ __all__ = ["TokenBucket"]
 
 
 class TokenBucket:
-    """Allows a line when a token is left; tokens refill at `rate` per second up to `burst`."""
+    """Allows a cost while tokens last; they refill at `rate` per second up to `burst`."""
 
     __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
 
@@ -16,12 +19,12 @@ class TokenBucket:
         self._tokens = self._burst
         self._stamp = now
 
-    def allow(self, now: float) -> bool:
-        """Take a token if there is one; False means the line must be refused."""
+    def allow(self, now: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if there are that many; False means the line must be refused."""
         tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
-        if tokens < 1.0:
+        if tokens < cost:
             self._tokens = tokens
             return False
-        self._tokens = tokens - 1.0
+        self._tokens = tokens - cost
         return True

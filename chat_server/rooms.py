@@ -1,14 +1,20 @@
 """Rooms and their members, with no sockets: the broadcast core.
 
 A `Room` knows its members (in join order), its topic, the seq counters and a
-short tail of recent messages. `assigned_seq` is the last seq handed to a
+tail of recent messages. `assigned_seq` is the last seq handed to a
 message; `delivered_seq` the last one committed and broadcast (they differ
 while the store is committing). The tail serves joins and history from memory
 when it can, and fills the gap between a store read and the live stream.
+
+The tails of all rooms together are bounded in bytes (`TailBudget`): past the
+budget the oldest delivered messages, whichever room they are in, leave memory
+(they stay in the store). A room that cannot answer from its tail reads the store.
 """
 
 from __future__ import annotations
 
+import sys
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
@@ -17,11 +23,13 @@ from .outbox import Flusher, Outgoing, RoomBatch
 from .store import RoomRecord, StoredMessage
 
 if TYPE_CHECKING:
+    import asyncio
+
     from pydantic import BaseModel
 
-__all__ = ["TAIL_SIZE", "Member", "Room", "RoomRegistry"]
+__all__ = ["Member", "Room", "RoomRegistry", "TailBudget"]
 
-TAIL_SIZE = 1024
+MESSAGE_OVERHEAD = 200  # bytes a kept message costs besides its text (objects, deques)
 
 
 class Member(Protocol):
@@ -41,23 +49,36 @@ class Room:
 
     __slots__ = (
         "_flusher",
+        "_tails",
         "assigned_seq",
         "batch",
+        "creating",
         "delivered_seq",
         "members",
         "name",
         "tail",
         "topic",
+        "waiters",
     )
 
-    def __init__(self, name: str, flusher: Flusher, topic: str = "", last_seq: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        flusher: Flusher,
+        topic: str = "",
+        last_seq: int = 0,
+        tails: TailBudget | None = None,
+    ) -> None:
         self.name = name
         self.topic = topic
         self.assigned_seq = last_seq
         self.delivered_seq = last_seq
         self.members: dict[Member, None] = {}
-        self.tail: deque[StoredMessage] = deque(maxlen=TAIL_SIZE)
+        self.tail: deque[StoredMessage] = deque()
+        self._tails = tails if tails is not None else TailBudget(1 << 20)
         self.batch: RoomBatch | None = None
+        self.creating = False  # the store has not confirmed this new room yet
+        self.waiters: list[asyncio.Future[bool]] = []  # joiners waiting for that
         self._flusher = flusher
 
     def __contains__(self, member: object) -> bool:
@@ -85,7 +106,7 @@ class Room:
         batch = self.batch
         if batch is None or batch.sealed:
             batch = self.batch = RoomBatch()
-            self._flusher.batch_opened(self)
+            self._flusher.batch_opened(batch)
             for member in self.members:
                 member.send_batch(batch)
         batch.items.append(out)
@@ -98,6 +119,17 @@ class Room:
         """Record that `message` was committed and is being broadcast."""
         self.delivered_seq = message.seq
         self.tail.append(message)
+        self._tails.kept(self, message)
+
+    def commit_failed(self, seq: int) -> None:
+        """The message given `seq` was not stored: hand that seq out again.
+
+        The store refuses every later message of the room until one follows the last
+        stored seq, so the messages already given seqs after it fail too; only the
+        first failure (the one right after the last delivered seq) rewinds.
+        """
+        if seq == self.delivered_seq + 1 and self.assigned_seq >= seq:
+            self.assigned_seq = self.delivered_seq
 
     def tail_after(self, seq: int) -> list[StoredMessage] | None:
         """Delivered messages with a seq above `seq`, or None when the tail no longer has them."""
@@ -106,7 +138,7 @@ class Room:
         tail = self.tail
         if not tail or tail[0].seq > seq + 1:
             return None
-        start = seq + 1 - tail[0].seq
+        start = bisect_right(tail, seq, key=_seq)  # by seq, never by position
         return [tail[i] for i in range(start, len(tail))]
 
     def tail_latest(self, limit: int) -> list[StoredMessage] | None:
@@ -119,28 +151,74 @@ class Room:
         return [tail[i] for i in range(start, len(tail))]
 
 
-class RoomRegistry:
-    """Every room that exists, by name."""
+class TailBudget:
+    """The recent messages of every room together, bounded in bytes; the oldest go first."""
 
-    def __init__(self, flusher: Flusher) -> None:
+    __slots__ = ("_order", "limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._order: deque[tuple[Room, StoredMessage, int]] = deque()
+
+    def kept(self, room: Room, message: StoredMessage) -> None:
+        """`message` was appended to `room.tail`; drop the oldest while over the budget."""
+        size = sys.getsizeof(message.text) + MESSAGE_OVERHEAD
+        order = self._order
+        order.append((room, message, size))
+        self.used += size
+        while self.used > self.limit and order:
+            oldest_room, oldest, oldest_size = order.popleft()
+            self.used -= oldest_size
+            tail = oldest_room.tail
+            if tail and tail[0] is oldest:
+                tail.popleft()
+
+
+class RoomRegistry:
+    """Every room that exists, by name; the names list is cached for `welcome`."""
+
+    def __init__(self, flusher: Flusher, tail_bytes: int = 32 << 20) -> None:
         self._flusher = flusher
         self._rooms: dict[str, Room] = {}
+        self.tails = TailBudget(tail_bytes)
+        self._names: list[str] | None = None
 
     def load(self, records: Iterable[RoomRecord]) -> None:
         for record in records:
             self._rooms[record.name] = Room(
-                record.name, self._flusher, record.topic, record.last_seq
+                record.name, self._flusher, record.topic, record.last_seq, self.tails
             )
+        self._names = None
 
     def get(self, name: str) -> Room | None:
         return self._rooms.get(name)
 
     def create(self, name: str) -> Room:
-        room = self._rooms[name] = Room(name, self._flusher)
+        room = self._rooms[name] = Room(name, self._flusher, tails=self.tails)
+        self._names = None
         return room
+
+    def changed(self) -> None:
+        """A room's creation was confirmed (or it went): rebuild the names list."""
+        self._names = None
 
     def __iter__(self) -> Iterator[Room]:
         return iter(self._rooms.values())
 
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def discard(self, room: Room) -> None:
+        if self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+            self._names = None
+
     def names(self) -> list[str]:
-        return sorted(self._rooms)
+        if self._names is None:
+            self._names = sorted(name for name, room in self._rooms.items() if not room.creating)
+        return self._names
+
+
+def _seq(message: StoredMessage) -> int:
+    return message.seq

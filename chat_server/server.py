@@ -20,20 +20,17 @@ import asyncio
 import logging
 import secrets
 import ssl
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from protocol import Announcement, ServerHello, encode
+from protocol import Announcement
 
-from .config import MEMORY_DB, SUPPORTED_FEATURES, ServerConfig
+from .config import MEMORY_DB, ServerConfig
 from .connection import ClientConnection
+from .context import ServerContext
 from .discovery import Announcer, lan_addresses, load_or_create_server_id
-from .hub import ChatHub
-from .outbox import Flusher
-from .ratelimit import TokenBucket
 from .store import MemoryStore, Store
 from .tls import (
     ServerCertificate,
@@ -59,62 +56,6 @@ class ListenError(OSError):
         super().__init__(cause.errno, cause.strerror or str(cause))
         self.kind = kind
         self.port = port
-
-
-class ServerContext:
-    """What every connection of one server shares."""
-
-    def __init__(self, config: ServerConfig, store: Store, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
-        self.loop = loop
-        self.flusher = Flusher(loop)
-        self.hub = ChatHub(config, store, self.flusher)
-        store.after_commits = self.flusher.flush_all
-        self.connections: set[ClientConnection] = set()
-        self.hello_line = b""
-        self.set_tls(None, None)
-        self._per_ip: Counter[str] = Counter()
-        self.accepting = True
-        self.all_closed = asyncio.Event()
-
-    def set_tls(self, tls_port: int | None, fingerprint: str | None) -> None:
-        """Build the greeting once the TLS port is bound (it may have been 0)."""
-        config = self.config
-        self.hello_line = encode(
-            ServerHello(
-                server=config.name,
-                motd=config.motd,
-                password_required=config.password is not None,
-                features=list(SUPPORTED_FEATURES),
-                tls_port=tls_port,
-                fingerprint=fingerprint,
-            )
-        )
-
-    def online_users(self) -> int:
-        return sum(1 for connection in self.connections if connection.registered)
-
-    def admit(self, connection: ClientConnection) -> bool:
-        """Count a new connection; False if it must be refused."""
-        limit = self.config.max_per_ip
-        if not self.accepting or (limit and self._per_ip[connection.ip] >= limit):
-            return False
-        self._per_ip[connection.ip] += 1
-        self.connections.add(connection)
-        return True
-
-    def forget(self, connection: ClientConnection) -> None:
-        self.connections.discard(connection)
-        self._per_ip[connection.ip] -= 1
-        if self._per_ip[connection.ip] <= 0:
-            del self._per_ip[connection.ip]
-        if not self.connections and not self.accepting:
-            self.all_closed.set()
-
-    def new_bucket(self) -> TokenBucket | None:
-        if self.config.rate <= 0:
-            return None
-        return TokenBucket(self.config.rate, self.config.burst, self.loop.time())
 
 
 class ChatServer:
@@ -303,17 +244,28 @@ class ChatServer:
 
     async def _sweep_liveness(self) -> None:
         config = self.context.config
-        step = min(max(min(config.ping_interval, config.idle_timeout) / 4, 0.02), 1.0)
+        shortest = min(
+            config.ping_interval, config.idle_timeout, config.register_timeout, config.room_expiry
+        )
+        step = min(max(shortest / 4, 0.02), 1.0)
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
+            self.context.hub.expire_rooms()
+            self.context.hub.forget_held_nicks()
 
     def _check_liveness(self) -> None:
         context = self.context
         now = context.loop.time()
         idle_limit = self.config.idle_timeout
+        register_by = now - self.config.register_timeout
         for connection in list(context.connections):
-            if connection.closed or not connection.is_json():
+            if connection.closed:
+                continue
+            if not connection.registered and connection.opened_at <= register_by:
+                connection.close_with_bye("timeout")  # text mode too: a prompt never answered
+                continue
+            if not connection.is_json():
                 continue
             if now - connection.last_heard >= idle_limit:
                 connection.close_with_bye("timeout")

@@ -7,9 +7,17 @@ with one `call_soon_threadsafe`, in the order the work arrived. Reads run on
 a second thread with their own connection: WAL lets them proceed while the
 writer commits.
 
-A sidecar lock file (`<db>.lock`, held with `flock`) keeps a second server
-from writing the same database; SQLite's own locks would only make the two
-take turns.
+Seqs have no gaps: the writer thread knows every stored room's last seq and
+refuses (with `StoreError`, to that write's callback alone) a message whose seq
+does not follow it, or one for a room that is not stored. Those checks run before
+the transaction, so one bad write never takes a batch of good ones down; a
+failure of the commit itself (disk full, I/O error, the database locked by another
+program past the busy timeout) fails the whole batch and nothing of it is stored.
+The first failure is logged once, and the recovery once.
+
+The database file itself is held with `flock`, so a second server fails to start
+on it whatever path reaches it (a symlink, a hard link, a bind mount, a `file:`
+URI); SQLite's own locks would only make the two take turns.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 import queue
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,33 +74,45 @@ _INSERT_MESSAGE = (
 )
 _INSERT_ROOM = "INSERT OR IGNORE INTO rooms (name) VALUES (?)"
 _SET_TOPIC = "UPDATE rooms SET topic = ? WHERE name = ?"
-_BUSY_TIMEOUT_MS: Final = 5000
+_DELETE_ROOM = "DELETE FROM rooms WHERE name = ?"
+_BUSY_TIMEOUT: Final = 5.0  # seconds a commit waits for another program's lock
 
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """One queued write: SQL, its parameters, and who to tell when it is committed."""
+    """One queued write: SQL, its parameters, and who to tell when it is committed.
+
+    `room` and `seq` let the writer check the write before running it: a message
+    (`seq` > 0) must follow its room's last stored seq, and every write but a
+    creation needs its room stored. An empty `sql` writes nothing (a barrier).
+    """
 
     sql: str
     params: tuple[object, ...]
     done: CommitCallback | None
+    room: str = ""
+    seq: int = 0
 
 
 _STOP: Final[list[_Write]] = []  # an empty hand-over tells the writer to finish
 
 
-def open_database(path: str, *, read_only: bool = False, fsync: bool = False) -> sqlite3.Connection:
+def open_database(
+    path: str, *, read_only: bool = False, fsync: bool = False, busy_timeout: float = _BUSY_TIMEOUT
+) -> sqlite3.Connection:
     """Open `path` with the pragmas this store relies on. Raises `StoreError`.
 
     `fsync` makes every commit wait for the disk (`synchronous=FULL`).
     """
     try:
         if read_only:
-            uri = Path(path).resolve().as_uri() + "?mode=ro"
+            uri = Path(database_file(path) or path).resolve().as_uri() + "?mode=ro"
             connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
         else:
-            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            connection = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, uri=path.startswith("file:")
+            )
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if not read_only:
             connection.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a commit is in the WAL file before anyone is told about
@@ -110,6 +131,8 @@ def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
         return StoreError(f"{path} is not an SQLite database, or it is damaged ({text})")
     if "malformed" in text:
         return StoreError(f"{path} is damaged ({text}); restore a backup or move it aside")
+    if "full" in text:
+        return StoreError(f"cannot write {path}: the disk is full ({text})")
     if "locked" in text or "busy" in text:
         return StoreError(f"{path} is locked by another program ({text})")
     if "readonly" in text or "unable to open" in text:
@@ -199,9 +222,14 @@ class HistoryReader:
 class SqliteStore(Store):
     """Rooms, topics and messages in one SQLite file (WAL mode, group commit)."""
 
-    def __init__(self, path: str, *, fsync: bool = False) -> None:
+    def __init__(
+        self, path: str, *, fsync: bool = False, busy_timeout: float = _BUSY_TIMEOUT
+    ) -> None:
         self.path = path
         self._fsync = fsync
+        self._busy_timeout = busy_timeout
+        self._last_seqs: dict[str, int] = {}  # stored rooms' last seqs; writer thread only
+        self._failing = False  # writer thread only: the last commit failed
         self._queue: queue.SimpleQueue[list[_Write]] = queue.SimpleQueue()
         self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
         self._writer: threading.Thread | None = None
@@ -219,12 +247,13 @@ class SqliteStore(Store):
     def _open_blocking(self) -> dict[str, RoomRecord]:
         self._lock_fd = _take_lock(self.path)
         try:
-            writer = open_database(self.path, fsync=self._fsync)
+            writer = open_database(self.path, fsync=self._fsync, busy_timeout=self._busy_timeout)
             migrate(writer, self.path)
             try:
                 rooms = load_rooms(writer)
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
+            self._last_seqs = {name: record.last_seq for name, record in rooms.items()}
             self._reader = HistoryReader(open_database(self.path, read_only=True))
         except BaseException:
             _release_lock(self._lock_fd)
@@ -236,15 +265,22 @@ class SqliteStore(Store):
         self._writer.start()
         return rooms
 
-    def create_room(self, room: str) -> None:
-        self._put(_Write(_INSERT_ROOM, (room,), None))
+    def create_room(self, room: str, done: CommitCallback | None = None) -> None:
+        self._put(_Write(_INSERT_ROOM, (room,), done, room))
+
+    def delete_room(self, room: str) -> None:
+        self._put(_Write(_DELETE_ROOM, (room,), None, room))
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
         params = (message.room, message.seq, message.sender, message.text)
-        self._put(_Write(_INSERT_MESSAGE, (*params, int(message.action), message.ts_ms), done))
+        row = (*params, int(message.action), message.ts_ms)
+        self._put(_Write(_INSERT_MESSAGE, row, done, message.room, message.seq))
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
-        self._put(_Write(_SET_TOPIC, (topic, room), done))
+        self._put(_Write(_SET_TOPIC, (topic, room), done, room))
+
+    def sync(self, done: CommitCallback) -> None:
+        self._put(_Write("", (), done))
 
     def _put(self, write: _Write) -> None:
         if self._closing:
@@ -320,23 +356,50 @@ class SqliteStore(Store):
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
-        error: BaseException | None = None
+        last_seqs = dict(self._last_seqs)  # what the batch leaves stored, if it commits
+        results: list[tuple[CommitCallback | None, BaseException | None]] = []
+        good: list[_Write] = []
+        for write in batch:
+            refusal = _check(write, last_seqs)
+            if refusal is None:
+                good.append(write)
+            results.append((write.done, refusal))
+        error = self._run_transaction(connection, good)
+        if error is None:
+            self._last_seqs = last_seqs
+        else:
+            results = [(done, refusal or error) for done, refusal in results]
+        callbacks = [(done, failure) for done, failure in results if done is not None]
+        if callbacks and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._run_callbacks, callbacks)
+
+    def _run_transaction(
+        self, connection: sqlite3.Connection, writes: list[_Write]
+    ) -> BaseException | None:
+        """Commit `writes` in one transaction; the error that undid all of them, if any."""
+        if not any(write.sql for write in writes):
+            return None
         try:
             connection.execute("BEGIN")
-            for sql, rows in _runs(batch):
+            for sql, rows in _runs(writes):
                 connection.executemany(sql, rows)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
-            log.error("history commit of %d writes failed: %s", len(batch), exc)
-            error = _store_error(self.path, exc)
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-        callbacks = [write.done for write in batch if write.done is not None]
-        if callbacks and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._run_callbacks, callbacks, error)
+            if not self._failing:
+                self._failing = True
+                log.error(
+                    "history store unavailable: a commit of %d writes failed: %s", len(writes), exc
+                )
+            return _store_error(self.path, exc)
+        if self._failing:
+            self._failing = False
+            log.warning("history store works again")
+        return None
 
-    def _run_callbacks(self, callbacks: list[CommitCallback], error: BaseException | None) -> None:
-        for done in callbacks:
+    def _run_callbacks(self, callbacks: list[tuple[CommitCallback, BaseException | None]]) -> None:
+        for done, error in callbacks:
             try:
                 done(error)
             except Exception:
@@ -345,10 +408,32 @@ class SqliteStore(Store):
             self.after_commits()
 
 
+def _check(write: _Write, last_seqs: dict[str, int]) -> StoreError | None:
+    """Refuse a write that would leave a gap or point at no room; else apply it to `last_seqs`."""
+    sql = write.sql
+    if not sql:
+        return None
+    if sql is _INSERT_ROOM:
+        last_seqs.setdefault(write.room, 0)
+        return None
+    last = last_seqs.get(write.room)
+    if last is None:
+        return StoreError(f"room #{write.room} is not stored")
+    if sql is _DELETE_ROOM:
+        del last_seqs[write.room]
+    elif write.seq:
+        if write.seq != last + 1:
+            return StoreError(f"#{write.room} seq {write.seq} does not follow {last}")
+        last_seqs[write.room] = write.seq
+    return None
+
+
 def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
     """Consecutive writes of the same statement, so each run is one executemany."""
     runs: list[tuple[str, list[tuple[object, ...]]]] = []
     for write in batch:
+        if not write.sql:
+            continue
         if runs and runs[-1][0] is write.sql:
             runs[-1][1].append(write.params)
         else:
@@ -356,20 +441,35 @@ def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
     return runs
 
 
-def _take_lock(path: str) -> int | None:
-    """Hold `<path>.lock` so a second server on the same file fails at start-up."""
-    if path.startswith("file:"):
+def database_file(path: str) -> str | None:
+    """The file a database path or `file:` URI names; None for an in-memory database."""
+    if not path.startswith("file:"):
+        return None if path in ("", ":memory:") else path
+    parsed = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(parsed.query)
+    if query.get("mode") == ["memory"] or parsed.path in ("", ":memory:"):
         return None
-    lock_path = path + ".lock"
+    return urllib.parse.unquote(parsed.path)
+
+
+def _take_lock(path: str) -> int | None:
+    """Hold the database file itself, so a second server on it fails at start-up.
+
+    `flock` locks the file (its inode), so every path that reaches it sees the
+    lock. It does not touch the POSIX locks SQLite takes on the same file.
+    """
+    file = database_file(path)
+    if file is None:
+        return None
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise StoreError(f"cannot write {lock_path} ({exc.strerror}); check the path") from exc
+        raise StoreError(f"cannot write {file} ({exc.strerror}); check the path") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise StoreError(f"{path} is in use by another chat-server (it holds {lock_path})") from exc
+        raise StoreError(f"{path} is in use by another chat-server") from exc
     return fd
 
 

@@ -4,8 +4,10 @@ The server assigns each room message its `seq` on the event loop, then hands
 it to the store with `append(message, done)`. The store commits messages in
 the order it received them and calls `done(None)` on the event loop once a
 message is durable (or `done(exc)` if it could not be stored); only then is
-the message broadcast and acknowledged. Reads are async so a disk-backed
-store can serve them off the loop.
+the message broadcast and acknowledged. A message that could not be stored
+took no seq: the store never keeps a seq that does not follow the room's
+last stored one, so the room hands the same seq to its next message. Reads
+are async so a disk-backed store can serve them off the loop.
 """
 
 from __future__ import annotations
@@ -93,8 +95,16 @@ class Store(abc.ABC):
         """Open the store; return every known room. Raises `StoreError`."""
 
     @abc.abstractmethod
-    def create_room(self, room: str) -> None:
-        """Record that a room exists (durably, before later appends to it)."""
+    def create_room(self, room: str, done: CommitCallback | None = None) -> None:
+        """Record that a room exists; `done` runs once that is committed (or failed)."""
+
+    @abc.abstractmethod
+    def delete_room(self, room: str) -> None:
+        """Forget a room that has no messages (an empty room expiring)."""
+
+    @abc.abstractmethod
+    def sync(self, done: CommitCallback) -> None:
+        """`done` runs once every write queued before this call is committed (or failed)."""
 
     @abc.abstractmethod
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
@@ -136,8 +146,16 @@ class MemoryStore(Store):
     async def open(self) -> dict[str, RoomRecord]:
         return {}
 
-    def create_room(self, room: str) -> None:
+    def create_room(self, room: str, done: CommitCallback | None = None) -> None:
         self._room(room)
+        if done is not None:
+            done(None)
+
+    def delete_room(self, room: str) -> None:
+        self._rooms.pop(room, None)
+
+    def sync(self, done: CommitCallback) -> None:
+        done(None)
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
         self._room(message.room).messages.append(message)

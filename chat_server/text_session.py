@@ -8,11 +8,15 @@ readable lines (see text_render), never JSON.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from protocol import ErrorCode
-from protocol.limits import CONTROL_CHARS, LINE_CONTROL_CHARS, MAX_TOPIC, NICK_RE, ROOM_RE
+from protocol.fields import ChatText, NickName, Reason, RoomName, TopicText
 
 from .errors import ChatError
 from .hub import ChatHub, Result
@@ -20,6 +24,13 @@ from .json_session import Pending, SessionHost
 from .text_render import render_message
 
 __all__ = ["HELP", "TextSession"]
+
+# The same rules as the JSON path, from the one place they live (protocol.fields).
+_NICK: TypeAdapter[str] = TypeAdapter(NickName)
+_ROOM: TypeAdapter[str] = TypeAdapter(RoomName)
+_TEXT: TypeAdapter[str] = TypeAdapter(ChatText)
+_TOPIC: TypeAdapter[str] = TypeAdapter(TopicText)
+_REASON: TypeAdapter[str] = TypeAdapter(Reason)
 
 LOBBY = "lobby"
 JOIN_LINES = 15  # history lines shown on join; a terminal is not a log viewer
@@ -54,6 +65,7 @@ class TextSession:
         self._host = host
         self._stage = _Stage.PASSWORD if hub.config.password is not None else _Stage.NICK
         self._current: str | None = None
+        self._auth_failures = 0
         self._commands: dict[str, Callable[[str], Pending]] = {
             "join": self._join,
             "j": self._join,
@@ -70,10 +82,6 @@ class TextSession:
             "help": self._help,
             "quit": self._quit,
         }
-
-    def start(self, first_line: bytes) -> Pending:
-        """Called with the line that put the connection in text mode."""
-        return self.handle_line(first_line)
 
     def handle_line(self, raw: bytes) -> Pending:
         try:
@@ -110,18 +118,35 @@ class TextSession:
     # -- registration -------------------------------------------------------------
 
     def _password(self, line: str) -> Pending:
+        wait = self._hub.password_wait(self._host)
+        if wait > 0:
+            return self._password_later(wait, line)
         try:
-            self._hub.check_password(line)
+            self._hub.check_password(self._host, line)
         except ChatError:
+            self._auth_failures += 1
+            if self._auth_failures >= self._hub.config.auth_failures:
+                self._write("! wrong password")
+                self._host.close_with_bye("auth_failed")
+                return None
             self._write("! wrong password; type the password again")
             return None
         self._stage = _Stage.NICK
         self._write("* Password accepted. Type your nick.")
         return None
 
+    async def _password_later(self, wait: float, line: str) -> None:
+        await asyncio.sleep(wait)
+        if not self._host.closed:
+            pending = self._password(line)  # another wait if guesses came meanwhile
+            if pending is not None:
+                await pending
+
     def _choose_nick(self, line: str) -> Pending:
-        if NICK_RE.fullmatch(line) is None:
-            self._write("! a nick is 1-32 characters: letters, digits, _ or -; type another nick")
+        try:
+            _valid(_NICK, line)
+        except ChatError as exc:
+            self._write(f"! {exc.message}; type another nick")
             return None
         try:
             self._hub.register(self._host, line)
@@ -137,13 +162,10 @@ class TextSession:
     # -- commands -----------------------------------------------------------------
 
     def _room_name(self, arg: str) -> str:
-        name = arg.split(" ", 1)[0].removeprefix("#")
-        if ROOM_RE.fullmatch(name) is None:
-            raise ChatError(
-                ErrorCode.INVALID_ROOM,
-                "a room name is 1-64 characters: lowercase letters, digits, _ or -",
-            )
-        return name
+        return _valid(_ROOM, arg.split(" ", 1)[0])
+
+    def _text(self, text: str) -> str:
+        return _valid(_TEXT, text, context={"max_text": self._hub.config.max_text})
 
     def _current_room(self) -> str:
         if self._current is None:
@@ -165,7 +187,11 @@ class TextSession:
         return self._await_join(result)
 
     async def _await_join(self, pending: Awaitable[Result]) -> None:
-        result = await pending
+        try:
+            result = await pending
+        except ChatError as exc:
+            self._say_error(exc.message, exc.code)
+            return
         if not self._host.closed:
             self._finish_join(result)
 
@@ -192,8 +218,7 @@ class TextSession:
 
     def _say(self, text: str, *, action: bool) -> Pending:
         room = self._current_room()
-        _check_text(text, self._hub.config.max_text)
-        self._hub.say(self._host, room, text, action, None)
+        self._hub.say(self._host, room, self._text(text), action, None)
         return None
 
     def _me(self, arg: str) -> Pending:
@@ -201,18 +226,13 @@ class TextSession:
 
     def _msg(self, arg: str) -> Pending:
         to, _, text = arg.partition(" ")
-        if NICK_RE.fullmatch(to) is None or not text.strip():
+        if not to or not text.strip():
             raise ChatError(ErrorCode.INVALID_MESSAGE, "usage: /msg NICK TEXT")
-        _check_text(text, self._hub.config.max_text)
-        self._hub.dm(self._host, to, text)
+        self._hub.dm(self._host, _valid(_NICK, to), self._text(text))
         return None
 
     def _nick(self, arg: str) -> Pending:
-        if NICK_RE.fullmatch(arg) is None:
-            raise ChatError(
-                ErrorCode.INVALID_NICK, "a nick is 1-32 characters: letters, digits, _ or -"
-            )
-        self._hub.change_nick(self._host, arg)
+        self._hub.change_nick(self._host, _valid(_NICK, arg))
         return None
 
     def _topic(self, arg: str) -> Pending:
@@ -220,9 +240,7 @@ class TextSession:
         if not arg:
             self._write(f"* Topic of #{room.name}: {room.topic or '(none)'}")
             return None
-        if len(arg) > MAX_TOPIC or LINE_CONTROL_CHARS.search(arg):
-            raise ChatError(ErrorCode.INVALID_TEXT, f"a topic is at most {MAX_TOPIC} characters")
-        self._hub.set_topic(self._host, room.name, arg, None)
+        self._hub.set_topic(self._host, room.name, _valid(_TOPIC, arg, "topic"), None)
         return None
 
     def _who(self, arg: str) -> Pending:
@@ -243,14 +261,21 @@ class TextSession:
         return None
 
     def _quit(self, arg: str) -> Pending:
-        self._host.close_with_bye("quit", arg or "quit")
+        reason = _valid(_REASON, arg, "reason") if arg else "quit"
+        self._host.close_with_bye("quit", reason)
         return None
 
 
-def _check_text(text: str, limit: int) -> None:
-    if not text:
-        raise ChatError(ErrorCode.INVALID_TEXT, "nothing to say")
-    if len(text) > limit:
-        raise ChatError(ErrorCode.INVALID_TEXT, f"text is longer than {limit} characters")
-    if CONTROL_CHARS.search(text):
-        raise ChatError(ErrorCode.INVALID_TEXT, "text holds a control character")
+def _valid(adapter: TypeAdapter[str], value: str, what: str = "", context: Any = None) -> str:
+    """`value` checked by its protocol.fields rule; a refusal carries that rule's code.
+
+    `what` names the field where the rule's message does not (a topic, a reason).
+    """
+    try:
+        return adapter.validate_python(value, context=context)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        kind = error["type"]
+        code = ErrorCode(kind) if kind in ErrorCode.__members__.values() else None
+        message = f"{what}: {error['msg']}" if what else error["msg"]
+        raise ChatError(code or ErrorCode.INVALID_MESSAGE, message) from None

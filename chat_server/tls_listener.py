@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .connection import ClientConnection
 
 if TYPE_CHECKING:
-    from .server import ServerContext
+    from .context import ServerContext
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TlsListener"]
 

@@ -27,6 +27,7 @@ from .codec import (
     encode,
     encode_ack,
     encode_chat_message,
+    validation_error,
 )
 from .discovery import SERVICE_TYPE, Announcement, instance_name, parse_txt, server_name_of
 from .errors import ErrorCode, LineTooLong, ProtocolError
@@ -116,4 +117,5 @@ __all__ = [
     "parse_ts",
     "parse_txt",
     "server_name_of",
+    "validation_error",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "validation_error",
 ]
 
 CLIENT_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -120,10 +121,21 @@ def _to_protocol_error(exc: ValidationError, text: str) -> ProtocolError:
     if first["type"] == "json_invalid":
         return ProtocolError(ErrorCode.BAD_JSON, "line is not valid JSON")
     code = _FIELD_CODES.get(first["type"], ErrorCode.INVALID_MESSAGE)
-    return ProtocolError(code, _describe(first), re=_read_id(text))
+    return ProtocolError(code, _describe(first, tagged=True), re=_read_id(text))
 
 
-def _describe(error: ErrorDetails) -> str:
+def validation_error(exc: ValidationError) -> ProtocolError:
+    """The wire code and plain-words message for a model built directly (not from a line).
+
+    A client building a request (`Say(room=..., text=...)`) gets the same code and
+    message the server would answer with, so it can refuse the request locally.
+    """
+    first = exc.errors(include_url=False)[0]
+    code = _FIELD_CODES.get(first["type"], ErrorCode.INVALID_MESSAGE)
+    return ProtocolError(code, _describe(first, tagged=False))
+
+
+def _describe(error: ErrorDetails, *, tagged: bool) -> str:
     kind = error["type"]
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "a message must be a JSON object"
@@ -133,7 +145,7 @@ def _describe(error: ErrorDetails) -> str:
         found = error.get("ctx", {}).get("tag", "?")
         return f"field 'type': unknown message type {found!r}"
     # Through the union the location starts with the tag: drop it to name the field.
-    path = [str(part) for part in error["loc"][1:]]
+    path = [str(part) for part in error["loc"][1 if tagged else 0 :]]
     field = ".".join(path) if path else "message"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "missing":

@@ -33,6 +33,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
     RATE_LIMITED = "rate_limited"
+    LIMIT_REACHED = "limit_reached"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 

@@ -25,6 +25,7 @@ from .limits import (
     MAX_ID,
     MAX_PASSWORD,
     MAX_REASON,
+    MAX_SEQ,
     MAX_TEXT_CHARS,
     MAX_TOKEN,
     MAX_TOPIC,
@@ -128,4 +129,4 @@ Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
 # Version 2 feature names a client asks for; unknown names are ignored by the server.
 FeatureNames = Annotated[list[Token], Field(max_length=MAX_FEATURES)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]

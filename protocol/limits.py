@@ -22,6 +22,7 @@ __all__ = [
     "MAX_PASSWORD",
     "MAX_REASON",
     "MAX_ROOM",
+    "MAX_SEQ",
     "MAX_TEXT_CHARS",
     "MAX_TOKEN",
     "MAX_TOPIC",
@@ -43,6 +44,7 @@ MAX_CLIENT_NAME = 100
 MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
+MAX_SEQ = 2**63 - 1  # seqs are SQLite integers; a larger `since`/`before`/`after` is refused
 MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`

@@ -6,10 +6,13 @@ All waits scale with CHAT_TEST_UNIT (default 1.0) so a slow machine can stretch 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -28,7 +31,15 @@ Json = dict[str, Any]
 
 def make_config(**overrides: Any) -> ServerConfig:
     """Loopback, port 0, no disk, flood control off unless a test turns it on."""
-    base = ServerConfig(host="127.0.0.1", port=0, db_path=":memory:", rate=0, shutdown_grace=1.0)
+    base = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=":memory:",
+        rate=0,
+        byte_rate=0,
+        address_byte_rate=0,
+        shutdown_grace=1.0,
+    )
     return replace(base, **overrides)
 
 
@@ -125,6 +136,21 @@ async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
         yield server
 
 
+def hermetic_env(home: str) -> dict[str, str]:
+    """The environment for a `chat-server` subprocess, with HOME and XDG_* under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env["HOME"] = home
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env[name] = os.path.join(home, name.lower())
+    return env
+
+
+def _scratch_home() -> str:
+    home = tempfile.mkdtemp(prefix="lanchat-test-home-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
+
+
 class ServerProcess:
     """`python -m chat_server` as a real subprocess on a free loopback port."""
 
@@ -135,8 +161,9 @@ class ServerProcess:
         self._drain_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, *args: str) -> ServerProcess:
-        """Start on free loopback ports; never announced (a test may add its own flags)."""
+    async def start(cls, *args: str, home: str | None = None) -> ServerProcess:
+        """Start on free loopback ports, never announced (a test may add its own flags);
+        HOME and XDG_* point at `home` (default: a fresh temp dir)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -149,6 +176,7 @@ class ServerProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            env=hermetic_env(home or _scratch_home()),
         )
         log: list[str] = []
         assert process.stderr is not None
@@ -191,8 +219,13 @@ def _safe(args: tuple[str, ...]) -> tuple[str, ...]:
     return (*flags, *args)
 
 
-async def run_command(*args: str, timeout: float = 4 * TIMEOUT) -> tuple[int, str, str]:
-    """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr."""
+async def run_command(
+    *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None
+) -> tuple[int, str, str]:
+    """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr.
+
+    HOME and XDG_* point at `home` (default: a fresh temp dir), never the real ones.
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -201,6 +234,7 @@ async def run_command(*args: str, timeout: float = 4 * TIMEOUT) -> tuple[int, st
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=hermetic_env(home or _scratch_home()),
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None

@@ -17,7 +17,7 @@ from chat_client import (
     RequestError,
 )
 from chat_server.server import ChatServer
-from protocol import ChatMessage, DirectMessage, Joined, NickChanged, TopicChanged
+from protocol import ChatMessage, DirectMessage, ErrorCode, Joined, NickChanged, TopicChanged
 from tests.conftest import StartServer
 from tests.support import TIMEOUT, make_config, registered
 
@@ -73,13 +73,13 @@ async def test_requests_and_errors(server: ChatServer) -> None:
         assert await alice.ping() < TIMEOUT
         with pytest.raises(RequestError) as refused:
             await alice.who("nowhere")
-        assert refused.value.code == "no_such_room"
+        assert refused.value.code is ErrorCode.NO_SUCH_ROOM
         with pytest.raises(RequestError) as refused:
             await alice.dm("nobody", "hi")
-        assert refused.value.code == "no_such_user"
+        assert refused.value.code is ErrorCode.NO_SUCH_USER
         with pytest.raises(RequestError) as refused:
             await alice.say("elsewhere", "hi")
-        assert refused.value.code == "not_in_room"
+        assert refused.value.code is ErrorCode.NOT_IN_ROOM
         await alice.part("dev")
         assert alice.rooms == []
 
@@ -88,11 +88,11 @@ async def test_registration_errors(start_server: StartServer) -> None:
     server = await start_server(password="sesame")
     with pytest.raises(RequestError) as refused:
         await ChatClient("127.0.0.1", server.port, "eve", password="wrong").connect()
-    assert refused.value.code == "auth_failed"
+    assert refused.value.code is ErrorCode.AUTH_FAILED
     async with ChatClient("127.0.0.1", server.port, "alice", password="sesame") as alice:
         with pytest.raises(RequestError) as refused:
             await ChatClient("127.0.0.1", server.port, "ALICE", password="sesame").connect()
-        assert refused.value.code == "nick_taken"
+        assert refused.value.code is ErrorCode.NICK_TAKEN
         assert alice.connected
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import protocol
 from protocol import (
@@ -24,10 +24,12 @@ from protocol import (
     SendDm,
     ServerHello,
     SetTopic,
+    Welcome,
     Who,
     decode_client_line,
     decode_server_line,
     encode,
+    validation_error,
 )
 from tests.protocol.wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
@@ -598,3 +600,31 @@ def test_format_ts_crosses_seconds_correctly() -> None:
     assert protocol.format_ts(1_764_000_000_999) == "2025-11-24T16:00:00.999Z"
     assert protocol.format_ts(1_764_000_001_000) == "2025-11-24T16:00:01.000Z"
     assert protocol.format_ts(1_764_000_000_123) == "2025-11-24T16:00:00.123Z"
+
+
+def test_a_model_built_directly_is_refused_with_the_same_code_and_words() -> None:
+    with pytest.raises(ValidationError) as built:
+        Say(room="Lobby", text="hi")
+    direct = validation_error(built.value)
+    from_line = _refusal(b'{"type":"say","room":"Lobby","text":"hi"}')
+    assert (direct.code, direct.message) == (from_line.code, from_line.message)
+    with pytest.raises(ValidationError) as built:
+        GetHistory(room="a", limit=0)
+    assert validation_error(built.value).code is ErrorCode.INVALID_MESSAGE
+    assert validation_error(built.value).message.startswith("field 'limit'")
+
+
+def test_features_are_optional_in_both_hellos_and_in_welcome() -> None:
+    hello = decode_client_line(b'{"type":"hello","nick":"a","features":["reply","nope"]}')
+    assert isinstance(hello, Register) and hello.features == ["reply", "nope"]
+    assert b"features" not in encode(Register(nick="a"))
+    old = decode_server_line(b'{"type":"welcome","nick":"a","rooms":[]}')
+    assert isinstance(old, Welcome) and old.features == []  # a version-1 server: none granted
+    assert b'"features":[]' in encode(ServerHello(server="s"))  # a version-2 server says so
+
+
+def test_more_than_32_features_is_invalid_message_with_re() -> None:
+    names = json.dumps([f"f{n}" for n in range(33)]).encode()
+    error = _refusal(b'{"type":"hello","nick":"a","features":' + names + b',"id":"r"}')
+    assert (error.code, error.re) == (ErrorCode.INVALID_MESSAGE, "r")
+    assert "features" in error.message

@@ -109,6 +109,7 @@ SERVER_SAMPLES: list[BaseModel] = [
         fingerprint=":".join(["3A"] * 32),
     ),
     Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
+    Welcome(nick="alice", rooms=["lobby"], features=["reply"], re="r2"),
     Welcome(nick="alice", rooms=[]),
     Welcome(nick="alice", rooms=["lobby"], features=["reply"], account=True, re="r2"),
     RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),

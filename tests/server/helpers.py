@@ -22,6 +22,12 @@ class Clients:
         self._open.append(client)
         return client
 
+    async def track_streams(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> LineClient:
+        """A client over streams the test opened itself (say, from another source address)."""
+        return self.track(LineClient(reader, writer))
+
     def track(self, client: LineClient) -> LineClient:
         """Close `client` with the others at the end of the test."""
         self._open.append(client)

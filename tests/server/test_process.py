@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.helpers import Clients
-from tests.support import TIMEOUT, ServerProcess, run_command
+from tests.support import TIMEOUT, ServerProcess, open_client, run_command
 
 FLAGS = [
     "--host",
@@ -25,9 +26,18 @@ FLAGS = [
     "--max-line",
     "--max-text",
     "--send-buffer",
+    "--slow-timeout",
+    "--byte-rate",
+    "--address-byte-rate",
     "--ping-interval",
     "--idle-timeout",
+    "--register-timeout",
     "--max-per-ip",
+    "--max-rooms",
+    "--max-rooms-per-client",
+    "--room-expiry",
+    "--tail-bytes",
+    "--nick-grace",
     "--log-level",
     "--tls-port",
     "--no-tls",
@@ -103,6 +113,21 @@ async def test_bad_flag_values_are_one_line_errors() -> None:
         assert err.startswith("chat-server: error:") and named in err, (args, err)
 
 
+async def test_default_history_file_lives_under_home(tmp_path: Path) -> None:
+    server = await ServerProcess.start(home=str(tmp_path))  # no --db: the default file
+    try:
+        alice = await open_client(server.port)
+        await alice.request({"type": "hello", "nick": "alice"})
+        await alice.close()
+    finally:
+        await server.kill()
+    log = "".join(server.log)
+    found = re.search(r"history: (\S+)", log)
+    assert found is not None, log
+    assert Path(found.group(1)).is_relative_to(tmp_path), log
+    assert await asyncio.to_thread(Path(found.group(1)).exists)
+
+
 async def test_port_in_use_is_a_clear_message() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -120,6 +145,12 @@ async def test_help_mentions_every_flag() -> None:
     assert code == 0, err
     for flag in FLAGS:
         assert flag in out, flag
+    options = out.split("options:", 1)[1]
+    entries = re.split(r"\n  (?=-)", options)
+    assert len(entries) > len(FLAGS)
+    for entry in entries:  # each default said once, and none shown as None or False
+        assert entry.count("default") <= 1, entry
+        assert "(default: None)" not in entry and "(default: False)" not in entry, entry
     code, out, _ = await run_command("history", "--help")
     assert code == 0 and "--limit" in out and "--db" in out
 

@@ -26,7 +26,7 @@ async def recv_all(sock: socket.socket) -> list[Json]:
 async def test_slow_consumer_is_dropped_and_others_carry_on(
     start_server: StartServer, clients: Clients
 ) -> None:
-    server = await start_server(send_buffer=64 * 1024, max_text=50_000)
+    server = await start_server(send_buffer=64 * 1024, max_text=50_000, slow_timeout=0.3 * UNIT)
     alice = await clients.registered(server.port, "alice", "lobby")
     bob = await clients.registered(server.port, "bob", "lobby")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as slow:
@@ -80,8 +80,9 @@ async def test_flood_is_refused_then_allowed_after_refill(
     assert acked == [f"f{n}" for n in range(5)]
     limited = [m for m in replies if m["type"] == "error"]
     assert {m["code"] for m in limited} == {"rate_limited"}
-    # Each refused line still gets its one direct reply: the error carries its id if readable.
-    assert [m.get("re") for m in limited] == [*(f"f{n}" for n in range(5, 12)), None, None, None]
+    # Each refused line still gets its one direct reply: the error carries its id if a cheap
+    # scan finds a plain string one (the line is not parsed, so a broken line may keep its id).
+    assert [m.get("re") for m in limited] == [*(f"f{n}" for n in range(5, 12)), None, None, "x"]
     heard = [m["text"] for m in await bob.quiet() if m["type"] == "message"]
     assert heard == [f"f{n}" for n in range(5)]  # the refused lines were dropped
 

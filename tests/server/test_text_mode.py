@@ -269,7 +269,10 @@ async def test_text_mode_rate_limit(
     await join(alice, "lobby", "alice")
     await asyncio.sleep(0.7 * UNIT)  # a full bucket again
     await user.type(*(f"line {n}" for n in range(6)))
-    await user.expect(r"! too many lines; slow down \(rate_limited\)")
+    for n in range(3, 6):  # the user learns which lines were not sent
+        await user.expect(
+            rf'! flood control dropped your line "line {n}"; slow down \(rate_limited\)'
+        )
     heard = [m["text"] for m in await alice.quiet() if m["type"] == "message"]
     assert heard == ["line 0", "line 1", "line 2"]
 
@@ -286,3 +289,37 @@ async def test_password_then_nick(start_server: StartServer, netcat: Netcat) -> 
     await user.expect(r"\* Welcome, bob! .*")
     await user.expect(r"\* bob joined #lobby")
     assert json_after_banner(user) == []
+
+
+async def test_every_text_mode_string_is_validated_like_json(
+    server: ChatServer, clients: Clients, netcat: Netcat
+) -> None:
+    alice = await clients.registered(server.port, "alice", "lobby")
+    user = await netcat.login(server.port, "bob")
+    await alice.expect("joined", nick="bob")
+    escapes = "\x1b]0;pwned\x07 a\rb \x1b[2J \u009b31m"
+    await user.type_raw(f"/quit {escapes}\n".encode())
+    await user.expect(r"! reason: .*control character.* \(invalid_text\)")
+    await user.type("/quit " + "x" * 301)
+    await user.expect(r"! reason: longer than 300 characters \(invalid_text\)")
+    await user.type_raw(b"/topic bell\x07\n")
+    await user.expect(r"! topic: .*control character.* \(invalid_text\)")  # not "at most 300"
+    await user.type("/msg alice psst")
+    assert (await alice.expect("dm"))["text"] == "psst"  # still connected, still bob
+    await user.type("/quit lunch")
+    left = await alice.expect("left", nick="bob")
+    assert left["reason"] == "lunch"
+    assert not [m for m in alice.seen if m["type"] == "left" and "\x1b" in m.get("reason", "")]
+
+
+async def test_with_a_password_the_banner_says_to_type_it_first(
+    start_server: StartServer, netcat: Netcat
+) -> None:
+    server = await start_server(password="s3cret")
+    user = await netcat.connect(server.port)
+    motd = json.loads(user.lines[0])["motd"]
+    assert "password" in motd and motd.index("password") < motd.index("nick"), motd
+    custom = await start_server(password="s3cret", motd="Team chat.")
+    user = await netcat.connect(custom.port)
+    motd = json.loads(user.lines[0])["motd"]
+    assert motd.startswith("Team chat.") and "type it first" in motd, motd
