@@ -98,7 +98,7 @@ async def run(messages: int, window: int, size: tuple[int, int]) -> dict[str, fl
                     await pilot.pause(0.01)
                 gc.collect()
                 before = rss_mib()
-                conversation = app.conversations.get("#load")
+                conversation = app.presenter.conversations.get("#load")
                 started = time.perf_counter()
                 sender = asyncio.create_task(send_all(port, messages, window))
                 while True:
@@ -113,7 +113,7 @@ async def run(messages: int, window: int, size: tuple[int, int]) -> dict[str, fl
                 await pilot.pause(0.2)
                 gc.collect()
                 after = rss_mib()
-                lines = app.log_view.line_count
+                lines = app.chat.log_view.line_count
         return {
             "messages": messages,
             "seconds": elapsed,

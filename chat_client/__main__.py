@@ -1,6 +1,9 @@
 """`chat-client [HOST[:PORT] | NAME] [--nick NAME] [--room ROOM]...`: the terminal chat client.
 
 `chat-client --list` prints the servers announced on the LAN and exits.
+Everything the command line says is checked before the screen is taken over,
+so a mistake is one line on stderr and exit code 2, never a traceback (which
+could show the password).
 """
 
 from __future__ import annotations
@@ -9,7 +12,13 @@ import argparse
 import os
 import sys
 
+from pydantic import TypeAdapter, ValidationError
+
+from protocol.fields import NickName, normalize_room
+
 __all__ = ["main"]
+
+_NICK: TypeAdapter[str] = TypeAdapter(NickName)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,9 +39,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="ROOM",
-        help="join ROOM (repeat for more; default: the rooms of last time, or lobby)",
+        help="join ROOM (repeat for more; default: the rooms you were in when you last quit "
+        "this server with this nick, or lobby)",
     )
     parser.add_argument("--theme", help="a Textual theme, e.g. nord, gruvbox, textual-light")
+    parser.add_argument(
+        "--no-bell", action="store_true", help="never ring the bell for mentions and DMs"
+    )
+    parser.add_argument(
+        "--log",
+        action="store_true",
+        help="keep a plain-text log of every conversation on disk (~/.local/state/lanchat/log)",
+    )
     parser.add_argument(
         "--list", action="store_true", help="print the servers found on the LAN within 2 s, exit"
     )
@@ -76,12 +94,18 @@ def _list(args: argparse.Namespace) -> int:
     )
 
 
+def _fail(message: str) -> int:
+    print(f"chat-client: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         return _list(args)
     from .tui.app import ChatApp, StartOptions
-    from .tui.connect_screen import parse_address
+    from .tui.screens.connect import parse_address
+    from .tui.themes import theme_names
 
     host: str | None = None
     port: int | None = None
@@ -89,20 +113,34 @@ def main(argv: list[str] | None = None) -> int:
         try:
             host, port = parse_address(args.server)
         except ValueError as exc:
-            print(f"chat-client: {exc}", file=sys.stderr)
-            return 2
+            return _fail(str(exc))
+    if args.nick is not None:
+        try:
+            _NICK.validate_python(args.nick)
+        except ValidationError as exc:
+            return _fail(f"--nick {args.nick!r}: {exc.errors(include_url=False)[0]['msg']}")
+    rooms: list[str] = []
+    for room in args.room:
+        try:
+            rooms.append(normalize_room(room.lower()))
+        except ValueError as exc:
+            return _fail(f"--room {room!r}: {exc}")
+    if args.theme is not None and args.theme not in theme_names():
+        return _fail(f"no theme {args.theme!r}; choose one of: {', '.join(theme_names())}")
     options = StartOptions(
         host=host,
         port=port,
         nick=args.nick,
         password=os.environ.get("CHAT_PASSWORD") or None,
-        rooms=tuple(room.removeprefix("#") for room in args.room),
+        rooms=tuple(rooms),
+        bell=False if args.no_bell else None,
+        log=True if args.log else None,
     )
     app = ChatApp(options)
     if args.theme:
         app.theme = args.theme
     app.run()
-    return 0
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ class RequestError(ChatClientError):
     """
 
     def __init__(self, code: ErrorCode, message: str, *, wire_code: str | None = None) -> None:
-        self.wire_code = wire_code or code.value
+        self.wire_code = wire_code or str(code)
         super().__init__(f"{message} ({self.wire_code})")
         self.code = code
         self.message = message

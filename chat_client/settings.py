@@ -1,28 +1,57 @@
-"""What the connect screen remembers between runs (never the password)."""
+"""What the client remembers between runs (never the password).
+
+One JSON file per machine and user, in the platform's config directory
+(`~/.config/lanchat/client.json` on Linux; `CHAT_CLIENT_CONFIG` overrides it):
+the last server and nick for the connect screen, the theme, the bell, logging, and per
+server and nick the rooms you were in when you quit and how far you had read.
+The file is validated by a pydantic model; an unreadable one is ignored.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["DEFAULT_PORT", "LastConnection", "load_last", "save_last", "settings_path"]
+__all__ = ["DEFAULT_PORT", "ClientConfig", "Profile", "load_config", "save_config", "settings_path"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7777
 
 
-@dataclass(slots=True)
-class LastConnection:
+class Profile(BaseModel):
+    """One server and nick: where you were and what you had read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rooms: list[str] = Field(default_factory=lambda: ["lobby"])
+    read: dict[str, int] = Field(default_factory=dict)  # room -> last seq seen
+
+
+class ClientConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     host: str = "localhost"
-    port: int = DEFAULT_PORT
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     nick: str = ""
-    rooms: list[str] = field(default_factory=lambda: ["lobby"])
+    theme: str | None = None
+    bell: bool = True
+    log: bool = False  # keep conversation logs on disk
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+
+    @staticmethod
+    def profile_key(host: str, port: int, nick: str) -> str:
+        return f"{nick.lower()}@{host}:{port}"
+
+    def profile(self, host: str, port: int, nick: str) -> Profile:
+        return self.profiles.get(self.profile_key(host, port, nick)) or Profile()
+
+    def set_profile(self, host: str, port: int, nick: str, profile: Profile) -> None:
+        self.profiles[self.profile_key(host, port, nick)] = profile
 
 
 def settings_path() -> Path:
@@ -32,27 +61,23 @@ def settings_path() -> Path:
     return platformdirs.user_config_path("lanchat") / "client.json"
 
 
-def load_last() -> LastConnection:
+def load_config() -> ClientConfig:
     path = settings_path()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return LastConnection(
-            host=str(data.get("host") or "localhost"),
-            port=int(data.get("port") or DEFAULT_PORT),
-            nick=str(data.get("nick") or ""),
-            rooms=[str(room) for room in data.get("rooms") or ["lobby"]],
-        )
+        return ClientConfig.model_validate_json(path.read_bytes())
     except FileNotFoundError:
-        return LastConnection()
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return ClientConfig()
+    except (OSError, ValidationError) as exc:
         log.warning("ignoring unreadable %s: %s", path, exc)
-        return LastConnection()
+        return ClientConfig()
 
 
-def save_last(last: LastConnection) -> None:
+def save_config(config: ClientConfig) -> None:
     path = settings_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(last), indent=2) + "\n", encoding="utf-8")
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
     except OSError as exc:
         log.warning("could not save %s: %s", path, exc)

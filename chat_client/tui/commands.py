@@ -1,57 +1,223 @@
-"""Slash commands typed in the input line: parsing and help, no I/O."""
+"""Slash commands: one table feeds `/help`, Tab completion and the command palette.
+
+Parsing and the handlers' argument rules live here, with no Textual and no I/O:
+a handler calls one method of `Actions`, which the chat screen implements.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["COMMANDS", "Command", "CommandError", "parse"]
+from pydantic import TypeAdapter, ValidationError
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "/join": ("ROOM", "join a room (created if new) and switch to it"),
-    "/part": ("[REASON]", "leave the room in view"),
-    "/msg": ("NICK TEXT", "send a direct message; it opens as its own conversation"),
-    "/me": ("TEXT", "say an action: * you TEXT"),
-    "/nick": ("NAME", "change your nick"),
-    "/topic": ("TEXT", "set the topic of the room in view"),
-    "/who": ("[ROOM]", "list who is in a room"),
-    "/rooms": ("", "list every room on the server"),
-    "/clear": ("", "clear the log in view (history stays on the server)"),
-    "/help": ("", "show this help"),
-    "/quit": ("[REASON]", "leave the chat"),
-}
+from protocol.fields import NickName, normalize_room
+
+__all__ = [
+    "COMMANDS",
+    "Actions",
+    "Command",
+    "CommandError",
+    "Spec",
+    "help_lines",
+    "parse",
+    "run",
+]
 
 
 class CommandError(ValueError):
     """The line is not a usable command; the message says what to type instead."""
 
 
+class Actions(Protocol):
+    """What commands can ask the chat screen to do."""
+
+    def join(self, room: str) -> None: ...
+    def part(self, reason: str | None) -> None: ...
+    def open_dm(self, nick: str, text: str | None) -> None: ...
+    def say(self, text: str, *, action: bool = False) -> None: ...
+    def change_nick(self, nick: str) -> None: ...
+    def topic(self, text: str | None) -> None: ...
+    def who(self, room: str | None) -> None: ...
+    def list_rooms(self, prefix: str) -> None: ...
+    def clear(self) -> None: ...
+    def show_help(self) -> None: ...
+    def reconnect(self) -> None: ...
+    def quit(self, reason: str | None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    name: str  # without the slash
+    """A typed command: its name (no slash), words and everything after the name."""
+
+    name: str
     args: tuple[str, ...]
-    rest: str  # everything after the command name, as typed
+    rest: str
 
 
-def parse(line: str) -> Command | None:
-    """A `/command ...` line as a Command; None for plain text (`//x` says `/x`)."""
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One row of the table: `/name USAGE`, what it does, and how."""
+
+    name: str
+    usage: str
+    help: str
+    handler: Callable[[Actions, Command], None]
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> int:
+        return sum(1 for word in self.usage.split() if not word.startswith("["))
+
+    @property
+    def takes_room(self) -> bool:
+        return "ROOM" in self.usage
+
+    @property
+    def takes_nick(self) -> bool:
+        return "NICK" in self.usage
+
+
+_NICK: TypeAdapter[str] = TypeAdapter(NickName)
+
+
+def _nick(text: str) -> str:
+    try:
+        return _NICK.validate_python(text)
+    except ValidationError as exc:
+        raise CommandError(exc.errors(include_url=False)[0]["msg"]) from None
+
+
+def _room(text: str) -> str:
+    try:
+        return normalize_room(text.lower())
+    except ValueError as exc:
+        message = getattr(exc, "message", None)
+        raise CommandError(message() if callable(message) else str(exc)) from None
+
+
+def _one_word(command: Command, what: str) -> str:
+    if len(command.args) > 1:
+        raise CommandError(f"{what} has no spaces: /{command.name} {command.args[0]}?")
+    return command.args[0]
+
+
+def _join(actions: Actions, command: Command) -> None:
+    actions.join(_room(_one_word(command, "a room name")))
+
+
+def _msg(actions: Actions, command: Command) -> None:
+    nick, _, text = command.rest.partition(" ")
+    actions.open_dm(_nick(nick), text.strip() or None)
+
+
+def _nick_cmd(actions: Actions, command: Command) -> None:
+    actions.change_nick(_nick(_one_word(command, "a nick")))
+
+
+def _who(actions: Actions, command: Command) -> None:
+    actions.who(_room(_one_word(command, "a room name")) if command.args else None)
+
+
+COMMANDS: tuple[Spec, ...] = (
+    Spec("join", "ROOM", "join a room (created if new) and switch to it", _join),
+    Spec(
+        "part",
+        "[REASON]",
+        "leave the room in view, or close the DM in view",
+        lambda a, c: a.part(c.rest or None),
+        aliases=("close",),
+    ),
+    Spec(
+        "msg",
+        "NICK [TEXT]",
+        "open a DM with NICK, sending TEXT if given",
+        _msg,
+        aliases=("query",),
+    ),
+    Spec("me", "TEXT", "say an action: * you TEXT", lambda a, c: a.say(c.rest, action=True)),
+    Spec("nick", "NAME", "change your nick", _nick_cmd),
+    Spec(
+        "topic",
+        "[TEXT]",
+        "show the topic of the room in view, or set it",
+        lambda a, c: a.topic(c.rest or None),
+    ),
+    Spec("who", "[ROOM]", "list who is in a room", _who, aliases=("names",)),
+    Spec(
+        "rooms",
+        "[PREFIX]",
+        "list the rooms on the server (those starting with PREFIX)",
+        lambda a, c: a.list_rooms(c.rest.removeprefix("#").lower()),
+    ),
+    Spec(
+        "clear", "", "clear the log in view (history stays on the server)", lambda a, c: a.clear()
+    ),
+    Spec(
+        "reconnect",
+        "",
+        "open the connect screen (another server, nick or password)",
+        lambda a, c: a.reconnect(),
+        aliases=("connect",),
+    ),
+    Spec("help", "", "show this help", lambda a, c: a.show_help()),
+    Spec("quit", "[REASON]", "leave the chat", lambda a, c: a.quit(c.rest or None)),
+)
+
+_BY_NAME: dict[str, Spec] = {name: spec for spec in COMMANDS for name in (spec.name, *spec.aliases)}
+
+
+def command_names() -> list[str]:
+    """Every `/name`, aliases too, for completion."""
+    return sorted("/" + name for name in _BY_NAME)
+
+
+def lookup(name: str) -> Spec | None:
+    return _BY_NAME.get(name.lower().removeprefix("/"))
+
+
+def parse(line: str) -> tuple[Spec, Command] | None:
+    """A `/command ...` line as its Spec and Command; None for plain text (`//x` says `/x`)."""
     if not line.startswith("/") or line.startswith("//"):
         return None
     head, _, rest = line.partition(" ")
-    name = head.lower()
-    if name not in COMMANDS:
+    spec = lookup(head)
+    if spec is None:
         raise CommandError(f"unknown command {head}: type /help for the list")
     rest = rest.strip()
-    args = tuple(rest.split())
-    needed = COMMANDS[name][0].split()
-    required = [a for a in needed if not a.startswith("[")]
-    if len(args) < len(required):
-        usage = f"{name} {COMMANDS[name][0]}".strip()
-        raise CommandError(f"usage: {usage}")
-    return Command(name[1:], args, rest)
+    command = Command(spec.name, tuple(rest.split()), rest)
+    if len(command.args) < spec.required:
+        raise CommandError(f"usage: /{spec.name} {spec.usage}".rstrip())
+    return spec, command
 
 
-def help_lines() -> list[str]:
-    lines = [f"{name} {usage}".ljust(20) + text for name, (usage, text) in COMMANDS.items()]
-    lines.append("Keys: F2/F3 previous/next conversation, Tab completes, Up/Down recalls input,")
-    lines.append("PageUp/PageDown scroll (the top loads older history), Ctrl+P command palette.")
+def run(actions: Actions, line: str) -> bool:
+    """Run `line` if it is a command (raises CommandError); False for plain text."""
+    parsed = parse(line)
+    if parsed is None:
+        return False
+    spec, command = parsed
+    spec.handler(actions, command)
+    return True
+
+
+KEYS: tuple[tuple[str, str], ...] = (
+    ("Enter", "send (a paste of several lines is sent as one message)"),
+    ("Ctrl+J", "a new line in the message"),
+    ("Up / Down", "recall earlier input"),
+    ("Tab", "complete a command, room or nick (again: the next match)"),
+    ("Alt+1..9, Alt+A", "go to conversation N, or to the next with activity"),
+    ("F2 / F3", "previous / next conversation (also Alt+Left / Alt+Right)"),
+    ("PageUp / PageDown, End", "scroll (the top loads older history); back to the newest"),
+    ("Ctrl+L, F1, Ctrl+P, Ctrl+Q", "clear the log, help, command palette, quit"),
+)
+
+
+def help_lines(specs: Iterable[Spec] = COMMANDS) -> list[str]:
+    lines = []
+    for spec in specs:
+        also = f" (also /{', /'.join(spec.aliases)})" if spec.aliases else ""
+        lines.append(f"/{spec.name} {spec.usage}".ljust(22) + spec.help + also)
+    lines.extend(f"{keys}".ljust(22) + what for keys, what in KEYS)
     return lines

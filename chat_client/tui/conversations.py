@@ -1,14 +1,16 @@
-"""Rooms and DMs as the TUI shows them: bounded logs, unread counts, mentions.
+"""Rooms and DMs as the TUI shows them: bounded logs, unread counts, members.
 
-No widgets here, so it can be read and tested on its own.
+No widgets here, so it can be read and tested on its own. A room's key is
+`#name`, a DM's `@nick`.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .lines import LogEntry, day_separator
+from .entries import Entry
 
 __all__ = ["MAX_ENTRIES", "Conversation", "Conversations"]
 
@@ -20,14 +22,18 @@ class Conversation:
     """One room (`#name`) or direct-message partner (`@nick`)."""
 
     key: str
-    entries: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_ENTRIES))
+    entries: deque[Entry] = field(default_factory=deque)
     unread: int = 0
     mentioned: bool = False
     topic: str = ""
     members: list[str] = field(default_factory=list)
-    joined: bool = True
-    oldest_seq: int | None = None
+    joined: bool = False  # for a room: our own `joined` came back (else: replay, or away)
+    oldest_seq: int | None = None  # older history is fetched `before` this
     older_exhausted: bool = False
+    read_seq: int = 0  # messages at or below it were seen
+    ever_joined: bool = False
+    absorbing: bool = False  # a first join's backlog: history, not news
+    pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
 
     @property
     def is_room(self) -> bool:
@@ -37,48 +43,64 @@ class Conversation:
     def name(self) -> str:
         return self.key[1:]
 
-    def append(self, entry: LogEntry) -> list[LogEntry]:
-        """Add `entry` at the end; return what was added (a day separator too, maybe)."""
-        added: list[LogEntry] = []
-        if entry.day and entry.day != self._last_day():
-            added.append(day_separator(entry.day))
-        added.append(entry)
-        if entry.seq is not None and self.oldest_seq is None:
-            self.oldest_seq = entry.seq
-        if len(self.entries) + len(added) > MAX_ENTRIES:
-            self.older_exhausted = False  # what falls off can be fetched again
-        self.entries.extend(added)
-        if self.entries and self.entries[0].seq is not None:
-            self.oldest_seq = self.entries[0].seq
-        return added
+    @property
+    def newest_seq(self) -> int | None:
+        for entry in reversed(self.entries):
+            if entry.seq is not None:
+                return entry.seq
+        return None
 
-    def prepend(self, older: list[LogEntry]) -> int:
-        """Add older entries at the start; return how many entries were added."""
+    def append(self, entry: Entry) -> bool:
+        """Add `entry` at the end; False if it repeats a seq already shown."""
+        if entry.seq is not None:
+            newest = self.newest_seq
+            if newest is not None and entry.seq <= newest:
+                return False
+            if self.oldest_seq is None:
+                self.oldest_seq = entry.seq
+        self.entries.append(entry)
+        while len(self.entries) > MAX_ENTRIES:
+            dropped = self.entries.popleft()
+            if dropped.seq is not None:
+                self.older_exhausted = False  # what falls off can be fetched again
+                self.oldest_seq = dropped.seq + 1
+        return True
+
+    def prepend(self, older: Iterable[Entry]) -> list[Entry]:
+        """Put older entries at the start (oldest first in `older`); return those added."""
+        floor = self.oldest_seq
+        fresh = [e for e in older if e.seq is None or floor is None or e.seq < floor]
         room = MAX_ENTRIES - len(self.entries)
-        if room <= 0 or not older:
-            return 0
-        older = older[-room:]
-        with_days: list[LogEntry] = []
-        day = ""
-        for entry in older:
-            if entry.day and entry.day != day:
-                with_days.append(day_separator(entry.day))
-                day = entry.day
-            with_days.append(entry)
-        first = self.entries[0] if self.entries else None
-        if first is not None and first.content.plain.startswith("── ") and first.day == day:
-            self.entries.popleft()  # the separator now sits above the older entries
-        self.entries.extendleft(reversed(with_days))
-        seqs = [entry.seq for entry in older if entry.seq is not None]
+        fresh = fresh[-room:] if room > 0 else []
+        self.entries.extendleft(reversed(fresh))
+        seqs = [e.seq for e in fresh if e.seq is not None]
         if seqs:
             self.oldest_seq = min(seqs)
-        return len(with_days)
+        return fresh
 
-    def _last_day(self) -> str:
-        for entry in reversed(self.entries):
-            if entry.day:
-                return entry.day
-        return ""
+    def clear(self, mark: Entry) -> None:
+        """Empty the log but for `mark`; older history reloads from the newest seq down."""
+        newest = self.newest_seq
+        self.entries.clear()
+        self.entries.append(mark)
+        if newest is not None:
+            self.oldest_seq = newest + 1
+            self.older_exhausted = False
+
+    def set_members(self, nicks: Iterable[str]) -> None:
+        """Members sorted case-insensitively, each nick once whatever the server sent."""
+        unique = {nick.lower(): nick for nick in nicks}
+        self.members = sorted(unique.values(), key=str.lower)
+
+    def has_member(self, nick: str) -> bool:
+        return nick.lower() in (m.lower() for m in self.members)
+
+    def mark_read(self) -> None:
+        self.unread = 0
+        self.mentioned = False
+        newest = self.newest_seq
+        if newest is not None:
+            self.read_seq = max(self.read_seq, newest)
 
 
 class Conversations:
@@ -88,6 +110,12 @@ class Conversations:
         self.by_key: dict[str, Conversation] = {}
         self.current: str | None = None
 
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(list(self.by_key.values()))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.by_key
+
     def get(self, key: str) -> Conversation:
         found = self.by_key.get(key)
         if found is None:
@@ -96,16 +124,40 @@ class Conversations:
                 self.current = key
         return found
 
+    def find_dm(self, nick: str) -> Conversation | None:
+        for conversation in self.by_key.values():
+            if not conversation.is_room and conversation.name.lower() == nick.lower():
+                return conversation
+        return None
+
+    def dm(self, nick: str) -> Conversation:
+        return self.find_dm(nick) or self.get("@" + nick)
+
     def remove(self, key: str) -> None:
-        self.by_key.pop(key, None)
+        keys = list(self.by_key)
+        if key not in self.by_key:
+            return
+        index = keys.index(key)
+        del self.by_key[key]
         if self.current == key:
-            self.current = next(iter(self.by_key), None)
+            rest = list(self.by_key)
+            self.current = rest[min(index, len(rest) - 1)] if rest else None
+
+    def rename(self, old_key: str, new_key: str) -> None:
+        """Give a conversation a new key, keeping its place in the order."""
+        if old_key not in self.by_key or old_key == new_key:
+            return
+        items = [(new_key if k == old_key else k, c) for k, c in self.by_key.items()]
+        conversation = self.by_key[old_key]
+        conversation.key = new_key
+        self.by_key = dict(items)
+        if self.current == old_key:
+            self.current = new_key
 
     def show(self, key: str) -> Conversation:
         conversation = self.get(key)
         self.current = key
-        conversation.unread = 0
-        conversation.mentioned = False
+        conversation.mark_read()
         return conversation
 
     def step(self, offset: int) -> str | None:
@@ -115,5 +167,19 @@ class Conversations:
         index = keys.index(self.current) if self.current in keys else 0
         return keys[(index + offset) % len(keys)]
 
-    def in_view(self, key: str) -> bool:
-        return self.current == key
+    def nth(self, number: int) -> str | None:
+        """The key of conversation `number` as listed (1 is the first)."""
+        keys = list(self.by_key)
+        return keys[number - 1] if 0 < number <= len(keys) else None
+
+    def next_active(self) -> str | None:
+        """The next conversation with a mention, else with unread lines (Alt+A)."""
+        keys = list(self.by_key)
+        start = keys.index(self.current) + 1 if self.current in keys else 0
+        ordered = keys[start:] + keys[:start]
+        for want_mention in (True, False):
+            for key in ordered:
+                c = self.by_key[key]
+                if key != self.current and c.unread and (c.mentioned or not want_mention):
+                    return key
+        return None

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
 
 from chat_client import ClientSettings
-from chat_client.settings import LastConnection, save_last
+from chat_client.events import Connected
+from chat_client.settings import ClientConfig, save_config
 from chat_client.tui.app import ChatApp, StartOptions
 from chat_server.server import ChatServer
-from protocol import ChatMessage, DirectMessage, Joined, TopicChanged
+from protocol import ChatMessage, DirectMessage, Joined, RoomInfo, TopicChanged
 from tests.support import TIMEOUT, make_config
 
 SnapCompare = Callable[..., bool]
@@ -85,6 +87,14 @@ def scripted_events() -> list[object]:
     ]
 
 
+def freeze_cursors(pilot: Pilot[None]) -> None:
+    """No blinking cursor: the picture must not depend on when it is taken."""
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
+
+
 async def settle_main_screen(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, ChatApp)
@@ -94,11 +104,23 @@ async def settle_main_screen(pilot: Pilot[None]) -> None:
         assert loop.time() < deadline, "the client did not join"
         await pilot.pause(0.02)
     await pilot.pause(0.1)
-    for key in list(app.conversations.by_key):
-        app.conversations.get(key).entries.clear()
-    app.conversations.get("#lobby").members = ["alice", "bob", "carol"]
-    app._apply(scripted_events())  # type: ignore[arg-type]
-    app._switch_to("#lobby")
+    # From here on the picture is drawn from canned events only.
+    presenter = app.presenter
+    for conversation in presenter.conversations:
+        conversation.entries.clear()
+        conversation.read_seq = 0
+        conversation.ever_joined = conversation.joined = False
+    presenter.server_rooms.clear()
+    presenter._was_connected = False  # no "reconnected" line in the picture
+    canned: list[object] = [
+        Connected("alice", "chat-server", "", ("lobby", "dev")),
+        RoomInfo(room="lobby", topic="", members=["alice", "bob", "carol"]),
+        RoomInfo(room="dev", topic="", members=["alice", "carol"]),
+    ]
+    changes = presenter.apply([*canned, *scripted_events()])
+    app.chat.render_changes(changes)
+    app.chat.switch_to("#lobby")
+    freeze_cursors(pilot)
     await pilot.pause(0.1)
 
 
@@ -114,6 +136,13 @@ def test_main_screen(snap_compare: SnapCompare, threaded_server: int) -> None:
     assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_main_screen)
 
 
+async def settle_connect_screen(pilot: Pilot[None]) -> None:
+    await pilot.pause(0.1)
+    freeze_cursors(pilot)
+    await pilot.pause(0.05)
+
+
 def test_connect_screen(snap_compare: SnapCompare, utc_and_config: Path) -> None:
-    save_last(LastConnection(host="chat.example.lan", port=7777, nick="alice", rooms=["lobby"]))
-    assert snap_compare(ChatApp(StartOptions()), terminal_size=SIZE)
+    save_config(ClientConfig(host="chat.example.lan", port=7777, nick="alice"))
+    app = ChatApp(StartOptions())
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle_connect_screen)

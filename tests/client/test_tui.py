@@ -1,69 +1,22 @@
-"""The TUI driven by Pilot against a real server on loopback."""
+"""The TUI driven by Pilot against a real server on loopback: everyday use."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
 from pathlib import Path
 
-import pytest
-from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Input
 
-from chat_client import ClientSettings
 from chat_client.tui.app import ChatApp, StartOptions
-from chat_client.tui.chat_input import ChatInput
-from chat_client.tui.chat_log import ChatLog
-from chat_client.tui.connect_screen import ConnectScreen
+from chat_client.tui.screens import ConnectScreen
 from chat_client.tui.text import literal
+from chat_client.tui.widgets import MemberList, RoomList
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
-from tests.support import TIMEOUT, LineClient, make_config, registered
+from tests.support import LineClient, make_config, registered
 
-FAST = ClientSettings(backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0)
-SIZE = (110, 30)
-
-
-@pytest.fixture(autouse=True)
-def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "client.json"
-    monkeypatch.setenv("CHAT_CLIENT_CONFIG", str(path))
-    return path
-
-
-def make_app(port: int, nick: str = "alice", *rooms: str) -> ChatApp:
-    options = StartOptions(
-        host="127.0.0.1", port=port, nick=nick, rooms=rooms or ("lobby",), settings=FAST
-    )
-    return ChatApp(options)
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-def log_text(app: ChatApp) -> str:
-    return "\n".join(app.query_one("#log", ChatLog).plain_lines)
-
-
-def joined(app: ChatApp, *rooms: str) -> Callable[[], bool]:
-    def check() -> bool:
-        client = app.client
-        return client is not None and client.connected and set(rooms) <= set(client.rooms)
-
-    return check
-
-
-async def type_line(pilot: Pilot[None], text: str) -> None:
-    chat_input = pilot.app.query_one("#input", ChatInput)
-    chat_input.focus()
-    chat_input.value = text
-    await pilot.press("enter")
+from .tui_support import FAST, SIZE, composer, joined, log_text, make_app, type_line, until
 
 
 async def test_send_and_receive(server: ChatServer) -> None:
@@ -79,7 +32,7 @@ async def test_send_and_receive(server: ChatServer) -> None:
         await until(pilot, lambda: "second line" in log_text(app), "bob's message")
         text = log_text(app)
         assert "alice hi bob" in text and "bob hello alice" in text
-        assert app.query_one("#members", OptionList).option_count == 2
+        assert app.chat.query_one("#members", MemberList).option_count == 2
     await bob.close()
 
 
@@ -104,21 +57,20 @@ async def test_rooms_unread_and_mentions(server: ChatServer) -> None:
     app = make_app(server.port, "alice", "lobby", "dev")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, joined(app, "lobby", "dev"), "both joins")
-        await until(pilot, lambda: app.conversations.current == "#lobby", "lobby in view")
+        assert app.presenter.conversations.current == "#lobby"
         await bob.request({"type": "say", "room": "dev", "text": "one"})
         await bob.request({"type": "say", "room": "dev", "text": "two, alice?"})
-        dev = app.conversations.get("#dev")
+        dev = app.presenter.conversations.get("#dev")
         await until(pilot, lambda: dev.unread == 2, "the unread count")
         assert dev.mentioned
-        rooms = app.query_one("#rooms", OptionList)
-        prompt = str(rooms.get_option("#dev").prompt)
-        assert "2 !" in prompt
+        rooms = app.chat.query_one("#rooms", RoomList)
+        assert "2 !" in str(rooms.get_option_at_index(1).prompt)
         await pilot.press("f3")
-        assert app.conversations.current == "#dev"
+        assert app.presenter.conversations.current == "#dev"
         assert dev.unread == 0 and not dev.mentioned
         assert "two, alice?" in log_text(app)
         await pilot.press("f2")
-        assert app.conversations.current == "#lobby"
+        assert app.presenter.conversations.current == "#lobby"
     await bob.close()
 
 
@@ -130,12 +82,14 @@ async def test_dm_opens_its_own_conversation(server: ChatServer) -> None:
         await type_line(pilot, "/msg bob psst")
         got = await bob.expect("dm")
         assert got["text"] == "psst"
-        await until(pilot, lambda: app.conversations.current == "@bob", "the DM in view")
+        assert app.presenter.conversations.current == "@bob"
         await bob.send({"type": "dm", "to": "alice", "text": "yes?"})
         await until(pilot, lambda: "yes?" in log_text(app), "bob's answer")
         await type_line(pilot, "fine")
         got = await bob.expect("dm", text="fine")
         assert got["to"] == "bob"
+        await until(pilot, lambda: "alice fine" in log_text(app), "the echo")
+        assert "sending" not in log_text(app)
     await bob.close()
 
 
@@ -145,20 +99,22 @@ async def test_completion_and_input_history(server: ChatServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, joined(app, "lobby"), "the join")
         await until(
-            pilot, lambda: "bobby" in app.conversations.get("#lobby").members, "member list"
+            pilot, lambda: app.presenter.conversations.get("#lobby").has_member("bobby"), "members"
         )
-        chat_input = app.query_one("#input", ChatInput)
+        box = composer(app)
         await pilot.press("slash", "j", "o", "tab")
-        assert chat_input.value == "/join "
-        chat_input.value = ""
+        assert box.text == "/join "
+        await pilot.press("l", "o", "tab")
+        assert box.text == "/join #lobby "
+        box.load_text("")
         await pilot.press("b", "o", "tab")
-        assert chat_input.value == "bobby: "
+        assert box.text == "bobby: "
         await pilot.press(*"hello", "enter")
         await bobby.expect("message", text="bobby: hello")
         await pilot.press("up")
-        assert chat_input.value == "bobby: hello"
+        assert box.text == "bobby: hello"
         await pilot.press("down")
-        assert chat_input.value == ""
+        assert box.text == ""
     await bobby.close()
 
 
@@ -171,10 +127,13 @@ async def test_command_errors_are_shown_in_plain_words(server: ChatServer) -> No
         await type_line(pilot, "/join")
         assert "usage: /join ROOM" in log_text(app)
         await type_line(pilot, "/who nowhere")
-        await until(pilot, lambda: "nowhere" in log_text(app).split("/who")[-1], "the error")
-        assert "no room called #nowhere" in log_text(app) or "nowhere" in log_text(app)
-        await type_line(pilot, "/join Bad-Room")
-        await until(pilot, lambda: "room" in log_text(app).split("Bad-Room")[-1], "the error")
+        await until(pilot, lambda: "#nowhere" in log_text(app).split("/who")[-1], "the error")
+        await type_line(pilot, "/join bad room!")
+        assert "a room name has no spaces" in log_text(app)
+        await type_line(pilot, "/nick bad nick!")
+        assert "a nick has no spaces" in log_text(app)
+        await type_line(pilot, "/nick zoë")
+        assert "a nick is 1-32 characters" in log_text(app)
 
 
 async def test_join_part_topic_commands(server: ChatServer) -> None:
@@ -182,17 +141,19 @@ async def test_join_part_topic_commands(server: ChatServer) -> None:
     app = make_app(server.port)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, joined(app, "lobby"), "the join")
-        await type_line(pilot, "/join #dev")
-        await until(pilot, lambda: app.conversations.current == "#dev", "dev in view")
+        await type_line(pilot, "/join #Dev")  # lowercased, not refused
+        await until(pilot, lambda: app.presenter.conversations.current == "#dev", "dev in view")
+        await type_line(pilot, "/topic")
+        assert "#dev has no topic" in log_text(app)
         await type_line(pilot, "/topic shipping today")
-        await until(pilot, lambda: "shipping today" in log_text(app), "the topic line")
-        assert "shipping today" in str(app.query_one("#topic").render())
+        await until(pilot, lambda: "set the topic: shipping today" in log_text(app), "topic")
+        assert "shipping today" in str(app.chat.query_one("#topic").render())
+        await type_line(pilot, "/topic")
+        assert "the topic of #dev: shipping today" in log_text(app)
         await type_line(pilot, "/me ships it")
-        members = await watcher.request({"type": "history", "room": "dev"})
         await until(pilot, lambda: "* alice ships it" in log_text(app), "the action")
         await type_line(pilot, "/part bye")
-        await until(pilot, lambda: "#dev" not in app.conversations.by_key, "the part")
-        assert members["type"] == "history"
+        await until(pilot, lambda: "#dev" not in app.presenter.conversations, "the part")
     await watcher.close()
 
 
@@ -209,7 +170,8 @@ async def test_reconnect_after_server_restart(tmp_path: Path) -> None:
             await type_line(pilot, "before restart")
             await until(pilot, lambda: "alice before restart" in log_text(app), "the echo")
             await server.close()
-            await until(pilot, lambda: "reconnecting" in str(app._status), "reconnecting status")
+            status = app.presenter.status
+            await until(pilot, lambda: "reconnecting" in status.text, "reconnecting status")
             server = ChatServer(make_config(db_path=db, port=port))
             await server.start()
             bob = await registered(port, "bob", "lobby")
@@ -227,6 +189,9 @@ async def test_reconnect_after_server_restart(tmp_path: Path) -> None:
                 "bob missed 2",
                 "alice after restart",
             ]
+            # One line for the drop and one for the return, not a part and a join per person.
+            assert "disconnected:" in log_text(app) and "reconnected" in log_text(app)
+            assert "left #lobby" not in log_text(app)
     finally:
         if bob is not None:
             await bob.close()
@@ -243,9 +208,11 @@ async def test_scrolling_to_the_top_loads_older_history(server: ChatServer) -> N
         await until(pilot, joined(app, "lobby"), "the join")
         await until(pilot, lambda: "old 119" in log_text(app), "the latest 50")
         assert "old 69" not in log_text(app)
-        chat_log = app.query_one("#log", ChatLog)
-        chat_log.scroll_home(animate=False, immediate=True)
-        await until(pilot, lambda: "old 0\n" in log_text(app) + "\n", "older history")
+        for _ in range(40):
+            if "old 0\n" in log_text(app) + "\n":
+                break
+            await pilot.press("pageup")
+            await pilot.pause(0.05)
         texts = [line.rsplit(" ", 1)[-1] for line in log_text(app).splitlines() if " old " in line]
         assert texts == [str(i) for i in range(120)]
     await bob.close()
@@ -280,7 +247,23 @@ async def test_narrow_terminal_hides_the_member_list(server: ChatServer) -> None
     app = make_app(server.port)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, joined(app, "lobby"), "the join")
-        assert not app.query_one("#members").display
+        assert not app.chat.query_one("#members").display
         await pilot.resize_terminal(120, 30)
         await pilot.pause(0.05)
-        assert app.query_one("#members").display
+        assert app.chat.query_one("#members").display
+
+
+async def test_conversations_can_be_logged_to_disk(server: ChatServer, tmp_path: Path) -> None:
+    bob = await registered(server.port, "bob", "lobby")
+    app = make_app(server.port, log=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        await bob.request({"type": "say", "room": "lobby", "text": "for the record\nline 2"})
+        await type_line(pilot, "/me agrees")
+        await until(pilot, lambda: "* alice agrees" in log_text(app), "the action")
+        assert app.logbook is not None
+        path = app.logbook.path_for("#lobby")
+    await bob.close()
+    text = await asyncio.to_thread(path.read_text)
+    assert "<bob> for the record\n    line 2\n" in text and "* alice agrees" in text
+    assert str(path).startswith(os.environ["HOME"])

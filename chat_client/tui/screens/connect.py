@@ -1,8 +1,13 @@
-"""The connect screen: server, nick and password, pre-filled from last time."""
+"""The connect screen: server, nick and password, pre-filled from last time.
+
+The cursor starts in the field that has a problem, else in the first empty
+one, so typing a password never lands in the server box.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,10 +15,12 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from ..settings import DEFAULT_PORT, LastConnection
-from .text import literal
+from ...settings import DEFAULT_PORT
+from ..text import literal
 
-__all__ = ["ConnectRequest", "ConnectScreen", "parse_address"]
+__all__ = ["ConnectRequest", "ConnectScreen", "Field", "Problem", "parse_address"]
+
+Field = Literal["address", "nick", "password"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +28,15 @@ class ConnectRequest:
     host: str
     port: int
     nick: str
-    password: str | None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why the last attempt failed, and which field to fix."""
+
+    text: str
+    field: Field
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -46,45 +61,56 @@ def parse_address(text: str) -> tuple[str, int]:
 class ConnectScreen(Screen[ConnectRequest]):
     """Asks where to connect and as whom; dismisses with a ConnectRequest."""
 
-    DEFAULT_CSS = """
-    ConnectScreen { align: center middle; }
-    ConnectScreen > Vertical {
-        width: 60; height: auto; border: round $primary; padding: 1 2; background: $panel;
-    }
-    ConnectScreen Label { margin-top: 1; }
-    ConnectScreen #title { text-style: bold; margin: 0; }
-    ConnectScreen #problem { color: $error; margin-top: 1; height: auto; }
-    ConnectScreen Button { margin-top: 1; width: 100%; }
-    """
     BINDINGS = [Binding("escape", "app.quit", "Quit")]
-    AUTO_FOCUS = "#nick"
 
-    def __init__(self, last: LastConnection, problem: str = "", focus_password: bool = False):
+    def __init__(self, last: ConnectRequest, problem: Problem | None = None) -> None:
         super().__init__()
         self._last = last
         self._problem = problem
-        self._focus_password = focus_password
 
     def compose(self) -> ComposeResult:
         last = self._last
         address = last.host if last.port == DEFAULT_PORT else f"{last.host}:{last.port}"
-        with Vertical():
+        with Vertical(id="connect-box"):
             yield Label("Connect to a chat server", id="title")
             yield Label("Server (host or host:port)")
             yield Input(address, id="address", select_on_focus=False, compact=True)
             yield Label("Nick")
-            yield Input(last.nick, placeholder="letters, digits, _ and -", id="nick", compact=True)
+            yield Input(
+                last.nick,
+                placeholder="letters, digits, _ and -",
+                id="nick",
+                select_on_focus=False,
+                compact=True,
+            )
             yield Label("Password (if the server has one)")
-            yield Input(password=True, id="password", compact=True)
-            yield Static(literal(self._problem), id="problem")
+            yield Input(
+                last.password or "",
+                password=True,
+                id="password",
+                select_on_focus=False,
+                compact=True,
+            )
+            yield Static(literal(self._problem.text if self._problem else ""), id="problem")
             yield Button("Connect", variant="primary", id="connect")
         yield Footer()
 
-    def on_mount(self) -> None:
-        if self._focus_password:
-            self.query_one("#password", Input).focus()
-        elif self._last.nick:
-            self.query_one("#address", Input).focus()
+    AUTO_FOCUS = None  # the field is chosen below
+
+    def on_screen_resume(self) -> None:
+        self._focus_field(self._problem.field if self._problem else self._first_empty())
+
+    def _first_empty(self) -> Field:
+        fields: tuple[Field, ...] = ("address", "nick", "password")
+        for name in fields:
+            if not self.query_one(f"#{name}", Input).value:
+                return name
+        return "password"
+
+    def _focus_field(self, name: Field) -> None:
+        target = self.query_one(f"#{name}", Input)
+        target.focus()
+        target.cursor_position = len(target.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -98,14 +124,15 @@ class ConnectScreen(Screen[ConnectRequest]):
         try:
             host, port = parse_address(self.query_one("#address", Input).value)
         except ValueError as exc:
-            self.show_problem(str(exc))
+            self.show_problem(Problem(str(exc), "address"))
             return
         nick = self.query_one("#nick", Input).value.strip()
         if not nick:
-            self.show_problem("choose a nick: letters, digits, _ and -, up to 32")
+            self.show_problem(Problem("choose a nick: letters, digits, _ and -, up to 32", "nick"))
             return
         password = self.query_one("#password", Input).value or None
         self.dismiss(ConnectRequest(host, port, nick, password))
 
-    def show_problem(self, problem: str) -> None:
-        self.query_one("#problem", Static).update(literal(problem))
+    def show_problem(self, problem: Problem) -> None:
+        self.query_one("#problem", Static).update(literal(problem.text))
+        self._focus_field(problem.field)

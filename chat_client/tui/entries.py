@@ -1,0 +1,57 @@
+"""One line of a conversation's log, as data: who, what, when, which seq.
+
+Entries keep the facts, not their rendering, so one entry can be drawn again
+(a pending line once acked; edits and reactions later). No Textual here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+
+__all__ = ["Entry", "Kind", "mentions"]
+
+_ids = itertools.count(1)
+
+
+class Kind(Enum):
+    CHAT = "chat"  # a room message or a DM
+    ACTION = "action"  # /me
+    EVENT = "event"  # joins, parts, nick and topic changes
+    NOTICE = "notice"  # local feedback: help, command results
+    ERROR = "error"  # local feedback that something failed
+    MARK = "mark"  # a line the user asked for, e.g. "log cleared"
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One log entry; `id` is unique for the life of the process."""
+
+    kind: Kind
+    text: str
+    ts: datetime | None = None
+    author: str = ""
+    seq: int | None = None
+    mention: bool = False
+    pending: bool = False  # typed, not yet acknowledged by the server
+    failed: bool = False  # the server refused it or it could not be sent
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind in (Kind.CHAT, Kind.ACTION)
+
+    @property
+    def day(self) -> date | None:
+        """The local calendar day, for day separators."""
+        return None if self.ts is None else self.ts.astimezone().date()
+
+
+def mentions(text: str, nick: str) -> bool:
+    """Does `text` name `nick` as a word (case-insensitive; `malice` is not `alice`)?"""
+    if not nick:
+        return False
+    return re.search(rf"(?<![\w-]){re.escape(nick)}(?![\w-])", text, re.IGNORECASE) is not None

@@ -1,0 +1,418 @@
+"""From client events to view state: the TUI's rules, with no Textual in them.
+
+`Presenter.apply(events)` updates the conversations and returns a `Changes`
+record saying what the screen must redraw and whether to ring the bell.
+Rules kept here, each tested on its own (tests/client/test_presenter.py):
+
+- Unread: a message counts when its seq is above the conversation's read
+  marker, someone else wrote it, and it is not in view. The backlog a first
+  join brings is history, not news: it moves the marker instead.
+- Bell: a live mention or DM from someone else rings, once per highlight,
+  unless it is in view while the terminal has focus (and never in a replay).
+- Lines typed before the server has them are *pending*: shown greyed below
+  the log and replaced by the server's copy once it arrives.
+- A restart does not flood the log: `left (shutdown)` lines are dropped, people
+  who were there before a drop come back silently, and every room gets one
+  "disconnected" line and one "reconnected" line instead.
+- A nick change renames the DM conversation with that person and, for our
+  own nick, the status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from protocol import (
+    Bye,
+    ChatMessage,
+    DirectMessage,
+    ErrorCode,
+    ErrorReply,
+    HistoryPage,
+    Joined,
+    Left,
+    NickChanged,
+    RoomInfo,
+    TopicChanged,
+    parse_ts,
+)
+
+from ..events import ClientEvent, Connected, Connecting, Disconnected, RoundTrip
+from .conversations import Conversation, Conversations
+from .entries import Entry, Kind, mentions
+from .reasons import reason_code
+
+__all__ = ["Changes", "Presenter", "Status"]
+
+LOGGED = frozenset({Kind.CHAT, Kind.ACTION, Kind.EVENT})
+RECENT = 300  # seconds: older lines in a replay ring no bell
+RETURN_WINDOW = 120  # seconds: who comes back this soon after a restart does so silently
+
+
+@dataclass(slots=True)
+class Status:
+    """What the status bar shows."""
+
+    text: str = "not connected"
+    nick: str = ""
+    server: str = ""
+    connected: bool = False
+    retry_in: float | None = None  # seconds, counted from when this status was set
+    rtt: float | None = None
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one batch of events changed on screen."""
+
+    appended: list[Entry] = field(default_factory=list)  # at the bottom of the log in view
+    pending: bool = False  # the pending lines of the conversation in view changed
+    reload: bool = False  # the conversation in view must be drawn again from scratch
+    rooms: bool = False  # the room list
+    details: bool = False  # topic and members of the conversation in view
+    status: bool = False
+    ring: int = 0  # bells to ring
+    final: Disconnected | None = None  # the connection is gone for good
+
+    def merge(self, other: Changes) -> None:
+        self.appended.extend(other.appended)
+        self.pending |= other.pending
+        self.reload |= other.reload
+        self.rooms |= other.rooms
+        self.details |= other.details
+        self.status |= other.status
+        self.ring += other.ring
+        self.final = other.final or self.final
+
+
+class Presenter:
+    """Owns the conversations and the status; turns events into `Changes`."""
+
+    def __init__(
+        self, nick: str = "", *, bell: bool = True, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._clock = clock or _now
+        self.sink: Callable[[str, Entry], None] | None = None  # e.g. the log files on disk
+        self.conversations = Conversations()
+        self.status = Status(nick=nick)
+        self.bell = bell
+        self.focused = True  # does the terminal have focus?
+        self.server_rooms: set[str] = set()
+        self._away_members: dict[str, set[str]] = {}  # room -> nicks present when we dropped
+        self._was_connected = False
+        self._last_reason = ""
+        self._away_since = self._clock()
+
+    @property
+    def nick(self) -> str:
+        return self.status.nick
+
+    # -- events ------------------------------------------------------------
+
+    def apply(self, events: Iterable[ClientEvent | object]) -> Changes:
+        changes = Changes()
+        for event in events:
+            self._apply_one(event, changes)
+        return changes
+
+    def _apply_one(self, event: object, changes: Changes) -> None:
+        if isinstance(event, ChatMessage):
+            self._room_message(event, changes)
+        elif isinstance(event, DirectMessage):
+            self._direct_message(event, changes)
+        elif isinstance(event, RoomInfo):
+            self._room_info(event, changes)
+        elif isinstance(event, Joined | Left):
+            self._membership(event, changes)
+        elif isinstance(event, NickChanged):
+            self._nick_changed(event, changes)
+        elif isinstance(event, TopicChanged):
+            conversation = self.conversations.by_key.get("#" + event.room)
+            if conversation is None:
+                return
+            conversation.topic = event.topic
+            text = (
+                f"{event.by} set the topic: {event.topic}"
+                if event.topic
+                else f"{event.by} cleared the topic"
+            )
+            self._add(conversation, _event(event.ts, text), changes)
+            changes.details = True
+        elif isinstance(event, ErrorReply):
+            self.notice(f"server: {event.message}", Kind.ERROR, changes=changes)
+        elif isinstance(event, Bye):
+            pass  # its reason comes again in the Disconnected that follows
+        elif isinstance(event, Connecting | Connected | Disconnected | RoundTrip):
+            self._connection(event, changes)
+        # Anything else (a newer library's events) is not ours to show.
+
+    def _room_message(self, message: ChatMessage, changes: Changes) -> None:
+        conversation = self.conversations.get("#" + message.room)
+        mine = message.sender.lower() == self.nick.lower()
+        entry = Entry(
+            Kind.ACTION if message.action else Kind.CHAT,
+            message.text,
+            parse_ts(message.ts),
+            message.sender,
+            message.seq,
+            mention=not mine and mentions(message.text, self.nick),
+        )
+        if mine and self._settle_pending(conversation, entry):
+            changes.pending |= conversation.key == self.conversations.current
+        if not self._add(conversation, entry, changes):
+            return
+        # Until our own `joined` comes back, messages are the join's replay. A first
+        # join's backlog is history (it moves the read marker); after a drop, what was
+        # missed counts as unread but rings no bell.
+        replay = not conversation.joined
+        if replay and not conversation.ever_joined and conversation.read_seq == 0:
+            conversation.absorbing = True
+        if mine or (replay and conversation.absorbing):
+            conversation.read_seq = max(conversation.read_seq, message.seq)
+        elif message.seq > conversation.read_seq:
+            self._count(conversation, entry, changes, live=not replay and self._recent(entry))
+
+    def _recent(self, entry: Entry) -> bool:
+        """Said in the last minutes: later replay pages of a long gap ring no bell."""
+        return entry.ts is None or (self._clock() - entry.ts).total_seconds() < RECENT
+
+    def _direct_message(self, message: DirectMessage, changes: Changes) -> None:
+        mine = message.sender.lower() == self.nick.lower()
+        other = message.to if mine else message.sender
+        conversation = self.conversations.dm(other)
+        entry = Entry(Kind.CHAT, message.text, parse_ts(message.ts), message.sender)
+        if mine and self._settle_pending(conversation, entry):
+            changes.pending |= conversation.key == self.conversations.current
+        self._add(conversation, entry, changes)
+        if not mine:
+            self._count(conversation, entry, changes, live=True)
+
+    def _count(
+        self, conversation: Conversation, entry: Entry, changes: Changes, live: bool
+    ) -> None:
+        in_view = conversation.key == self.conversations.current
+        highlight = entry.mention or not conversation.is_room
+        if in_view:
+            if entry.seq is not None:
+                conversation.read_seq = max(conversation.read_seq, entry.seq)
+        else:
+            conversation.unread += 1
+            conversation.mentioned |= highlight
+            changes.rooms = True
+        if live and highlight and self.bell and not (in_view and self.focused):
+            changes.ring += 1
+
+    def _room_info(self, info: RoomInfo, changes: Changes) -> None:
+        conversation = self.conversations.get("#" + info.room)
+        conversation.topic = info.topic
+        conversation.set_members(info.members)
+        conversation.joined = True
+        self.server_rooms.add(info.room)
+        changes.rooms = True
+        changes.details = True
+
+    def _membership(self, event: Joined | Left, changes: Changes) -> None:
+        conversation = self.conversations.by_key.get("#" + event.room)
+        if conversation is None:
+            return  # a room we have just left
+        me = event.nick.lower() == self.nick.lower()
+        others = [m for m in conversation.members if m.lower() != event.nick.lower()]
+        changes.details = True
+        if isinstance(event, Joined):
+            conversation.set_members([*others, event.nick])
+            if me:
+                conversation.joined = conversation.ever_joined = True
+                conversation.absorbing = False
+                conversation.joined = True
+                return  # the room's own line says we are in
+            away = self._away_members.get(event.room, set())
+            back_soon = (parse_ts(event.ts) - self._away_since).total_seconds() < RETURN_WINDOW
+            if event.nick.lower() in away and back_soon:
+                away.discard(event.nick.lower())
+                return  # back after the server restarted: not news
+            self._add(conversation, _event(event.ts, f"{event.nick} joined #{event.room}"), changes)
+            return
+        conversation.set_members(others)
+        if event.reason == "shutdown":
+            self._away_members.setdefault(event.room, set()).add(event.nick.lower())
+            self._away_since = self._clock()
+            return  # the server's restart gets one line of its own
+        reason = f" ({event.reason})" if event.reason else ""
+        self._add(
+            conversation, _event(event.ts, f"{event.nick} left #{event.room}{reason}"), changes
+        )
+
+    def _nick_changed(self, event: NickChanged, changes: Changes) -> None:
+        line = f"{event.old} is now known as {event.new}"
+        if event.old.lower() == self.nick.lower():
+            self.status.nick = event.new
+            changes.status = True
+        for conversation in self.conversations:
+            if conversation.is_room and conversation.has_member(event.old):
+                conversation.set_members(
+                    event.new if m.lower() == event.old.lower() else m for m in conversation.members
+                )
+                self._add(conversation, _event(event.ts, line), changes)
+                changes.details = True
+        dm = self.conversations.find_dm(event.old)
+        if dm is not None:
+            self.conversations.rename(dm.key, "@" + event.new)
+            self._add(dm, _event(event.ts, line), changes)
+            changes.rooms = True
+            changes.details = True
+
+    def _connection(self, event: object, changes: Changes) -> None:
+        status = self.status
+        changes.status = True
+        if isinstance(event, Connecting):
+            status.retry_in = None
+            status.text = f"connecting to {event.host}:{event.port}…"
+        elif isinstance(event, Connected):
+            status.retry_in = None
+            status.connected = True
+            status.nick = event.nick
+            status.server = event.server
+            status.text = f"connected to {event.server} as {event.nick}"
+            self._last_reason = ""
+            self.server_rooms.update(event.rooms)
+            if self._was_connected:
+                self._everywhere("reconnected", Kind.NOTICE, changes)
+            self._was_connected = True
+        elif isinstance(event, Disconnected):
+            if status.connected:
+                self._away_since = self._clock()
+                for c in self.conversations:
+                    if c.is_room:
+                        self._away_members.setdefault(c.name, set()).update(
+                            m.lower() for m in c.members
+                        )
+                self._everywhere(f"disconnected: {event.reason}", Kind.ERROR, changes)
+                for conversation in self.conversations:
+                    conversation.joined = not conversation.is_room
+                changes.rooms = True
+            elif (
+                event.reason != self._last_reason
+                and reason_code(event.reason) is ErrorCode.NICK_TAKEN
+            ):
+                # Somebody took our nick while we were away (maybe on purpose): say so.
+                self._everywhere(
+                    f"{event.reason}: someone else is using {self.nick} now. Retrying; "
+                    "/reconnect picks another nick",
+                    Kind.ERROR,
+                    changes,
+                )
+            self._last_reason = event.reason
+            status.connected = False
+            status.rtt = None
+            status.retry_in = event.retry_in
+            if event.retry_in is None:
+                status.text = f"disconnected: {event.reason}"
+                changes.final = event
+            else:
+                status.text = f"reconnecting ({event.reason})"
+        elif isinstance(event, RoundTrip):
+            status.rtt = event.seconds
+
+    # -- what the user does ------------------------------------------------
+
+    def notice(
+        self,
+        text: str,
+        kind: Kind = Kind.NOTICE,
+        *,
+        key: str | None = None,
+        changes: Changes | None = None,
+    ) -> Changes:
+        """Local feedback in conversation `key` (default: the one in view)."""
+        changes = changes if changes is not None else Changes()
+        key = key or self.conversations.current
+        if key is None:
+            return changes
+        self._add(self.conversations.get(key), Entry(kind, text, _now()), changes)
+        return changes
+
+    def typed(self, key: str, text: str, *, action: bool = False) -> Entry:
+        """A line the user sent: pending until the server's copy comes back."""
+        entry = Entry(Kind.ACTION if action else Kind.CHAT, text, _now(), self.nick, pending=True)
+        self.conversations.get(key).pending.append(entry)
+        return entry
+
+    def acked(self, key: str, entry: Entry, seq: int | None) -> bool:
+        """The server stored a pending line; True if it is still shown as pending."""
+        entry.pending = False
+        entry.seq = seq
+        conversation = self.conversations.by_key.get(key)
+        return conversation is not None and entry in conversation.pending
+
+    def refused(self, key: str, entry: Entry, reason: str) -> Changes:
+        """A pending line could not be sent: it becomes an error line in the log."""
+        changes = Changes()
+        conversation = self.conversations.by_key.get(key)
+        if conversation is not None and entry in conversation.pending:
+            conversation.pending.remove(entry)
+            changes.pending = key == self.conversations.current
+            failed = Entry(entry.kind, entry.text, entry.ts, entry.author, failed=True)
+            self._add(conversation, failed, changes)
+            self._add(conversation, Entry(Kind.ERROR, f"not sent: {reason}", _now()), changes)
+        return changes
+
+    def show(self, key: str) -> Conversation:
+        return self.conversations.show(key)
+
+    def clear(self, key: str) -> None:
+        self.conversations.get(key).clear(Entry(Kind.MARK, "log cleared", _now()))
+
+    def older_page(self, key: str, page: HistoryPage) -> list[Entry]:
+        """Entries for a page of older history (already read: never unread)."""
+        conversation = self.conversations.get(key)
+        if not page.more:
+            conversation.older_exhausted = True
+        nick = self.nick.lower()
+        older = [
+            Entry(
+                Kind.ACTION if m.action else Kind.CHAT,
+                m.text,
+                parse_ts(m.ts),
+                m.sender,
+                m.seq,
+                mention=m.sender.lower() != nick and mentions(m.text, self.nick),
+            )
+            for m in page.messages
+        ]
+        return conversation.prepend(older)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _add(self, conversation: Conversation, entry: Entry, changes: Changes) -> bool:
+        if not conversation.append(entry):
+            return False
+        if self.sink is not None and entry.kind in LOGGED:
+            self.sink(conversation.key, entry)
+        if conversation.key == self.conversations.current:
+            changes.appended.append(entry)
+        return True
+
+    def _everywhere(self, text: str, kind: Kind, changes: Changes) -> None:
+        for conversation in self.conversations:
+            if conversation.is_room:
+                self._add(conversation, Entry(kind, text, _now()), changes)
+
+    @staticmethod
+    def _settle_pending(conversation: Conversation, echo: Entry) -> bool:
+        """Our own line came back: drop the pending copy it stands for."""
+        for pending in conversation.pending:
+            same = pending.seq == echo.seq if pending.seq is not None else False
+            if same or (pending.text == echo.text and pending.kind == echo.kind):
+                conversation.pending.remove(pending)
+                return True
+        return False
+
+
+def _event(ts: str, text: str) -> Entry:
+    return Entry(Kind.EVENT, text, parse_ts(ts))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

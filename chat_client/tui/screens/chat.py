@@ -1,0 +1,554 @@
+"""The main screen: rooms on the left, the log in the middle, members on the right.
+
+It turns network events (posted by the app's worker) into widget updates
+through the `Presenter`, and runs what the user types: plain text is said in
+the conversation in view, `/commands` go through the command table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from protocol import ErrorCode
+from protocol.limits import MAX_TEXT_CHARS
+
+from ...connection import ChatClient
+from ...events import ChatClientError, RequestError
+from .. import commands
+from ..completion import Completer
+from ..entries import Entry, Kind
+from ..messages import NetworkEvents
+from ..presenter import Changes, Presenter
+from ..reasons import reason_code
+from ..text import literal
+from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
+from .connect import Field, Problem
+
+if TYPE_CHECKING:
+    from ..app import ChatApp
+
+__all__ = ["ChatScreen", "split_text"]
+
+OLDER_PAGE = 100
+BATCH_DRAW_INTERVAL = 0.5  # seconds between redraws while a long batch is applied
+PARTIAL_TAIL = 200  # entries shown meanwhile
+ROOMS_SHOWN = 30
+NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
+
+
+def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
+    """Text over the server's limit as several messages, cut at a newline or space."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        cut = cut if cut > limit // 2 else limit
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n ") if cut < limit else text[cut:]
+    if text:
+        parts.append(text)
+    return parts
+
+
+class ChatScreen(Screen[None]):
+    """Implements `commands.Actions`; widgets get their data from here, never the network."""
+
+    AUTO_FOCUS = "#composer"
+    BINDINGS = [
+        Binding("f2,alt+left", "step(-1)", "Prev"),
+        Binding("f3,alt+right", "step(1)", "Next"),
+        *(Binding(f"alt+{n}", f"go({n})", f"Window {n}", show=False) for n in range(1, 10)),
+        Binding("alt+a", "next_active", "Next active", show=False),
+        Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True),
+        Binding("pagedown", "page(1)", "Scroll down", show=False, priority=True),
+        Binding("ctrl+end", "bottom", "Newest", show=False, priority=True),
+        Binding("ctrl+l", "clear_log", "Clear"),
+        Binding("f1", "help", "Help"),
+    ]
+
+    def __init__(self, presenter: Presenter) -> None:
+        super().__init__()
+        self.presenter = presenter
+        self._loading_older: set[str] = set()
+        self._held: Changes | None = None  # changes of a long batch not drawn yet
+        self._drawn_at = 0.0
+        self._partial = False  # the log shows only the tail of a long batch
+        self.completer = Completer(self._nick_candidates, self._room_candidates)
+
+    @property
+    def chat_app(self) -> ChatApp:
+        from ..app import ChatApp
+
+        assert isinstance(self.app, ChatApp)
+        return self.app
+
+    @property
+    def client(self) -> ChatClient | None:
+        return self.chat_app.client
+
+    # -- layout ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topic")
+        with Horizontal(id="body"):
+            yield RoomList(id="rooms")
+            with Vertical(id="center"):
+                yield MessageLog(id="log")
+                yield Static(id="more")
+            yield MemberList(id="members")
+        yield StatusBar(id="status")
+        yield Composer(self.completer, placeholder="Type a message or /help", id="composer")
+        yield Footer()
+
+    @property
+    def log_view(self) -> MessageLog:
+        return self.query_one("#log", MessageLog)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    def on_mount(self) -> None:
+        self.query_one("#more").display = False
+        self._fit(self.app.size.width)
+        self.app.theme_changed_signal.subscribe(self, lambda _: self.log_view.refresh_theme())
+        self.redraw()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(width < TINY, "-tiny")
+
+    def on_click(self, event: events.Click) -> None:
+        self.composer.focus()  # typing always goes to the composer
+
+    # -- network events ----------------------------------------------------------
+
+    def on_network_events(self, message: NetworkEvents) -> None:
+        """Apply a slice of events. In a long batch (a 100,000-message replay) the log
+        shows only its newest lines about once a second, and is drawn in full once at
+        the end, so only what stays in the log is ever wrapped."""
+        try:
+            changes = self.presenter.apply(message.events)
+            if self._held is not None:
+                self._held.merge(changes)
+                changes = self._held
+            now = time.monotonic()
+            if message.last:
+                self._held = None
+                changes.reload |= self._partial
+                self._partial = False
+                self.render_changes(changes)
+            elif now - self._drawn_at > BATCH_DRAW_INTERVAL:
+                self._drawn_at = now
+                self._held = None
+                self._draw_partial(changes)
+            else:
+                self._held = changes
+        finally:
+            message.done.release()
+
+    def _draw_partial(self, changes: Changes) -> None:
+        current = self.presenter.conversations.current
+        if changes.appended and current is not None:
+            conversation = self.presenter.conversations.get(current)
+            tail = list(conversation.entries)[-PARTIAL_TAIL:]
+            self.log_view.show(tail, conversation.pending)
+            self._partial = True
+        changes.appended = []
+        self.render_changes(changes)
+
+    def render_changes(self, changes: Changes) -> None:
+        current = self.presenter.conversations.current
+        conversation = self.presenter.conversations.by_key.get(current) if current else None
+        if changes.reload:
+            self.redraw()
+        else:
+            self.log_view.append(changes.appended)
+            if changes.pending and conversation is not None:
+                self.log_view.set_pending(conversation.pending)
+        if changes.rooms or changes.appended:
+            self._draw_rooms()
+        if changes.details:
+            self._draw_details()
+        if changes.status:
+            self.query_one("#status", StatusBar).show_status(self.presenter.status)
+        if changes.ring:
+            self.app.bell()
+        if changes.final is not None:
+            self._connection_lost(changes.final.reason)
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.chat_app.quitting:
+            return
+        code = reason_code(reason)
+        if code is ErrorCode.AUTH_FAILED:
+            field: Field = "password"
+        elif code in (ErrorCode.INVALID_NICK, ErrorCode.NICK_TAKEN):
+            field = "nick"
+        else:
+            field = "address"
+        self.chat_app.ask_where(Problem(reason, field))
+
+    # -- drawing -------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Draw the conversation in view from scratch."""
+        current = self.presenter.conversations.current
+        if current is None:
+            self.log_view.show([])
+        else:
+            conversation = self.presenter.show(current)
+            self.log_view.show(conversation.entries, conversation.pending)
+        self._draw_rooms()
+        self._draw_details()
+        self.query_one("#status", StatusBar).show_status(self.presenter.status)
+
+    def _draw_rooms(self) -> None:
+        conversations = self.presenter.conversations
+        self.query_one("#rooms", RoomList).update_rooms(list(conversations), conversations.current)
+
+    def _draw_details(self) -> None:
+        current = self.presenter.conversations.current
+        conversation = self.presenter.conversations.by_key.get(current) if current else None
+        topic = self.query_one("#topic", Static)
+        members = self.query_one("#members", MemberList)
+        if conversation is None:
+            topic.update("")
+            members.update_members([])
+            return
+        title = literal(conversation.key, "bold", single_line=True)
+        if conversation.topic:
+            title += Content(" — ") + literal(conversation.topic, single_line=True)
+        topic.update(title)
+        members.update_members(conversation.members if conversation.is_room else [])
+
+    def switch_to(self, key: str) -> None:
+        self.presenter.show(key)
+        self.redraw()
+
+    def notice(self, text: str, kind: Kind = Kind.NOTICE, key: str | None = None) -> None:
+        self.render_changes(self.presenter.notice(text, kind, key=key))
+
+    @on(MessageLog.Following)
+    def _following(self, event: MessageLog.Following) -> None:
+        more = self.query_one("#more", Static)
+        more.display = not event.following
+        below = f"{event.unseen} new below" if event.unseen else "scrolled up"
+        more.update(Content.styled(f"── {below} · Ctrl+End or click for the newest ──", "bold"))
+
+    @on(events.Click, "#more")
+    def _more_clicked(self) -> None:
+        self.action_bottom()
+
+    # -- typing --------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    def _submitted(self, event: Composer.Submitted) -> None:
+        text = event.text
+        try:
+            if commands.run(self, text):
+                return
+        except commands.CommandError as exc:
+            self.notice(str(exc), Kind.ERROR)
+            return
+        self.say(text.removeprefix("/") if text.startswith("//") else text)
+
+    def _nick_candidates(self) -> list[str]:
+        conversations = self.presenter.conversations
+        current = conversations.by_key.get(conversations.current or "")
+        first = list(current.members) if current is not None else []
+        rest: list[str] = []
+        for conversation in conversations:
+            rest.extend(conversation.members if conversation.is_room else [conversation.name])
+        me = self.presenter.nick.lower()
+        return [nick for nick in first + sorted(rest, key=str.lower) if nick.lower() != me]
+
+    def _room_candidates(self) -> list[str]:
+        joined = {c.name for c in self.presenter.conversations if c.is_room}
+        return sorted(joined | self.presenter.server_rooms)
+
+    # -- commands.Actions ----------------------------------------------------
+
+    def _need_client(self) -> ChatClient | None:
+        client = self.client
+        if client is None:
+            self.notice("not connected: /reconnect opens the connect screen", Kind.ERROR)
+        elif not client.connected:
+            self.notice("not connected right now: this runs once the connection is back")
+        return client
+
+    def say(self, text: str, *, action: bool = False) -> None:
+        key = self.presenter.conversations.current
+        if key is None:
+            self.notice("join a room first: /join ROOM", Kind.ERROR)
+            return
+        conversation = self.presenter.conversations.get(key)
+        if action and not conversation.is_room:
+            self.notice("/me works in rooms only", Kind.ERROR)
+            return
+        client = self.client
+        if client is None:
+            self.notice("not connected: /reconnect opens the connect screen", Kind.ERROR)
+            self.composer.recall_last(text)
+            return
+        for part in split_text(text):
+            entry = self.presenter.typed(key, part, action=action)
+            self._send(client, key, entry)
+        self.log_view.set_pending(conversation.pending)
+        self.log_view.jump_to_bottom()
+
+    @work(group="say")
+    async def _send(self, client: ChatClient, key: str, entry: Entry) -> None:
+        conversation = self.presenter.conversations.get(key)
+        try:
+            if conversation.is_room:
+                seq: int | None = await client.say(
+                    conversation.name, entry.text, entry.kind is Kind.ACTION
+                )
+            else:
+                await client.dm(conversation.name, entry.text)
+                seq = None
+        except (RequestError, ChatClientError) as exc:
+            reason = exc.message if isinstance(exc, RequestError) else str(exc)
+            self.render_changes(self.presenter.refused(key, entry, reason))
+            return
+        if self.presenter.acked(key, entry, seq) and key == self.presenter.conversations.current:
+            self.log_view.set_pending(conversation.pending)
+
+    def join(self, room: str) -> None:
+        key = "#" + room
+        known = self.presenter.conversations.by_key.get(key)
+        if known is not None and known.joined:
+            self.switch_to(key)
+            return
+        client = self._need_client()
+        if client is not None:
+            self._join(client, room, typed_in=self.presenter.conversations.current)
+
+    @work(group="requests")
+    async def _join(self, client: ChatClient, room: str, typed_in: str | None) -> None:
+        if await self._request(client.join(room)):
+            # Only if the user is still where they typed it: a join queued while
+            # disconnected must not pull them away later.
+            if self.presenter.conversations.current == typed_in:
+                self.switch_to("#" + room)
+            else:
+                self._draw_rooms()
+            self.chat_app.remember_rooms()
+
+    def part(self, reason: str | None) -> None:
+        key = self.presenter.conversations.current
+        if key is None:
+            return
+        if not key.startswith("#"):
+            self.presenter.conversations.remove(key)
+            self.redraw()
+            return
+        client = self._need_client()
+        if client is not None:
+            self._part(client, key, reason)
+
+    @work(group="requests")
+    async def _part(self, client: ChatClient, key: str, reason: str | None) -> None:
+        if await self._request(client.part(key[1:], reason)):
+            self.presenter.conversations.remove(key)
+            self.redraw()
+            self.chat_app.remember_rooms()
+
+    def open_dm(self, nick: str, text: str | None) -> None:
+        if nick.lower() == self.presenter.nick.lower() and text is None:
+            self.notice("that is you", Kind.ERROR)
+            return
+        self.switch_to(self.presenter.conversations.dm(nick).key)
+        if text:
+            self.say(text)
+
+    def change_nick(self, nick: str) -> None:
+        client = self._need_client()
+        if client is not None:
+            self._change_nick(client, nick)
+
+    @work(group="requests")
+    async def _change_nick(self, client: ChatClient, nick: str) -> None:
+        if await self._request(client.set_nick(nick)):
+            status = self.presenter.status
+            status.nick = client.nick
+            if status.connected:
+                status.text = f"connected to {status.server} as {client.nick}"
+            self.query_one("#status", StatusBar).show_status(status)
+
+    def topic(self, text: str | None) -> None:
+        key = self.presenter.conversations.current
+        if key is None or not key.startswith("#"):
+            self.notice("/topic works in rooms only", Kind.ERROR)
+            return
+        if text is None:
+            topic = self.presenter.conversations.get(key).topic
+            self.notice(f"the topic of {key}: {topic}" if topic else f"{key} has no topic")
+            return
+        client = self._need_client()
+        if client is not None:
+            self._run(client.set_topic(key[1:], text))
+
+    def who(self, room: str | None) -> None:
+        current = self.presenter.conversations.current or ""
+        if room is None and not current.startswith("#"):
+            self.notice("usage: /who ROOM (a DM has no member list)", Kind.ERROR)
+            return
+        client = self._need_client()
+        if client is not None:
+            self._who(client, room or current[1:])
+
+    @work(group="requests")
+    async def _who(self, client: ChatClient, room: str) -> None:
+        try:
+            members = await client.who(room)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        self.notice(f"in #{room} ({len(members)}): " + ", ".join(members))
+
+    def list_rooms(self, prefix: str) -> None:
+        client = self._need_client()
+        if client is not None:
+            self._list_rooms(client, prefix)
+
+    @work(group="requests")
+    async def _list_rooms(self, client: ChatClient, prefix: str) -> None:
+        try:
+            listing = await client.list_rooms()
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        self.presenter.server_rooms.update(summary.room for summary in listing)
+        matching = [s for s in listing if s.room.startswith(prefix)]
+        matching.sort(key=lambda s: (-s.members, s.room))
+        shown = matching[:ROOMS_SHOWN]
+        what = f"rooms starting with {prefix!r}" if prefix else "rooms"
+        self.notice(f"{len(matching):,} {what}" + (", busiest first:" if shown else ""))
+        for summary in shown:
+            topic = f" — {summary.topic}" if summary.topic else ""
+            self.notice(f"  #{summary.room} ({summary.members}){topic}")
+        if len(matching) > len(shown):
+            self.notice(f"  … and {len(matching) - len(shown):,} more: /rooms PREFIX narrows it")
+
+    def clear(self) -> None:
+        self.action_clear_log()
+
+    def show_help(self) -> None:
+        self.action_help()
+
+    def reconnect(self) -> None:
+        self.chat_app.ask_where(None)
+
+    def quit(self, reason: str | None) -> None:
+        self.chat_app.leave(reason)
+
+    # -- requests ------------------------------------------------------------
+
+    def _run(self, request: Awaitable[object]) -> None:
+        self.run_worker(self._request(request), group="requests")
+
+    async def _request(self, request: Awaitable[object]) -> bool:
+        try:
+            await request
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, RequestError) else f"not done: {exc}"
+        self.notice(message, Kind.ERROR)
+
+    # -- older history -------------------------------------------------------
+
+    @on(MessageLog.NearTop)
+    def _near_top(self) -> None:
+        key = self.presenter.conversations.current
+        client = self.client
+        if key is None or client is None or not key.startswith("#") or key in self._loading_older:
+            return
+        conversation = self.presenter.conversations.get(key)
+        if conversation.older_exhausted or conversation.oldest_seq in (None, 1):
+            return
+        self._loading_older.add(key)
+        self._load_older(client, key, conversation.oldest_seq or 1)
+
+    @work(group="history")
+    async def _load_older(self, client: ChatClient, key: str, before: int) -> None:
+        try:
+            page = await client.history(key[1:], before=before, limit=OLDER_PAGE)
+        except ChatClientError as exc:
+            self.notice(f"could not load older messages: {exc}", Kind.ERROR, key=key)
+            return
+        finally:
+            self._loading_older.discard(key)
+        # A server that sends more than asked for gets its newest OLDER_PAGE shown.
+        page = page.model_copy(update={"messages": page.messages[-OLDER_PAGE:]})
+        added = self.presenter.older_page(key, page)
+        if added and self.presenter.conversations.current == key:
+            self.log_view.prepend(added)
+
+    # -- key actions -----------------------------------------------------------
+
+    def on_room_list_chosen(self, event: RoomList.Chosen) -> None:
+        self.switch_to(event.key)
+        self.composer.focus()
+
+    def on_member_list_chosen(self, event: MemberList.Chosen) -> None:
+        if event.nick.lower() != self.presenter.nick.lower():
+            self.switch_to(self.presenter.conversations.dm(event.nick).key)
+        self.composer.focus()
+
+    def action_step(self, offset: int) -> None:
+        key = self.presenter.conversations.step(offset)
+        if key is not None:
+            self.switch_to(key)
+
+    def action_go(self, number: int) -> None:
+        key = self.presenter.conversations.nth(number)
+        if key is not None:
+            self.switch_to(key)
+
+    def action_next_active(self) -> None:
+        key = self.presenter.conversations.next_active()
+        if key is not None:
+            self.switch_to(key)
+
+    def action_page(self, direction: int) -> None:
+        if direction < 0:
+            self.log_view.page_up()
+        else:
+            self.log_view.page_down()
+
+    def action_bottom(self) -> None:
+        self.log_view.jump_to_bottom()
+
+    def action_clear_log(self) -> None:
+        key = self.presenter.conversations.current
+        if key is not None:
+            self.presenter.clear(key)
+            self.redraw()
+
+    def action_help(self) -> None:
+        for line in commands.help_lines():
+            self.notice(line)
+
+    def prefill(self, text: str) -> None:
+        composer = self.composer
+        composer.load_text(text)
+        composer.move_cursor(composer.document.end)
+        composer.focus()

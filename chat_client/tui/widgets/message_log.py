@@ -1,0 +1,286 @@
+"""The conversation log: a Line-API scroll view over entries wrapped for its width.
+
+Each entry is wrapped once (again on resize or a theme change) and each screen
+line is rendered from a cached Strip, so appending is cheap and a burst of
+thousands of messages costs one refresh. The log *follows* the newest line
+until the user scrolls up, and keeps following through resizes; while it does
+not, it counts what arrived below. Day separators are derived from the entries
+themselves, so pages of older history can never add a second one for a day.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import date
+
+from textual import events
+from textual.cache import LRUCache
+from textual.content import Content
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..conversations import MAX_ENTRIES
+from ..entries import Entry
+from ..render import day_line, entry_lines
+
+__all__ = ["MessageLog"]
+
+USER_SCROLL_WINDOW = 1.0  # seconds: a move to the top this soon after a user scroll is theirs
+
+
+class MessageLog(ScrollView, can_focus=False):
+    """Shows one conversation's entries, newest at the bottom, pending lines below them.
+
+    It never takes focus: typing always goes to the composer. The vertical
+    scrollbar is always there, so the wrap width does not change when the log
+    first outgrows the screen.
+    """
+
+    class NearTop(Message):
+        """The user reached the oldest loaded line: time to fetch older history."""
+
+    class Following(Message):
+        """Whether the log follows the newest line, and how many entries arrived below."""
+
+        def __init__(self, following: bool, unseen: int) -> None:
+            super().__init__()
+            self.following = following
+            self.unseen = unseen
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._entries: list[Entry] = []
+        self._counts: list[int] = []  # screen lines per entry
+        self._lines: list[Content] = []
+        self._tail: list[Content] = []  # pending lines
+        self._pending: list[Entry] = []
+        self._wrap_width = 0
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
+        self.following = True
+        self.unseen = 0
+        self._user_scrolled = 0.0
+        self._wrap_scheduled = False
+
+    # -- what tests and copying read -------------------------------------------
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines) + len(self._tail)
+
+    @property
+    def plain_lines(self) -> list[str]:
+        return [line.plain for line in self._lines + self._tail]
+
+    @property
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    # -- changing what is shown ------------------------------------------------
+
+    def show(self, entries: Iterable[Entry], pending: Iterable[Entry] = ()) -> None:
+        """Replace everything and follow the newest line."""
+        self._entries = list(entries)
+        self._pending = list(pending)
+        self._set_following(True, 0)
+        self._rewrap()
+        self.scroll_end(animate=False, immediate=False)
+
+    def append(self, entries: list[Entry]) -> None:
+        """Add entries at the bottom; they are wrapped once the current burst is over.
+
+        Wrapping waits for a callback, so in a flood only the entries that stay
+        (the newest MAX_ENTRIES) are ever wrapped.
+        """
+        if not entries:
+            return
+        self._entries.extend(entries)
+        excess = len(self._entries) - MAX_ENTRIES
+        if excess > 0:
+            wrapped = len(self._counts)
+            gone = min(excess, wrapped)
+            del self._lines[: sum(self._counts[:gone])], self._counts[:gone]
+            del self._entries[:excess]
+            if gone == wrapped:
+                self._counts, self._lines = [], []
+            else:
+                self._rewrap_first()
+        if not self.following:
+            self._set_following(False, self.unseen + len(entries))
+        if not self._wrap_scheduled:
+            self._wrap_scheduled = True
+            self.call_later(self._wrap_new)
+
+    def _wrap_new(self) -> None:
+        """Wrap the entries appended since the last call."""
+        self._wrap_scheduled = False
+        start = len(self._counts)
+        if start >= len(self._entries):
+            return
+        day = self._day_before(start)
+        for entry in self._entries[start:]:
+            lines = self._block(entry, day)
+            day = entry.day or day
+            self._counts.append(len(lines))
+            self._lines.extend(lines)
+        self._changed()
+
+    def set_pending(self, pending: Iterable[Entry]) -> None:
+        self._wrap_new()
+        self._pending = list(pending)
+        self._tail = self._pending_lines()
+        self._changed()
+
+    def prepend(self, entries: list[Entry]) -> None:
+        """Older entries go above; the lines in view stay where they are."""
+        if not entries:
+            return
+        self._wrap_new()
+        before = len(self._lines)
+        blocks: list[list[Content]] = []
+        day: date | None = None
+        for entry in entries:
+            lines = self._block(entry, day)
+            day = entry.day or day
+            blocks.append(lines)
+        self._entries[:0] = entries
+        self._counts[:0] = [len(lines) for lines in blocks]
+        self._lines[:0] = [line for lines in blocks for line in lines]
+        self._rewrap_entry(len(entries))  # its day separator may have gone
+        target = self.scroll_y + len(self._lines) - before
+        self._changed(follow=False)
+        self.call_after_refresh(self.scroll_to, y=target, animate=False)
+
+    def jump_to_bottom(self) -> None:
+        self._set_following(True, 0)
+        self.scroll_end(animate=False)
+
+    def page_up(self) -> None:
+        self._user_scrolled = time.monotonic()
+        if self.scroll_y <= 0:
+            self.post_message(self.NearTop())
+        self.scroll_page_up(animate=False)
+
+    def page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    # -- wrapping ----------------------------------------------------------------
+
+    def _dark(self) -> bool:
+        try:
+            return self.app.current_theme.dark
+        except Exception:  # no app yet
+            return True
+
+    def _block(self, entry: Entry, previous_day: date | None) -> list[Content]:
+        lines = entry_lines(entry, self._width(), dark=self._dark())
+        day = entry.day
+        if day is not None and day != previous_day:
+            return [day_line(day), *lines]
+        return lines
+
+    def _width(self) -> int:
+        return max(self._wrap_width, 10)
+
+    def _last_day(self) -> date | None:
+        for entry in reversed(self._entries):
+            if entry.day is not None:
+                return entry.day
+        return None
+
+    def _day_before(self, index: int) -> date | None:
+        for entry in reversed(self._entries[:index]):
+            if entry.day is not None:
+                return entry.day
+        return None
+
+    def _rewrap_entry(self, index: int) -> None:
+        if index >= len(self._entries):
+            return
+        start = sum(self._counts[:index])
+        lines = self._block(self._entries[index], self._day_before(index))
+        self._lines[start : start + self._counts[index]] = lines
+        self._counts[index] = len(lines)
+
+    def _rewrap_first(self) -> None:
+        self._rewrap_entry(0)
+
+    def _rewrap(self) -> None:
+        self._wrap_scheduled = False
+        self._wrap_width = self.scrollable_content_region.width
+        self._lines, self._counts = [], []
+        day: date | None = None
+        for entry in self._entries:
+            lines = self._block(entry, day)
+            day = entry.day or day
+            self._counts.append(len(lines))
+            self._lines.extend(lines)
+        self._tail = self._pending_lines()
+        self._changed()
+
+    def _pending_lines(self) -> list[Content]:
+        width, dark = self._width(), self._dark()
+        return [line for entry in self._pending for line in entry_lines(entry, width, dark=dark)]
+
+    def _changed(self, *, follow: bool = True) -> None:
+        self._strips.clear()
+        self.virtual_size = Size(self._wrap_width, self.line_count)
+        self.refresh()
+        if follow and self.following:
+            self.scroll_end(animate=False)
+
+    def refresh_theme(self) -> None:
+        self._rewrap()
+
+    # -- following ---------------------------------------------------------------
+
+    def _set_following(self, following: bool, unseen: int) -> None:
+        if (following, unseen) != (self.following, self.unseen):
+            self.following, self.unseen = following, unseen
+            self.post_message(self.Following(following, unseen))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.scrollable_content_region.width != self._wrap_width:
+            self._rewrap()
+        elif self.following:
+            self.scroll_end(animate=False)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._user_scrolled = time.monotonic()
+        if self.scroll_y <= 0:
+            self.post_message(self.NearTop())
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self._user_scrolled = time.monotonic()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        self._user_scrolled = time.monotonic()  # e.g. dragging the scrollbar
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value >= self.max_scroll_y:
+            self._set_following(True, 0)
+        elif new_value < old_value:  # not a clamp to the bottom: the user moved up
+            self._set_following(False, self.unseen)
+        if new_value <= 0 < old_value and self._by_user():
+            self.post_message(self.NearTop())
+
+    def _by_user(self) -> bool:
+        return time.monotonic() - self._user_scrolled < USER_SCROLL_WINDOW
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        width = self.scrollable_content_region.width
+        if index >= self.line_count:
+            return Strip.blank(width, self.rich_style)
+        key = (index, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            n = len(self._lines)
+            line = self._lines[index] if index < n else self._tail[index - n]
+            segments = line.render_segments(self.visual_style)
+            strip = Strip(segments, line.cell_length).crop_extend(0, width, self.rich_style)
+            self._strips[key] = strip
+        return strip

@@ -1,0 +1,201 @@
+"""The presenter's rules, with no Textual and no sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chat_client.events import Connected, Disconnected
+from chat_client.tui.entries import Kind
+from chat_client.tui.presenter import Presenter
+from protocol import ChatMessage, DirectMessage, HistoryPage, Joined, Left, NickChanged, RoomInfo
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def ts(minutes_ago: float = 0) -> str:
+    return (NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+
+
+def message(seq: int, sender: str, text: str, room: str = "lobby", ago: float = 0) -> ChatMessage:
+    return ChatMessage(room=room, seq=seq, sender=sender, text=text, ts=ts(ago))
+
+
+def joined_presenter(*rooms: str) -> Presenter:
+    presenter = Presenter("alice", clock=lambda: NOW)
+    presenter.apply([Connected("alice", "srv", "", rooms)])
+    for room in rooms:
+        presenter.apply(
+            [
+                RoomInfo(room=room, topic="", members=["alice"]),
+                Joined(room=room, nick="alice", ts=ts()),
+            ]
+        )
+    return presenter
+
+
+def test_a_first_joins_backlog_is_read_and_rings_nothing() -> None:
+    presenter = Presenter("alice", clock=lambda: NOW)
+    presenter.conversations.get("#lobby")
+    presenter.conversations.get("#ops")
+    changes = presenter.apply(
+        [
+            message(1, "bob", "ALICE, lunch?", room="ops", ago=9),
+            message(2, "alice", "mine", room="ops", ago=8),
+            Joined(room="ops", nick="alice", ts=ts()),
+            RoomInfo(room="ops", topic="", members=["alice", "bob"]),
+        ]
+    )
+    ops = presenter.conversations.get("#ops")
+    assert (ops.unread, ops.mentioned, changes.ring, ops.read_seq) == (0, False, 0, 2)
+    changes = presenter.apply([message(3, "bob", "alice: now?", room="ops")])
+    assert (ops.unread, ops.mentioned, changes.ring) == (1, True, 1)
+
+
+def test_after_a_drop_missed_lines_are_unread_but_silent() -> None:
+    presenter = joined_presenter("lobby", "ops")
+    presenter.apply([message(1, "bob", "seen", room="ops")])
+    presenter.apply([Disconnected("gone", 1.0), Connected("alice", "srv", "", ())])
+    changes = presenter.apply(
+        [message(2, "bob", "alice: missed", room="ops"), Joined(room="ops", nick="alice", ts=ts())]
+    )
+    ops = presenter.conversations.get("#ops")
+    assert (ops.unread, ops.mentioned, changes.ring) == (2, True, 0)
+
+
+def test_own_lines_never_count_and_a_stored_marker_holds() -> None:
+    presenter = Presenter("alice", clock=lambda: NOW)
+    presenter.conversations.get("#lobby")
+    ops = presenter.conversations.get("#ops")
+    ops.read_seq = 5  # from the settings file
+    presenter.apply(
+        [message(n, "bob", f"m{n}", room="ops", ago=30) for n in range(3, 9)]
+        + [message(9, "alice", "mine", room="ops", ago=1)]
+    )
+    assert ops.unread == 3  # 6, 7, 8
+
+
+def test_the_bell_in_view_depends_on_terminal_focus() -> None:
+    presenter = joined_presenter("lobby")
+    assert presenter.apply([message(1, "bob", "alice hi")]).ring == 0
+    presenter.focused = False
+    assert presenter.apply([message(2, "bob", "alice hi")]).ring == 1
+    presenter.bell = False
+    assert presenter.apply([message(3, "bob", "alice hi")]).ring == 0
+
+
+def test_old_messages_in_a_late_replay_page_ring_nothing() -> None:
+    presenter = joined_presenter("lobby", "dev")
+    assert presenter.apply([message(1, "bob", "alice?", room="dev", ago=60)]).ring == 0
+    assert presenter.conversations.get("#dev").unread == 1
+
+
+def test_a_pending_line_is_replaced_by_the_servers_copy() -> None:
+    presenter = joined_presenter("lobby")
+    entry = presenter.typed("#lobby", "hello")
+    lobby = presenter.conversations.get("#lobby")
+    assert lobby.pending == [entry] and entry.pending
+    changes = presenter.apply([message(1, "alice", "hello")])
+    assert lobby.pending == [] and changes.pending
+    assert [e.text for e in lobby.entries if e.is_message] == ["hello"]
+    assert presenter.acked("#lobby", entry, 1) is False
+
+
+def test_an_ack_before_the_echo_keeps_one_copy() -> None:
+    presenter = joined_presenter("lobby")
+    entry = presenter.typed("#lobby", "hi")
+    assert presenter.acked("#lobby", entry, 4) is True
+    presenter.apply([message(3, "bob", "between"), message(4, "alice", "hi")])
+    lobby = presenter.conversations.get("#lobby")
+    assert lobby.pending == []
+    assert [e.text for e in lobby.entries if e.is_message] == ["between", "hi"]
+
+
+def test_a_refused_line_becomes_an_error() -> None:
+    presenter = joined_presenter("lobby")
+    entry = presenter.typed("#lobby", "x")
+    presenter.refused("#lobby", entry, "too fast")
+    lobby = presenter.conversations.get("#lobby")
+    assert lobby.pending == []
+    assert [(e.kind, e.failed) for e in lobby.entries][-2:] == [
+        (Kind.CHAT, True),
+        (Kind.ERROR, False),
+    ]
+
+
+def test_nick_changes_rename_the_dm_and_our_status() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply(
+        [
+            Joined(room="lobby", nick="bob", ts=ts()),
+            DirectMessage(sender="bob", to="alice", text="psst", ts=ts()),
+        ]
+    )
+    presenter.show("@bob")
+    presenter.apply([NickChanged(old="bob", new="bobby", ts=ts())])
+    assert presenter.conversations.current == "@bobby"
+    assert list(presenter.conversations.by_key) == ["#lobby", "@bobby"]
+    assert presenter.conversations.get("#lobby").members == ["alice", "bobby"]
+    changes = presenter.apply([NickChanged(old="alice", new="alice2", ts=ts())])
+    assert presenter.nick == "alice2" and changes.status
+
+
+def test_a_restart_is_two_lines_not_a_part_and_join_per_person() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply([Joined(room="lobby", nick="bob", ts=ts())])
+    presenter.apply(
+        [
+            Left(room="lobby", nick="bob", reason="shutdown", ts=ts()),
+            Disconnected("the server said bye: shutdown", 0.5),
+            Connected("alice", "srv", "", ("lobby",)),
+            RoomInfo(room="lobby", topic="", members=["alice"]),
+            Joined(room="lobby", nick="alice", ts=ts()),
+            Joined(room="lobby", nick="bob", ts=ts()),
+            Joined(room="lobby", nick="carol", ts=ts()),
+        ]
+    )
+    texts = [e.text for e in presenter.conversations.get("#lobby").entries]
+    assert texts == [
+        "bob joined #lobby",
+        "disconnected: the server said bye: shutdown",
+        "reconnected",
+        "carol joined #lobby",
+    ]
+
+
+def test_duplicate_members_are_listed_once() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply([RoomInfo(room="lobby", topic="", members=["bob", "bob", "Bob", "alice"])])
+    assert presenter.conversations.get("#lobby").members == ["alice", "Bob"]
+
+
+def test_older_pages_are_never_unread_and_never_repeat() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply([message(n, "bob", f"m{n}") for n in range(101, 151)])
+    page = HistoryPage(
+        room="lobby", messages=[message(n, "bob", f"m{n}") for n in range(1, 120)], more=False
+    )
+    added = presenter.older_page("#lobby", page)
+    assert [e.seq for e in added] == list(range(1, 101))
+    lobby = presenter.conversations.get("#lobby")
+    assert lobby.unread == 0 and lobby.older_exhausted
+
+
+def test_a_final_disconnect_is_reported() -> None:
+    presenter = joined_presenter("lobby")
+    changes = presenter.apply([Disconnected("wrong or missing password (auth_failed)", None)])
+    assert changes.final is not None and "disconnected" in presenter.status.text
+
+
+def test_unknown_events_are_ignored() -> None:
+    presenter = joined_presenter("lobby")
+    assert presenter.apply([object()]).appended == []
+
+
+def test_a_nick_taken_on_reconnect_is_said_in_every_room() -> None:
+    presenter = joined_presenter("lobby", "dev")
+    presenter.apply([Disconnected("the connection dropped", 0.1)])
+    reason = "the nick alice is taken (nick_taken)"
+    presenter.apply([Disconnected(reason, 0.2), Disconnected(reason, 0.4)])  # said once
+    for key in ("#lobby", "#dev"):
+        texts = [e.text for e in presenter.conversations.get(key).entries]
+        assert sum("someone else is using alice" in t for t in texts) == 1
