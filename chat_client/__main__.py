@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
 from protocol.fields import NickName, normalize_room
 
 __all__ = ["main"]
+
+if TYPE_CHECKING:
+    from .routing import Route
 
 _NICK: TypeAdapter[str] = TypeAdapter(NickName)
 
@@ -94,6 +98,25 @@ def _list(args: argparse.Namespace) -> int:
     )
 
 
+def _by_name(
+    target: str, interfaces: list[str] | None, fingerprint: str | None
+) -> Route | str | None:
+    """The route to a server announced as `target`; a message when it cannot be used."""
+    import asyncio
+
+    from .routing import RouteError, find_by_name, looks_like_address, route_to_discovered
+
+    if looks_like_address(target):
+        return None
+    found = asyncio.run(find_by_name(target, interfaces))
+    if found is None:
+        return None  # not announced here: perhaps a host name
+    try:
+        return route_to_discovered(found, fingerprint)
+    except RouteError as exc:
+        return str(exc)
+
+
 def _fail(message: str) -> int:
     print(f"chat-client: {message}", file=sys.stderr)
     return 2
@@ -107,9 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     from .tui.screens.connect import parse_address
     from .tui.themes import theme_names
 
+    if args.json:
+        return _fail("--json goes with --list")
+    fingerprint = None
+    if args.fingerprint is not None:
+        from protocol import InvalidFingerprint, normalize_fingerprint
+
+        try:
+            fingerprint = normalize_fingerprint(args.fingerprint)
+        except InvalidFingerprint as exc:
+            return _fail(f"--fingerprint: {exc}")
+    interfaces = _interfaces(args.interfaces)
     host: str | None = None
     port: int | None = None
-    if args.server:
+    route = _by_name(args.server, interfaces, fingerprint) if args.server else None
+    if isinstance(route, str):
+        return _fail(route)
+    if route is not None:
+        host, port = route.host, route.port
+    elif args.server:
         try:
             host, port = parse_address(args.server)
         except ValueError as exc:
@@ -135,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         rooms=tuple(rooms),
         bell=False if args.no_bell else None,
         log=True if args.log else None,
+        route=route,
+        tls=args.tls,
+        fingerprint=fingerprint,
+        insecure=args.insecure,
+        lan=tuple(interfaces) if interfaces else None,
     )
     app = ChatApp(options)
     if args.theme:
