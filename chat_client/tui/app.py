@@ -26,7 +26,7 @@ from ..connection import ChatClient, ClientSettings
 from ..events import ClientEvent, RequestError
 from ..routing import Route, RouteError, route_to_address
 from ..settings import ClientConfig, Profile, load_config, save_config
-from ..trust import FingerprintChanged, KnownServers, TrustError
+from ..trust import FingerprintChanged, KnownServers, TrustError, Verdict
 from .commands import COMMANDS
 from .keys import use_alt_digits
 from .logbook import Logbook, default_log_dir
@@ -165,6 +165,15 @@ class ChatApp(App[None]):
         self.presenter.status.security = security_text(
             client.security, request.password is not None
         ).plain
+        if client.security.verdict is Verdict.PINNED:  # first visit: say what to check
+            self.notify(
+                f"First visit: the certificate of {route.host}:{route.port} is now pinned.\n"
+                f"Fingerprint: {client.security.fingerprint}\n"
+                "Check it against the one the host's server printed at start-up.",
+                title="New server",
+                timeout=20,
+                markup=False,
+            )
         self.client, self.request = client, request
         self._open_logbook(request, client.nick)
         self._open_rooms(client)

@@ -69,6 +69,8 @@ async def test_a_typed_plain_address_moves_to_tls(
         assert app.client is not None and app.client.port == server.tls_port
         assert app.client.security.encrypted
         await until(pilot, lambda: "pinned now (first visit)" in status_text(app), "the pin")
+        shown = [n.message for n in app._notifications]
+        assert any(str(server.fingerprint) in message for message in shown), shown
 
 
 async def test_a_plain_server_with_a_password_is_flagged(start_server: StartServer) -> None:

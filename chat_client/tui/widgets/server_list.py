@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.message import Message
@@ -26,7 +27,7 @@ from ...discovery import (
     ServerBrowser,
     nothing_found_help,
 )
-from ..text import literal
+from ..text import literal, visible
 
 __all__ = ["ServerList"]
 
@@ -95,8 +96,9 @@ class ServerList(Widget):
         if chosen in self._servers:
             table.move_cursor(row=table.get_row_index(chosen))
         count = len(servers)
+        found = f"{count} server{'s' if count != 1 else ''} found"
         self._status(
-            f"{count} server{'s' if count != 1 else ''} found: ↑↓ to choose, Enter to join"
+            f"{found}: Tab to the list, ↑↓ to choose, Enter to join"
             if count
             else "Looking for servers on the LAN…"
         )
@@ -121,10 +123,11 @@ def _cells(server: DiscoveredServer) -> tuple[object, ...]:
     host = server.host
     address = f"[{host}]" if ":" in host else host
     port = server.plain_port if server.plain_port is not None else server.port
+    # rich Text (never markup) of `visible()` strings: DataTable sizes its columns by them.
     return (
         "🔒" if server.tls_port is not None else " ",
-        literal(server.name, single_line=True),
-        literal(f"{address}:{port}", single_line=True),
+        Text(visible(server.name, single_line=True)),
+        Text(visible(f"{address}:{port}", single_line=True)),
         str(server.users),
         "🔑" if server.password_required else " ",
     )
