@@ -114,8 +114,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="where the certificate, its key, the server id and the default history live "
-        "(default: your data directory for lanchat)",
+        help="where the certificate, its key, the server id and the history (without --db) "
+        "are kept (default: your data directory for lanchat)",
     )
     p.add_argument(
         "--no-announce",

@@ -65,6 +65,21 @@ async def test_tls_only_and_no_tls(tmp_path: Path) -> None:
     assert "fingerprint" not in log
 
 
+async def test_bad_tls_and_discovery_flags_are_one_line_errors() -> None:
+    cases = [
+        (["--tls-port", "x"], "port"),
+        (["--no-tls", "--tls-only"], "--tls-only"),
+        (["--cert", "c.pem"], "--key"),
+        (["--announce-interfaces", ","], "address"),
+    ]
+    results = await asyncio.gather(*(run_command(*args) for args, _ in cases))
+    for (args, named), (code, out, err) in zip(cases, results, strict=True):
+        assert code == 2, (args, code, err)
+        assert out == "" and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, (args, err)
+        assert err.startswith("chat-server: error:") and named in err, (args, err)
+
+
 async def test_tls_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
