@@ -48,8 +48,10 @@ from .events import (
     RequestError,
     RoundTrip,
 )
+from .secure import PLAIN, Security, TlsOptions, open_connection
 from .session import CLIENT_NAME, ClientSession, Completed, Ending, Failed, SessionEvent, State
 from .tracking import RoomTracker
+from .trust import TrustError
 
 if TYPE_CHECKING:
     from .files import Progress
@@ -93,6 +95,9 @@ class ChatClient:
         client_name: sent to the server as `client`.
         settings: timings and bounds.
         features: version-2 features to ask for; `features` says which were granted.
+        tls: connect over TLS, checking the certificate (`secure.TlsOptions`); None: plain
+            text, which is refused to a host once reached over TLS unless `insecure`.
+        insecure: allow that plain-text connection anyway.
     """
 
     def __init__(
@@ -105,9 +110,14 @@ class ChatClient:
         client_name: str = CLIENT_NAME,
         settings: ClientSettings | None = None,
         features: Iterable[str] = (),
+        tls: TlsOptions | None = None,
+        insecure: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
+        self.insecure = insecure
+        self.security: Security = PLAIN  # what protects the current connection
         self.settings = settings or ClientSettings()
         self.session = ClientSession(
             nick, password=password, client_name=client_name, features=frozenset(features)
@@ -182,6 +192,7 @@ class ChatClient:
             RequestError: registration refused (`auth_failed`, `nick_taken`, ...).
             OSError, TimeoutError: the server cannot be reached or does not answer.
             NotConnectedError: the server ended the handshake or does not speak the protocol.
+            TrustError: the certificate is not the one pinned or given (nothing was sent).
         """
         self._queue.put(Connecting(self.host, self.port, 1))
         reader, writer = await self._open()
@@ -344,8 +355,9 @@ class ChatClient:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect and register; raise why not (the session's `ending.error` if it ended it)."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.settings.connect_timeout
+        reader, writer, self.security = await asyncio.wait_for(
+            open_connection(self.host, self.port, self.tls, insecure=self.insecure),
+            self.settings.connect_timeout,
         )
         self._writer = writer
         self._dead_reason = None
@@ -397,6 +409,8 @@ class ChatClient:
         ending = self.session.ending
         if ending is not None and ending.error is exc:
             return ending
+        if isinstance(exc, TrustError):  # a changed certificate is never retried
+            return Ending(str(exc), retry=False, error=exc)
         if not isinstance(exc, OSError | TimeoutError | ChatClientError):
             log.error("unexpected error while connecting", exc_info=exc)
         reason = _plain_reason(exc)

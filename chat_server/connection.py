@@ -46,6 +46,7 @@ log = logging.getLogger("chat_server.connection")
 
 BACKLOG_PAUSE = 64  # queued lines before reading pauses
 ABORT_AFTER_CLOSE = 2.0  # seconds a closing transport may take to flush
+TLS_HANDSHAKE_RECORD = b"\x16"  # first byte of a TLS ClientHello (never valid in a chat line)
 ID_PEEK_TRIES = 4  # `"id"` occurrences looked at in a refused line
 QUOTE_CHARS = 40  # characters of a dropped line quoted back to a text-mode user
 
@@ -142,6 +143,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._session is None and data[:1] == TLS_HANDSHAKE_RECORD:
+            self._refuse_tls_hello()
+            return
         try:
             for item in self._framer.feed(data):
                 if self.closed:
@@ -152,6 +156,14 @@ class ClientConnection(asyncio.Protocol):
                     self._receive_line(item)
         except Exception:
             self._internal_error()
+
+    def _refuse_tls_hello(self) -> None:
+        # A TLS ClientHello on the plain port: no line of ours can help it, so just close
+        # (connection_lost logs the one line, with this reason).
+        self.closed = True
+        self._close_reason = "tls_client_on_plain_port"
+        if self._transport is not None:
+            self._transport.close()
 
     def eof_received(self) -> bool | None:
         """The client shut its write side: finish its lines, flush, then close.
@@ -174,6 +186,8 @@ class ClientConnection(asyncio.Protocol):
             self._internal_error()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return  # never made: a TLS handshake failed (tls_listener logged it)
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
         was_open = not self.closed

@@ -134,7 +134,7 @@ class JsonSession:
             Welcome(
                 nick=host.nick,
                 rooms=self._hub.room_names(),
-                features=granted if message.features is not None else None,
+                features=granted,
                 re=message.id,
             )
         )

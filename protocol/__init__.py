@@ -1,4 +1,4 @@
-"""The chat wire protocol, version 1: pure models, codec and framing (no I/O).
+"""The chat wire protocol (version 2): pure models, codec, framing, discovery records (no I/O).
 
 See docs/PROTOCOL.md for the user-facing reference.
 """
@@ -29,9 +29,12 @@ from .codec import (
     encode_chat_message,
     validation_error,
 )
+from .discovery import SERVICE_TYPE, Announcement, instance_name, parse_txt, server_name_of
 from .errors import ErrorCode, LineTooLong, ProtocolError
+from .features import Feature, grant
 from .fields import normalize_room
 from .files import FEATURE_FILES, FileInfo, Upload, UploadReady, file_message_text, format_size
+from .fingerprints import InvalidFingerprint, fingerprint_of, normalize_fingerprint
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -60,7 +63,9 @@ from .timestamps import format_ts, now_ms, parse_ts
 __all__ = [
     "FEATURE_FILES",
     "PROTOCOL_VERSION",
+    "SERVICE_TYPE",
     "Ack",
+    "Announcement",
     "Bye",
     "ChangeNick",
     "ChatMessage",
@@ -68,9 +73,11 @@ __all__ = [
     "DirectMessage",
     "ErrorCode",
     "ErrorReply",
+    "Feature",
     "FileInfo",
     "GetHistory",
     "HistoryPage",
+    "InvalidFingerprint",
     "Join",
     "Joined",
     "Left",
@@ -106,10 +113,16 @@ __all__ = [
     "encode_ack",
     "encode_chat_message",
     "file_message_text",
+    "fingerprint_of",
     "format_size",
     "format_ts",
+    "grant",
+    "instance_name",
+    "normalize_fingerprint",
     "normalize_room",
     "now_ms",
     "parse_ts",
+    "parse_txt",
+    "server_name_of",
     "validation_error",
 ]

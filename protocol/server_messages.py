@@ -7,9 +7,9 @@ already validated, and a client must sanitise what it displays anyway.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
@@ -49,20 +49,32 @@ class ServerHello(_Event):
     protocol: int = PROTOCOL_VERSION
     motd: str = ""
     password_required: bool = False
-    features: list[str] | None = None  # version 2: what the server supports; v1 leaves it out
+    # Version 2: what the server supports, and where its TLS listener is (null when off).
+    features: list[str] = Field(default_factory=list)
+    tls_port: int | None = None
+    fingerprint: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _null_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The contract says `null` when TLS is off, not absent; `encode` drops other Nones.
+        data: dict[str, Any] = handler(self)
+        data.setdefault("tls_port", None)
+        data.setdefault("fingerprint", None)
+        return data
 
 
 class Welcome(_Event):
     """`welcome`: registration succeeded; `rooms` names every existing room.
 
-    `features` (version 2) are the requested features the server granted;
-    a version-1 server leaves it out, which means none.
+    Version 2 adds `features` (the ones granted: requested and supported) and
+    `account` (the nick is a logged-in account).
     """
 
     type: Literal["welcome"] = "welcome"
     nick: str
     rooms: list[str]
-    features: list[str] | None = None
+    features: list[str] = Field(default_factory=list)
+    account: bool = False
     re: str | None = None
 
 

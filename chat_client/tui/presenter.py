@@ -61,6 +61,7 @@ class Status:
     connected: bool = False
     retry_in: float | None = None  # seconds, counted from when this status was set
     rtt: float | None = None
+    security: str = ""  # how the connection is protected (`security_text`)
 
 
 @dataclass(slots=True)

@@ -33,6 +33,8 @@ from protocol import (
 )
 from tests.protocol.wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
 
+FP = ":".join(["AB"] * 32)
+
 
 def _id(message: BaseModel) -> str:
     return type(message).__name__
@@ -82,6 +84,10 @@ def test_server_message_round_trips(message: BaseModel) -> None:
     assert decoded == message
 
 
+# The only nulls the contract asks for: the server hello's TLS fields when TLS is off.
+CONTRACT_NULLS = {"hello": {"tls_port", "fingerprint"}}
+
+
 @pytest.mark.parametrize("message", CLIENT_SAMPLES + SERVER_SAMPLES, ids=_id)
 def test_encode_gives_one_compact_utf8_line_without_nulls(message: BaseModel) -> None:
     line = encode(message)
@@ -92,7 +98,72 @@ def test_encode_gives_one_compact_utf8_line_without_nulls(message: BaseModel) ->
     assert isinstance(parsed, dict)
     assert parsed["type"] == _type(message)
     assert body == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
+    if isinstance(message, ServerHello):
+        for key in CONTRACT_NULLS["hello"]:
+            if parsed[key] is None:
+                del parsed[key]
     assert _nulls(parsed) == []
+
+
+def test_server_hello_says_null_when_tls_is_off() -> None:
+    line = encode(ServerHello(server="s"))
+    assert json.loads(line) == {
+        "type": "hello",
+        "server": "s",
+        "protocol": 2,
+        "motd": "",
+        "password_required": False,
+        "features": [],
+        "tls_port": None,
+        "fingerprint": None,
+    }
+
+
+def test_server_hello_v2_fields_round_trip() -> None:
+    hello = ServerHello(server="s", features=["reply", "edit"], tls_port=7778, fingerprint=FP)
+    assert decode_server_line(encode(hello)[:-1]) == hello
+    assert b'"tls_port":7778' in encode(hello)
+
+
+def test_a_version_1_hello_still_decodes() -> None:
+    line = b'{"type":"hello","server":"old","protocol":1,"motd":"","password_required":false}'
+    hello = decode_server_line(line)
+    assert isinstance(hello, ServerHello)
+    assert (hello.protocol, hello.features) == (1, [])
+    assert (hello.tls_port, hello.fingerprint) == (None, None)
+
+
+def test_client_features_are_kept_unknown_names_too() -> None:
+    line = b'{"type":"hello","nick":"al","features":["reply","teleport"]}'
+    register = decode_client_line(line)
+    assert isinstance(register, Register)
+    assert register.features == ["reply", "teleport"]
+
+
+def test_more_than_32_features_is_invalid_message() -> None:
+    names = json.dumps([f"f{i}" for i in range(33)])
+    with pytest.raises(ProtocolError) as caught:
+        decode_client_line(b'{"type":"hello","nick":"al","id":"h","features":%s}' % names.encode())
+    assert caught.value.code is ErrorCode.INVALID_MESSAGE
+    assert caught.value.re == "h"
+    assert "features" in caught.value.message
+    ok = json.dumps([f"f{i}" for i in range(32)]).encode()
+    decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % ok)
+
+
+@pytest.mark.parametrize("name", ["x" * 65, "re\nply", "\x1b[31m", "\u009b"])
+def test_a_long_or_control_feature_name_is_invalid_text(name: str) -> None:
+    features = json.dumps([name]).encode()
+    with pytest.raises(ProtocolError) as caught:
+        decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % features)
+    assert caught.value.code is ErrorCode.INVALID_TEXT
+
+
+def test_features_of_the_wrong_type_are_invalid_message() -> None:
+    for bad in (b'"reply"', b"[1]", b"{}"):
+        with pytest.raises(ProtocolError) as caught:
+            decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % bad)
+        assert caught.value.code is ErrorCode.INVALID_MESSAGE
 
 
 def test_encode_writes_non_ascii_raw_and_escapes_newlines() -> None:
@@ -548,11 +619,11 @@ def test_features_are_optional_in_both_hellos_and_in_welcome() -> None:
     assert isinstance(hello, Register) and hello.features == ["reply", "nope"]
     assert b"features" not in encode(Register(nick="a"))
     old = decode_server_line(b'{"type":"welcome","nick":"a","rooms":[]}')
-    assert isinstance(old, Welcome) and old.features is None
-    assert b"features" not in encode(ServerHello(server="s"))
+    assert isinstance(old, Welcome) and old.features == []  # a version-1 server: none granted
+    assert b'"features":[]' in encode(ServerHello(server="s"))  # a version-2 server says so
 
 
-def test_more_than_32_features_is_invalid_message() -> None:
+def test_more_than_32_features_is_invalid_message_with_re() -> None:
     names = json.dumps([f"f{n}" for n in range(33)]).encode()
     error = _refusal(b'{"type":"hello","nick":"a","features":' + names + b',"id":"r"}')
     assert (error.code, error.re) == (ErrorCode.INVALID_MESSAGE, "r")

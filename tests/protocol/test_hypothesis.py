@@ -20,6 +20,7 @@ from protocol import (
     DirectMessage,
     ErrorCode,
     ErrorReply,
+    Feature,
     FileInfo,
     GetHistory,
     HistoryPage,
@@ -55,6 +56,7 @@ from protocol import (
     decode_client_line,
     decode_server_line,
     encode,
+    fingerprint_of,
 )
 from tests.protocol.wire_samples import CLIENT_TYPES, SERVER_TYPES
 
@@ -195,6 +197,10 @@ file_names = st.text(_line_chars.filter(lambda c: c not in "/\\"), min_size=1, m
     lambda name: not name.startswith(".")
 )
 hashes = st.from_regex(r"[0-9a-fA-F]{64}", fullmatch=True)
+# Known names and unknown ones alike: a client may ask for features the server never heard of.
+feature_names = st.sampled_from(list(Feature)).map(str) | single_line(32)
+feature_lists = st.lists(feature_names, max_size=32)
+fingerprints = st.binary(min_size=1, max_size=64).map(fingerprint_of)
 seqs = st.integers(min_value=0, max_value=2**53)
 limits = st.integers(min_value=1, max_value=500)
 
@@ -204,7 +210,7 @@ client_messages = st.one_of(
         nick=nicks,
         password=st.none() | st.text(_chars, max_size=50),
         client=st.none() | single_line(100),
-        features=st.none() | st.lists(single_line(64), max_size=32),
+        features=st.none() | feature_lists,
         id=ids,
     ),
     st.builds(Join, room=rooms, since=st.none() | seqs, id=ids),
@@ -269,13 +275,16 @@ server_messages = st.one_of(
         protocol=st.integers(0, 9),
         motd=anything,
         password_required=st.booleans(),
-        features=st.none() | st.lists(anything, max_size=4),
+        features=st.lists(st.sampled_from(list(Feature)).map(str), unique=True),
+        tls_port=st.none() | st.integers(1, 65535),
+        fingerprint=st.none() | fingerprints,
     ),
     st.builds(
         Welcome,
         nick=anything,
         rooms=st.lists(anything, max_size=4),
-        features=st.none() | st.lists(anything, max_size=4),
+        features=st.lists(anything, max_size=10),
+        account=st.booleans(),
         re=replies,
     ),
     st.builds(

@@ -87,7 +87,7 @@ _FILE = FileInfo(
 CLIENT_SAMPLES: list[BaseModel] = [
     Register(nick="alice"),
     Register(nick="alice", password="s3cret", client="chat-client/0.1", id="r1"),
-    Register(nick="alice", features=["reply", "edit"], id="r2"),
+    Register(nick="alice", features=["reply", "typing", "teleport"], id="r2"),
     Join(room="lobby"),
     Join(room="lobby", since=41, id="j1"),
     Part(room="lobby"),
@@ -115,10 +115,16 @@ CLIENT_SAMPLES: list[BaseModel] = [
 
 SERVER_SAMPLES: list[BaseModel] = [
     ServerHello(server="chat-server", motd="Welcome!", password_required=True),
-    ServerHello(server="chat-server", protocol=2, features=["reply", "edit", "typing"]),
+    ServerHello(
+        server="office",
+        features=["reply", "typing"],
+        tls_port=7778,
+        fingerprint=":".join(["3A"] * 32),
+    ),
     Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
     Welcome(nick="alice", rooms=["lobby"], features=["reply"], re="r2"),
     Welcome(nick="alice", rooms=[]),
+    Welcome(nick="alice", rooms=["lobby"], features=["reply"], account=True, re="r2"),
     RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),
     _MESSAGE,
     ChatMessage(room="lobby", seq=8, sender="bob", text="waves", action=True, ts=TS),

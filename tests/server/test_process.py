@@ -46,6 +46,14 @@ FLAGS = [
     "--upload-rate",
     "--files-host",
     "--log-level",
+    "--tls-port",
+    "--no-tls",
+    "--tls-only",
+    "--cert",
+    "--key",
+    "--data-dir",
+    "--no-announce",
+    "--announce-interfaces",
 ]
 
 
