@@ -29,8 +29,11 @@ Rules:
 4. After `welcome` every tracked room is joined again with `since` = the last
    seq delivered; the join's `history` and the `history after` pages that
    follow while `more` is true go through `RoomTracker`, so each seq is
-   delivered once, in order, and live messages wait meanwhile. A join completes
-   (with its `room` reply) once its replay is in.
+   delivered once, in order, and live messages wait meanwhile. The `room` reply
+   is reported right after the join's own `history` (the server sends the two
+   together, so nothing comes between them): a program sees the replay, then
+   the room as it is now. A join completes (with its `room` reply) once the
+   whole replay is in.
 5. Pages that fit: catch-up pages and `history()` ask for at most
    `HISTORY_PAGE` messages per reply (`paging.py` says why).
 6. Features: `hello` carries the version-2 features asked for; `welcome.features`
@@ -154,6 +157,7 @@ SessionEvent = ClientEvent | Completed | Failed
 class _Join:
     request_id: str
     info: RoomInfo | None = None
+    info_shown: bool = False
     replayed: list[ChatMessage] = field(default_factory=list)
 
 
@@ -545,9 +549,10 @@ class ClientSession:
 
     def _join_answered(self, room: str, info: RoomInfo) -> None:
         join = self._joins.get(room)
-        if join is not None:
+        if join is None:
+            self._events.append(info)
+        else:  # shown right after the join's own replay (rule 4)
             join.info = info
-        self._events.append(info)
 
     def _join_page(self, page: HistoryPage) -> None:
         """The `history` a join sends (no `re`): deliver it, then page on while `more`."""
@@ -562,6 +567,7 @@ class ClientSession:
         delivered = self.tracker.replayed(room, page.messages, more)
         self._events.extend(delivered)
         join.replayed += delivered
+        self._show_info(join)
         if more:
             self._ask_catch_up(room, join)
         else:
@@ -585,7 +591,13 @@ class ClientSession:
         self._events.extend(self.tracker.replayed(room, [], more=False))
         self._join_done(room, join)
 
+    def _show_info(self, join: _Join) -> None:
+        if join.info is not None and not join.info_shown:
+            join.info_shown = True
+            self._events.append(join.info)
+
     def _join_done(self, room: str, join: _Join) -> None:
+        self._show_info(join)
         self._joins.pop(room, None)
         for request_id, seq in self._says.stored(room, join.replayed, self.nick):
             self._say_acked(request_id, seq)

@@ -350,7 +350,7 @@ def test_join_completes_after_its_replay_and_pages_on_while_more() -> None:
     assert join == Join(room="lobby", id=request_id)
     info = RoomInfo(room="lobby", topic="", members=["alice"], re=request_id)
     events = feed(session, info, HistoryPage(room="lobby", messages=[msg(1), msg(2)], more=True))
-    assert events == [info, msg(1), msg(2)]
+    assert events == [msg(1), msg(2), info]  # the replay first, then the room as it is
     [page] = sent(session)
     assert isinstance(page, GetHistory)
     assert (page.after, page.limit) == (2, HISTORY_PAGE)
