@@ -91,6 +91,7 @@ class Server:
 def start_server(data_dir: Path, size: int) -> Server:
     argv = [sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0"]
     argv += ["--files-port", "0", "--db", ":memory:", "--data-dir", str(data_dir)]
+    argv += ["--no-tls", "--no-announce"]  # plain HTTP files port; never on the LAN
     argv += ["--rate", "0", "--upload-rate", "0", "--max-file", str(size)]
     argv += ["--files-quota", str(2 * size)]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)

@@ -52,6 +52,8 @@ async def start_server() -> tuple[asyncio.subprocess.Process, int]:
         "--address-byte-rate",
         "0",
         "--no-files",
+        "--no-tls",
+        "--no-announce",
         stderr=asyncio.subprocess.PIPE,
     )
     assert server.stderr is not None

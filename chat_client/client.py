@@ -54,6 +54,8 @@ from .tracking import RoomTracker
 from .trust import TrustError
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from .files import Progress
 
 __all__ = ["ChatClient", "ClientSettings"]
@@ -315,8 +317,31 @@ class ChatClient:
         from . import files
 
         return await files.upload(
-            path, request=self.request_upload, room=room, to=to, progress=progress
+            path,
+            request=self.request_upload,
+            room=room,
+            to=to,
+            progress=progress,
+            ssl=self.files_ssl(),
         )
+
+    async def download(
+        self, file: FileInfo, dest: Path, *, progress: Progress | None = None
+    ) -> Path:
+        """Save a shared file (see `chat_client.files.download`), checked like `upload`."""
+        from . import files
+
+        return await files.download(file, dest, progress=progress, ssl=self.files_ssl())
+
+    def files_ssl(self) -> aiohttp.Fingerprint | None:
+        """How to check the files port: a TLS server's is HTTPS with the chat certificate,
+        so it is pinned to the fingerprint this connection was checked against."""
+        fingerprint = self.security.fingerprint if self.security.encrypted else None
+        if fingerprint is None:
+            return None
+        import aiohttp
+
+        return aiohttp.Fingerprint(bytes.fromhex(fingerprint.replace(":", "")))
 
     async def ping(self) -> float:
         """Round-trip time to the server, in seconds."""

@@ -23,7 +23,7 @@ from textual.message import Message
 
 from protocol import FileInfo, format_size
 
-from ..files import FileCorrupt, FileTransferError, Progress, download, free_path
+from ..files import FileCorrupt, FileTransferError, Progress, free_path
 from .transfer_bar import TransferBar
 
 __all__ = ["Transfers", "complete_path", "downloads_dir"]
@@ -31,6 +31,7 @@ __all__ = ["Transfers", "complete_path", "downloads_dir"]
 REDRAW_EVERY = 0.1  # seconds between bar updates: progress callbacks come per block
 
 Uploader = Callable[..., Awaitable[FileInfo]]  # `ChatClient.upload`
+Downloader = Callable[..., Awaitable[Path]]  # `ChatClient.download`
 
 
 def downloads_dir() -> Path:
@@ -94,14 +95,17 @@ class Transfers(Vertical):
         self.run_worker(run(), group="transfers")
         return bar
 
-    def download(self, file: FileInfo, directory: Path | None = None) -> TransferBar:
-        """Save `file` into `directory` (default: the downloads directory)."""
+    def download(
+        self, fetch: Downloader, file: FileInfo, directory: Path | None = None
+    ) -> TransferBar:
+        """Save `file` through `fetch` (`ChatClient.download`) into `directory`
+        (default: the downloads directory)."""
         bar = self._add(file.name, file.size, uploading=False)
 
         async def run() -> None:
             target = free_path(directory or downloads_dir(), file.name)
             try:
-                saved = await download(file, target, progress=self._progress(bar))
+                saved = await fetch(file, target, progress=self._progress(bar))
             except FileCorrupt:
                 self._end(bar, False, f"{file.name} arrived damaged; nothing was kept")
             except (FileTransferError, OSError) as error:

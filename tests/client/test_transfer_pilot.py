@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import ProgressBar
 
 from chat_client import ChatClient, ClientSettings
+from chat_client.files import download
 from chat_client.tui.transfer_bar import TransferBar
 from chat_client.tui.transfers import Transfers, complete_path
 from chat_server.files.config import FilesConfig
@@ -86,7 +87,7 @@ async def test_a_download_lands_in_the_downloads_dir_without_overwriting(
     ):
         await alice.join("lobby")
         shared = await alice.upload(source, room="lobby")
-        app.query_one(Transfers).download(shared, downloads)
+        app.query_one(Transfers).download(download, shared, downloads)
         await wait_for(lambda: app.finished, "the download never finished")
         await pilot.pause()
         saved = downloads / "report (1).pdf"
@@ -96,7 +97,7 @@ async def test_a_download_lands_in_the_downloads_dir_without_overwriting(
         assert not saved.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
         damaged = shared.model_copy(update={"sha256": "0" * 64})
-        app.query_one(Transfers).download(damaged, downloads)
+        app.query_one(Transfers).download(download, damaged, downloads)
         await wait_for(lambda: len(app.finished) == 2, "the second download never finished")
         assert not app.finished[1].ok and "damaged" in app.finished[1].text
         assert sorted(p.name for p in downloads.iterdir()) == ["report (1).pdf", "report.pdf"]

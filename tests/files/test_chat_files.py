@@ -12,6 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from chat_client import ChatClient, ClientSettings
+from chat_client.secure import TlsOptions
+from chat_client.trust import KnownServers
 from chat_server.files.config import FilesConfig
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
@@ -232,3 +235,47 @@ async def test_hello_offers_files_and_welcome_grants_it(
     assert (await old.request({"type": "hello", "nick": "b"}))["features"] == []
     without = await clients.connect(server.port)
     assert (await without.recv())["features"] == []
+
+
+async def test_with_tls_on_the_files_port_is_https_with_the_chat_certificate(
+    start_server: StartServer, clients: Clients, tmp_path: Path
+) -> None:
+    server = await start_server(
+        files=files_config(tmp_path / "files"), tls_port=0, data_dir=str(tmp_path / "data")
+    )
+    assert server.fingerprint is not None
+    alice = await clients.registered(server.port, "alice", "lobby")
+    data = os.urandom(10_000)
+    ready = await alice.request(announce("notes.txt", data, room="lobby"))
+    assert ready["url"].startswith(f"https://127.0.0.1:{server.files_port}/u/"), ready
+    # Pinned by the chat server's fingerprint: the files port shows the same certificate.
+    pinned = aiohttp.Fingerprint(bytes.fromhex(server.fingerprint.replace(":", "")))
+    async with aiohttp.ClientSession() as session:
+        async with session.put(ready["url"], data=data, ssl=pinned) as response:
+            assert response.status == 201, await response.text()
+        message = await alice.expect("message", room="lobby")
+        async with session.get(message["file"]["url"], ssl=pinned) as response:
+            assert response.status == 200
+            assert await response.read() == data
+
+
+async def test_the_library_shares_and_fetches_over_a_pinned_https_files_port(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = await start_server(
+        files=files_config(tmp_path / "files"), tls_port=0, data_dir=str(tmp_path / "data")
+    )
+    assert server.tls_port is not None
+    source = tmp_path / "slides.bin"
+    data = os.urandom(200_000)
+    source.write_bytes(data)
+    known = KnownServers(tmp_path / "known_servers")
+    settings = ClientSettings(backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0)
+    async with ChatClient(
+        "127.0.0.1", server.tls_port, "alice", settings=settings, tls=TlsOptions(known=known)
+    ) as alice:
+        await alice.join("lobby")
+        shared = await alice.upload(source, room="lobby")
+        assert shared.url.startswith("https://")
+        saved = await alice.download(shared, tmp_path / "slides-copy.bin")
+        assert saved.read_bytes() == data

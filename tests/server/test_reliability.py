@@ -291,6 +291,7 @@ async def test_out_of_descriptors_is_logged_once_and_accepting_recovers(tmp_path
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
         "--db", ":memory:", "--max-per-ip", "0", "--register-timeout", "1",
+        "--tls-port", "0", "--no-announce", "--no-files",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, preexec_fn=few_descriptors, env=env,
     )  # fmt: skip

@@ -165,7 +165,7 @@ async def test_a_full_disk_refuses_writes_then_recovers(tmp_path: Path) -> None:
     db = str(tmp_path / "h.db")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
-        "--db", db, "--rate", "0",
+        "--db", db, "--rate", "0", "--tls-port", "0", "--no-announce", "--no-files",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, preexec_fn=small_disk, env=hermetic_env(str(tmp_path)),
     )  # fmt: skip

@@ -519,7 +519,10 @@ class ChatScreen(Screen[None]):
         if shared[-1].expired:
             self.notice(f"{shared[-1].name} has expired on the server", Kind.ERROR)
             return
-        self.query_one(Transfers).download(shared[-1], self.downloads)
+        client = self._need_client()
+        if client is None:
+            return
+        self.query_one(Transfers).download(client.download, shared[-1], self.downloads)
 
     def action_save_file(self) -> None:
         self.download(None)
