@@ -43,3 +43,4 @@ class ServerConfig:
     auth_delay: float = 0.5  # first delay after a wrong password; doubles per failure
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0
+    typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often

@@ -35,6 +35,7 @@ from protocol import (
     NickChanged,
     RoomSummary,
     TopicChanged,
+    TypingNotice,
     format_ts,
     now_ms,
 )
@@ -48,6 +49,8 @@ from .rooms import Member, Room, RoomRegistry
 from .store import HistoryPage, Store, StoredMessage
 
 __all__ = ["ChatHub", "Peer", "Result"]
+
+TYPING = "typing"
 
 log = logging.getLogger(__name__)
 
@@ -353,12 +356,48 @@ class ChatHub:
         if target is not peer:
             peer.send(out)
 
+    def typing(self, peer: Peer, room_name: str | None, to: str | None, state: str) -> None:
+        """Forward a typing state to a room's other members, or to a user, granted `typing`.
+
+        Never stored and never sent back to the sender; throttling is the caller's.
+        """
+        if room_name is not None:
+            room = self.joined_room(peer, room_name)
+            targets: Iterable[Member] = room.members
+            notice = TypingNotice(room=room.name, sender=peer.nick, state=state)
+        else:
+            target = self._nicks.get((to or "").lower())
+            if target is None:
+                raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+            targets = (target,)
+            notice = TypingNotice(sender=peer.nick, state=state)
+        out: Outgoing | None = None
+        for member in targets:
+            if member is not peer and TYPING in member.features:
+                out = out or Outgoing(notice)
+                member.send(out)
+
     def summaries(self) -> list[RoomSummary]:
         return [
             RoomSummary(room=room.name, topic=room.topic, members=len(room.members))
             for room in sorted(self.rooms, key=lambda r: r.name)
             if not room.creating
         ]
+
+    def history_around(self, name: str, seq: int, limit: int) -> Awaitable[Result]:
+        """`history` `around`: the `limit` messages centred on `seq`, which must exist."""
+        room = self.existing_room(name)
+        if not 1 <= seq <= room.delivered_seq:
+            raise ChatError(ErrorCode.NO_SUCH_MESSAGE, f"#{name} has no message {seq}")
+        return self._around_from_store(room, seq, limit)
+
+    async def _around_from_store(self, room: Room, seq: int, limit: int) -> Result:
+        older = await self.store.before(room.name, seq, (limit - 1) // 2)
+        newer = await self.store.after(room.name, seq - 1, limit - len(older.messages))
+        delivered = room.delivered_seq
+        tail = [m for m in newer.messages if m.seq <= delivered]
+        later = newer.more or len(tail) < len(newer.messages)
+        return Result(room, older.messages + tail, more=older.more or later)
 
     def history(
         self, name: str, before: int | None, after: int | None, limit: int

@@ -47,10 +47,24 @@ class StoredMessage:
     action: bool
     ts_ms: int
 
+    @property
+    def rev(self) -> int:
+        """The room's change counter at this message's latest change.
+
+        Messages are not changed yet, so every message takes one rev: its seq.
+        """
+        return self.seq
+
     def encode(self) -> bytes:
         """The `message` line for this stored message, built without a model (hot path)."""
         return encode_chat_message(
-            self.room, self.seq, self.sender, self.text, self.action, format_ts(self.ts_ms)
+            self.room,
+            self.seq,
+            self.sender,
+            self.text,
+            self.action,
+            format_ts(self.ts_ms),
+            self.rev,
         )
 
     def to_wire(self) -> ChatMessage:
@@ -62,6 +76,7 @@ class StoredMessage:
             text=self.text,
             action=self.action,
             ts=format_ts(self.ts_ms),
+            rev=self.rev,
         )
 
 

@@ -2,8 +2,8 @@
 
 Examples::
 
-    [15:04] #lobby <alice> hi
-    [15:04] #lobby * alice waves
+    [15:04] #lobby [12] <alice> hi
+    [15:04] #lobby [13] * alice waves
     [15:04] (dm) <bob -> alice> psst
     * bob joined #lobby
     ! you are not in #games (not_in_room)
@@ -42,8 +42,8 @@ def _body(text: str) -> str:
 
 
 def render_message(message: ChatMessage) -> str:
-    """One room message as a readable line (without the newline)."""
-    head = f"[{clock(message.ts)}] #{message.room}"
+    """One room message as a readable line (without the newline), with its seq to refer to."""
+    head = f"[{clock(message.ts)}] #{message.room} [{message.seq}]"
     if message.action:
         return f"{head} * {message.sender} {_body(message.text)}"
     return f"{head} <{message.sender}> {_body(message.text)}"
