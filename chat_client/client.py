@@ -18,19 +18,23 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
 from protocol import (
     Ack,
     ErrorCode,
+    FileInfo,
     HistoryPage,
     Members,
     RoomInfo,
     RoomList,
     RoomSummary,
     ServerPong,
+    Upload,
+    UploadReady,
     Welcome,
 )
 
@@ -46,6 +50,9 @@ from .events import (
 )
 from .session import CLIENT_NAME, ClientSession, Completed, Ending, Failed, SessionEvent, State
 from .tracking import RoomTracker
+
+if TYPE_CHECKING:
+    from .files import Progress
 
 __all__ = ["ChatClient", "ClientSettings"]
 
@@ -274,6 +281,30 @@ class ChatClient:
         return await self._call(
             lambda: self.session.send_history(room, before=before, after=after, limit=limit),
             HistoryPage,
+        )
+
+    async def request_upload(self, upload: Upload) -> UploadReady:
+        """Send an `upload` line; returns `upload_ready` (raises `UploadRefused`)."""
+        from .files import UploadRefused  # aiohttp: loaded only by programs that share files
+
+        try:
+            return await self._call(lambda: self.session.send_upload(upload), UploadReady)
+        except RequestError as error:
+            raise UploadRefused(error.code, error.message) from None
+
+    async def upload(
+        self,
+        path: Path,
+        *,
+        room: str | None = None,
+        to: str | None = None,
+        progress: Progress | None = None,
+    ) -> FileInfo:
+        """Share a file in `room` or with `to` (see `chat_client.files.upload`)."""
+        from . import files
+
+        return await files.upload(
+            path, request=self.request_upload, room=room, to=to, progress=progress
         )
 
     async def ping(self) -> float:

@@ -79,6 +79,8 @@ from protocol import (
     ServerPing,
     ServerPong,
     SetTopic,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
     encode,
@@ -332,6 +334,10 @@ class ClientSession:
     def send_rooms(self) -> str:
         return self._request(ListRooms(), RoomList)
 
+    def send_upload(self, upload: Upload) -> str:
+        """Announce a file; it completes with `UploadReady` (then PUT the bytes to its URL)."""
+        return self._request(upload, UploadReady)
+
     def send_ping(self) -> str:
         return self._request(Ping(), ServerPong)
 
@@ -464,7 +470,9 @@ class ClientSession:
             if message.old.lower() == self.nick.lower():
                 self.nick = message.new
             self._events.append(message)
-        elif isinstance(message, ServerHello | Welcome | Members | RoomList | Ack | ServerPong):
+        elif isinstance(
+            message, ServerHello | Welcome | Members | RoomList | Ack | ServerPong | UploadReady
+        ):
             log.debug("ignored a %s without a request", message.type)
         else:
             self._events.append(message)

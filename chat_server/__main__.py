@@ -10,16 +10,20 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .cli import fail, parse_history_args, parse_serve_args
 from .config import MEMORY_DB, ServerConfig
-from .server import ChatServer
+from .server import ChatServer, FilesListenError
 from .store import StoreError
 
 __all__ = ["main"]
 
 log = logging.getLogger("chat_server")
+
+FILES_DIR = "files"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config = parsed.config
     if not parsed.db_given:
-        config = _with_default_db(config)
+        config = _with_default_db(config, parsed.data_dir)
+    config = _with_files_dir(config, parsed.data_dir)
     _raise_fd_limit()
     try:
         _run(_serve(config))
@@ -42,12 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _with_default_db(config: ServerConfig) -> ServerConfig:
-    from dataclasses import replace
+def _with_default_db(config: ServerConfig, data_dir: Path | None) -> ServerConfig:
+    from .datadir import DB_FILE, default_db_path
 
-    from .datadir import default_db_path
+    if data_dir is None:
+        return replace(config, db_path=str(default_db_path()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return replace(config, db_path=str(data_dir / DB_FILE))
 
-    return replace(config, db_path=str(default_db_path()))
+
+def _with_files_dir(config: ServerConfig, data_dir: Path | None) -> ServerConfig:
+    """Files live in `<data dir>/files`; with `--db :memory:` (and no `--data-dir`) nowhere."""
+    if config.files is None or (config.db_path == MEMORY_DB and data_dir is None):
+        return config
+    import platformdirs
+
+    from .datadir import APP_NAME
+
+    base = data_dir if data_dir is not None else platformdirs.user_data_path(APP_NAME)
+    return replace(config, files=replace(config.files, directory=base / FILES_DIR))
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -73,6 +91,13 @@ async def _serve(config: ServerConfig) -> None:
     except StoreError as exc:
         fail(str(exc))
     except OSError as exc:
+        if isinstance(exc, FilesListenError):
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"files port {exc.port} is already in use; "
+                    "pick another with --files-port, or --no-files"
+                )
+            fail(f"cannot listen for files on port {exc.port}: {exc.strerror or exc}")
         if exc.errno == errno.EADDRINUSE:
             fail(f"port {config.port} is already in use; pick another with --port")
         fail(f"cannot listen on {config.host or '*'}:{config.port}: {exc.strerror or exc}")
@@ -127,6 +152,12 @@ def _announce(server: ChatServer, config: ServerConfig) -> None:
     for host, port in server.addresses:
         shown = f"[{host}]" if ":" in host else host
         log.info("listening on %s:%d", shown, port)
+    for host, port in server.files_addresses:
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening on %s:%d (files)", shown, port)
+    if config.files is not None:
+        where = config.files.directory or "nowhere (a temporary directory)"
+        log.info("files: %s", where)
     if config.host in (None, "", "0.0.0.0", "::"):
         lan = _lan_addresses()
         port = server.port

@@ -9,11 +9,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
 from .config import DEFAULT_PORT, MEMORY_DB, ServerConfig
+from .files.config import DEFAULT_FILES_PORT, FilesConfig, parse_size
 
 __all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
 
@@ -50,13 +52,23 @@ def _port(text: str) -> int:
     return port
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class ServeArgs:
     """Parsed `chat-server` arguments: the config plus how to log."""
 
-    def __init__(self, config: ServerConfig, log_level: str, db_given: bool) -> None:
+    def __init__(
+        self, config: ServerConfig, log_level: str, db_given: bool, data_dir: Path | None = None
+    ) -> None:
         self.config = config
         self.log_level = log_level
         self.db_given = db_given
+        self.data_dir = data_dir  # --data-dir, if given
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
@@ -215,6 +227,36 @@ def _serve_parser() -> argparse.ArgumentParser:
     for flag, kind, default, metavar, text in flags:
         p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="directory for the history file (when no --db) and uploaded files "
+        "(default: your data directory)",
+    )
+    f = FilesConfig()
+    p.add_argument(
+        "--files-port",
+        type=_port,
+        default=DEFAULT_FILES_PORT,
+        metavar="PORT",
+        help="HTTP(S) port for file uploads and downloads; 0 picks a free one",
+    )
+    p.add_argument("--no-files", action="store_true", help="turn file sharing off")
+    sizes = [
+        ("--max-file", f.max_file, "largest file a client may share (default: 100M)"),
+        ("--files-quota", f.quota, "bytes of files kept; beyond, the oldest expire (default: 2G)"),
+        ("--upload-rate", f.upload_rate, "upload bytes/s per client; 0=unlimited (default: 20M)"),
+    ]
+    for flag, size_default, text in sizes:
+        p.add_argument(flag, type=_size, default=size_default, metavar="SIZE", help=text)
+    p.add_argument(
+        "--files-host",
+        default=None,
+        metavar="HOST",
+        help="host name to put in file URLs (default: the address each client connected to)",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         type=str.lower,
@@ -253,8 +295,22 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         room_expiry=ns.room_expiry,
         tail_bytes=int(ns.tail_bytes),
         nick_grace=ns.nick_grace,
+        files=None if ns.no_files else _files_config(ns),
     )
-    return ServeArgs(config, ns.log_level, db_given=ns.db is not None)
+    return ServeArgs(config, ns.log_level, db_given=ns.db is not None, data_dir=ns.data_dir)
+
+
+def _files_config(ns: argparse.Namespace) -> FilesConfig:
+    # The directory is settled in __main__: under the data directory, or a temporary one
+    # when nothing is kept (`--db :memory:`).
+    return FilesConfig(
+        directory=None,
+        port=ns.files_port,
+        max_file=ns.max_file,
+        quota=ns.files_quota,
+        upload_rate=ns.upload_rate,
+        public_host=ns.files_host,
+    )
 
 
 def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.files import FEATURE_FILES
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-__all__ = ["DEFAULT_PORT", "MEMORY_DB", "ServerConfig"]
+from .files.config import FilesConfig
+
+FEATURE_TYPING = "typing"
+
+__all__ = [
+    "DEFAULT_PORT",
+    "FEATURE_TYPING",
+    "MEMORY_DB",
+    "ServerConfig",
+    "granted_features",
+    "supported_features",
+]
 
 DEFAULT_PORT = 7777
 MEMORY_DB = ":memory:"
@@ -44,3 +56,16 @@ class ServerConfig:
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0
     typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
+    files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+
+
+def supported_features(config: ServerConfig) -> tuple[str, ...]:
+    """The version-2 features this server offers in its `hello`."""
+    files = (FEATURE_FILES,) if config.files is not None else ()
+    return (FEATURE_TYPING, *files)
+
+
+def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
+    """What `welcome` grants: requested and supported, in the server's order."""
+    wanted = set(requested or ())
+    return [name for name in supported if name in wanted]

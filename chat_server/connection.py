@@ -380,6 +380,12 @@ class ClientConnection(asyncio.Protocol):
             self._context.hub.unregister(self, reason, hold_nick=dropped)
 
     @property
+    def local_host(self) -> str | None:
+        """The address the client reached this server at (file URLs use it)."""
+        address = self._transport.get_extra_info("sockname") if self._transport else None
+        return str(address[0]) if address else None
+
+    @property
     def peer(self) -> str:
         """`host:port` of the client, for logs."""
         address = self._transport.get_extra_info("peername") if self._transport else None

@@ -14,8 +14,7 @@ from typing import Protocol
 
 from protocol import ServerHello, encode
 
-from .config import ServerConfig
-from .features import SUPPORTED
+from .config import ServerConfig, supported_features
 from .hub import ChatHub
 from .outbox import Flusher
 from .ratelimit import TokenBucket
@@ -80,7 +79,7 @@ class ServerContext:
                 server=config.name,
                 motd=greeting_motd(config),
                 password_required=config.password is not None,
-                features=list(SUPPORTED),
+                features=list(supported_features(config)) or None,
             )
         )
         self._per_ip: Counter[str] = Counter()

@@ -20,9 +20,9 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -30,6 +30,7 @@ from protocol import (
     DirectMessage,
     ErrorCode,
     ErrorReply,
+    FileInfo,
     Joined,
     Left,
     NickChanged,
@@ -42,15 +43,16 @@ from protocol import (
 from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 
 from .auth import AuthThrottle
-from .config import ServerConfig
+from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
 from .outbox import Flusher, Outgoing
 from .rooms import Member, Room, RoomRegistry
 from .store import HistoryPage, Store, StoredMessage
 
-__all__ = ["ChatHub", "Peer", "Result"]
+if TYPE_CHECKING:
+    from .files.sharing import FileSharing
 
-TYPING = "typing"
+__all__ = ["ChatHub", "Peer", "Result"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class ChatHub:
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
         self._auth = AuthThrottle(config.auth_delay)
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
+        self.files: FileSharing | None = None  # set when the files listener runs
 
     # -- registration ---------------------------------------------------------
 
@@ -156,6 +159,8 @@ class ChatHub:
             del self._nicks[key]
             if hold_nick and self.config.nick_grace > 0:
                 self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
+        if self.files is not None:
+            self.files.forget(peer)
 
     def room_names(self) -> list[str]:
         return self.rooms.names()
@@ -373,9 +378,66 @@ class ChatHub:
             notice = TypingNotice(sender=peer.nick, state=state)
         out: Outgoing | None = None
         for member in targets:
-            if member is not peer and TYPING in member.features:
+            if member is not peer and FEATURE_TYPING in member.features:
                 out = out or Outgoing(notice)
                 member.send(out)
+
+    # -- files ----------------------------------------------------------------
+
+    def check_can_share(self, peer: Peer, room: str | None, to: str | None) -> None:
+        """Refuse (`not_in_room`, `no_such_user`) unless `peer` may share a file there."""
+        if room is not None:
+            self.joined_room(peer, room)
+        elif to is not None and self._nicks.get(to.lower()) is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+
+    def post_file(
+        self,
+        sender: str,
+        room: str | None,
+        to: str | None,
+        text: str,
+        file: FileInfo,
+        done: Callable[[int | None, BaseException | None], None],
+    ) -> None:
+        """Share a stored file: a room `message` once committed, or a `dm` to the pair."""
+        if room is None:
+            assert to is not None
+            self._dm_file(sender, to, text, file)
+            done(None, None)
+            return
+        target = self.existing_room(room)
+        message = StoredMessage(room, target.next_seq(), sender, text, False, now_ms(), file)
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                log.debug("could not store message %s/%d: %s", room, message.seq, error)
+                target.commit_failed(message.seq)
+                done(None, error)
+                return
+            done(message.seq, None)  # the files index links the message before anyone sees it
+            target.delivered(message)
+            target.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
+
+        self.store.append(message, committed)
+
+    def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
+        target = self._nicks.get(to.lower())
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{to} went offline before the file was in")
+        out = Outgoing(
+            DirectMessage(
+                sender=sender, to=target.nick, text=text, ts=format_ts(now_ms()), file=file
+            )
+        )
+        target.send(out)
+        source = self._nicks.get(sender.lower())
+        if source is not None and source is not target:
+            source.send(out)
+
+    def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
+        """Messages read back, with the files they share as those stand now (`expired`)."""
+        return messages if self.files is None else self.files.with_files(messages)
 
     def summaries(self) -> list[RoomSummary]:
         return [

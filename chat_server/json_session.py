@@ -39,13 +39,14 @@ from protocol import (
     ServerPong,
     SetTopic,
     Typing,
+    Upload,
     Welcome,
     Who,
     decode_client_line,
 )
 
+from .config import granted_features, supported_features
 from .errors import ChatError
-from .features import grant, granted_list
 from .hub import ChatHub, Peer, Result
 
 __all__ = ["HANDLERS", "NOT_YET_HANDLED", "JsonSession", "SessionHost"]
@@ -60,6 +61,11 @@ class SessionHost(Peer, Protocol):
 
     registered: bool
     ip: str
+
+    @property
+    def local_host(self) -> str | None:
+        """The address the client reached the server at (file URLs use it)."""
+        ...
 
     def reply(self, message: BaseModel) -> None:
         """Queue a direct reply (output the client asked for, paced by its reading)."""
@@ -136,10 +142,16 @@ class JsonSession:
         self._hub.check_password(host, message.password)
         self._hub.register(host, message.nick)
         host.registered = True
-        host.features = grant(message.features)
-        features = None if message.features is None else granted_list(host.features)
-        rooms = self._hub.room_names()
-        host.reply(Welcome(nick=host.nick, rooms=rooms, features=features, re=message.id))
+        granted = granted_features(message.features, supported_features(self._hub.config))
+        host.features = frozenset(granted)
+        host.reply(
+            Welcome(
+                nick=host.nick,
+                rooms=self._hub.room_names(),
+                features=granted if message.features is not None else None,
+                re=message.id,
+            )
+        )
         return None
 
     async def _register_later(self, wait: float, message: Register) -> None:
@@ -178,7 +190,7 @@ class JsonSession:
         host, room = self._host, result.room
         members = room.nicks if host in room else [*room.nicks, host.nick]
         host.reply(RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id))
-        host.reply(_history_page(result, None))
+        host.reply(_history_page(self._hub, result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -222,14 +234,14 @@ class JsonSession:
         after = message.after if message.changed_since is None else message.changed_since  # rev=seq
         result = self._hub.history(message.room, message.before, after, message.limit)
         if isinstance(result, Result):
-            self._host.reply(_history_page(result, message.id))
+            self._host.reply(_history_page(self._hub, result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.reply(_history_page(result, request_id))
+            self._host.reply(_history_page(self._hub, result, request_id))
 
     def _typing(self, message: Typing) -> Pending:
         if self._host.allow_typing() and self._throttle_passes(message):
@@ -261,6 +273,14 @@ class JsonSession:
 
     def _quit(self, message: Quit) -> Pending:
         self._host.close_with_bye("quit", message.reason or "quit")
+        return None
+
+    def _upload(self, message: Upload) -> Pending:
+        files = self._hub.files
+        if files is None:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
+        self._hub.check_can_share(self._host, message.room, message.to)
+        self._host.reply(files.request(self._host, message))
         return None
 
 
@@ -296,22 +316,26 @@ HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
 TYPING_HANDLERS: dict[type[BaseModel], Handler] = {
     Typing: JsonSession._typing,
 }
+FILES_HANDLERS: dict[type[BaseModel], Handler] = {
+    Upload: JsonSession._upload,
+}
 HANDLERS: dict[type[BaseModel], Handler] = {
     **SESSION_HANDLERS,
     **ROOM_HANDLERS,
     **CHAT_HANDLERS,
     **HISTORY_HANDLERS,
     **TYPING_HANDLERS,
+    **FILES_HANDLERS,
 }
 # Requests of the protocol this server does not do yet: they fall through to
 # `invalid_message` ("not handled here"), and their features are not offered.
 NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset({EditMessage, DeleteMessage, React})
 
 
-def _history_page(result: Result, request_id: str | None) -> HistoryPage:
+def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:
     return HistoryPage(
         room=result.room.name,
-        messages=[m.to_wire() for m in result.messages],
+        messages=[m.to_wire() for m in hub.with_files(result.messages)],
         more=result.more,
         re=request_id,
     )

@@ -13,24 +13,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .config import MEMORY_DB, ServerConfig
 from .connection import ClientConnection
 from .context import ServerContext
+from .files.config import FilesConfig
 from .store import MemoryStore, Store
 
-__all__ = ["ChatServer", "ServerContext"]
+if TYPE_CHECKING:
+    from .files.http import FilesListener
+
+__all__ = ["ChatServer", "FilesListenError", "ServerContext"]
 
 log = logging.getLogger("chat_server")
+
+
+class FilesListenError(OSError):
+    """The files listener could not listen (its port is taken, ...); `port` says which."""
+
+    def __init__(self, port: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.port = port
 
 
 class ChatServer:
     """A chat server on one host and port."""
 
-    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store | None = None,
+        files_ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
         self._store = store
+        # TLS hook: with an ssl context the files port serves HTTPS (the chat certificate).
+        self._files_ssl_context = files_ssl_context
+        self._files: FilesListener | None = None
+        self._files_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.Server | None = None
         self._context: ServerContext | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -53,6 +79,15 @@ class ChatServer:
             raise RuntimeError("the server is not started")
         return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
 
+    @property
+    def files_addresses(self) -> list[tuple[str, int]]:
+        """Where the files listener listens; empty when files are off."""
+        return self._files.addresses() if self._files is not None else []
+
+    @property
+    def files_port(self) -> int | None:
+        return self._files.port if self._files is not None else None
+
     async def start(self) -> None:
         """Open the store and start listening. Raises StoreError or OSError."""
         loop = asyncio.get_running_loop()
@@ -72,7 +107,38 @@ class ChatServer:
         except BaseException:
             await store.close()
             raise
+        if self.config.files is not None:
+            try:
+                await self._start_files(context, self.config.files)
+            except BaseException:
+                self._server.close()
+                await store.close()
+                raise
         self._sweeper = loop.create_task(self._sweep_liveness())
+
+    async def _start_files(self, context: ServerContext, config: FilesConfig) -> None:
+        from .files.http import FilesListener  # aiohttp: loaded only when files are on
+        from .files.service import FileService
+        from .files.sharing import FileSharing
+
+        if config.directory is None:  # nothing is kept: files live as long as the process
+            self._files_tmp = tempfile.TemporaryDirectory(prefix="lanchat-files-")
+            config = replace(config, directory=Path(self._files_tmp.name))
+        persistent = self.config.db_path != MEMORY_DB and self._files_tmp is None
+        service = FileService(config, FileService.open_index(config, persistent))
+        listener = FilesListener(service, self.config.host, config.port, self._files_ssl_context)
+        try:
+            await listener.start()
+        except OSError as exc:
+            service.close()
+            raise FilesListenError(config.port, exc) from exc
+        except BaseException:
+            service.close()
+            raise
+        sharing = FileSharing(service, config.public_host)
+        sharing.chat = context.hub
+        context.hub.files = sharing
+        self._files = listener
 
     async def serve_forever(self) -> None:
         """Wait until `close()`; cancelling this closes the server."""
@@ -103,12 +169,18 @@ class ChatServer:
         self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._files is not None:
+            await self._files.close()
+            self._files = None
+            context.hub.files = None
         for connection in list(context.connections):
             connection.close_with_bye("shutdown")
         await self._wait_for_connections(context)
         await self._server.wait_closed()
         if self._store is not None:
             await self._store.close()
+        if self._files_tmp is not None:
+            self._files_tmp.cleanup()
         self._closed.set()
         log.info("server closed")
 

@@ -35,6 +35,7 @@ from .codec import (
 )
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .fields import normalize_room
+from .files import FEATURE_FILES, FileInfo, Upload, UploadReady, file_message_text, format_size
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -65,6 +66,7 @@ from .server_messages import (
 from .timestamps import format_ts, now_ms, parse_ts
 
 __all__ = [
+    "FEATURE_FILES",
     "PROTOCOL_VERSION",
     "Ack",
     "Bye",
@@ -76,6 +78,7 @@ __all__ = [
     "EditMessage",
     "ErrorCode",
     "ErrorReply",
+    "FileInfo",
     "GetHistory",
     "HistoryPage",
     "Join",
@@ -109,6 +112,8 @@ __all__ = [
     "TopicChanged",
     "Typing",
     "TypingNotice",
+    "Upload",
+    "UploadReady",
     "Welcome",
     "Who",
     "decode_client_line",
@@ -116,6 +121,8 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "file_message_text",
+    "format_size",
     "format_ts",
     "normalize_room",
     "now_ms",

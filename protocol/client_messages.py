@@ -24,6 +24,7 @@ from .fields import (
     Token,
     TopicText,
 )
+from .files import Upload
 from .limits import HISTORY_DEFAULT, HISTORY_MAX
 
 __all__ = [
@@ -238,6 +239,7 @@ ClientMessage = Annotated[
     | Typing
     | Ping
     | Pong
-    | Quit,
+    | Quit
+    | Upload,
     Field(discriminator="type"),
 ]

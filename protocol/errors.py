@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     LIMIT_REACHED = "limit_reached"
     NO_SUCH_MESSAGE = "no_such_message"
     NOT_ALLOWED = "not_allowed"
+    FILE_CORRUPT = "file_corrupt"
+    FILE_TOO_LARGE = "file_too_large"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 

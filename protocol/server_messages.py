@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
@@ -100,6 +101,7 @@ class ChatMessage(_Event):
     edited: str | None = None
     deleted: bool | None = None
     reactions: dict[str, list[str]] | None = None
+    file: FileInfo | None = None
 
 
 class DirectMessage(_Event):
@@ -110,6 +112,7 @@ class DirectMessage(_Event):
     to: str
     text: str
     ts: str
+    file: FileInfo | None = None
 
 
 class Joined(_Event):
@@ -292,6 +295,7 @@ ServerMessage = Annotated[
     | ErrorReply
     | ServerPing
     | ServerPong
-    | Bye,
+    | Bye
+    | UploadReady,
     Field(discriminator="type"),
 ]

@@ -169,6 +169,8 @@ class ServerProcess:
             "127.0.0.1",
             "--port",
             "0",
+            "--files-port",
+            "0",
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,

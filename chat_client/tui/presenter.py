@@ -164,6 +164,7 @@ class Presenter:
             message.sender,
             message.seq,
             mention=not mine and mentions(message.text, self.nick),
+            file=message.file,
         )
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
@@ -188,7 +189,9 @@ class Presenter:
         mine = message.sender.lower() == self.nick.lower()
         other = message.to if mine else message.sender
         conversation = self.conversations.dm(other)
-        entry = Entry(Kind.CHAT, message.text, parse_ts(message.ts), message.sender)
+        entry = Entry(
+            Kind.CHAT, message.text, parse_ts(message.ts), message.sender, file=message.file
+        )
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
         self._add(conversation, entry, changes)

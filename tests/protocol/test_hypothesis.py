@@ -22,6 +22,7 @@ from protocol import (
     EditMessage,
     ErrorCode,
     ErrorReply,
+    FileInfo,
     GetHistory,
     HistoryPage,
     Join,
@@ -55,6 +56,8 @@ from protocol import (
     TopicChanged,
     Typing,
     TypingNotice,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
     decode_client_line,
@@ -87,6 +90,7 @@ CLIENT_CLASSES = (
     Ping,
     Pong,
     Quit,
+    Upload,
 )
 
 # --- arbitrary input -------------------------------------------------------------------------
@@ -95,6 +99,7 @@ FIELD_NAMES = sorted(
     {"type", "id", "re", "nick", "room", "text", "action", "since", "before", "after", "limit"}
     | {"to", "topic", "reason", "token", "client", "password", "seq", "from", "ts", "rooms"}
     | {"members", "messages", "more", "code", "message", "server", "motd", "protocol"}
+    | {"name", "size", "sha256", "file", "url", "offset", "expired"}
 )
 json_scalars = (
     st.none()
@@ -194,6 +199,10 @@ def single_line(max_size: int) -> st.SearchStrategy[str]:
 
 
 ids = st.none() | st.text(_chars, max_size=64)
+file_names = st.text(_line_chars.filter(lambda c: c not in "/\\"), min_size=1, max_size=255).filter(
+    lambda name: not name.startswith(".")
+)
+hashes = st.from_regex(r"[0-9a-fA-F]{64}", fullmatch=True)
 seqs = st.integers(min_value=0, max_value=2**53)
 limits = st.integers(min_value=1, max_value=500)
 # 1-32 characters, none of them whitespace or control.
@@ -242,12 +251,37 @@ client_messages = st.one_of(
     st.builds(Ping, token=st.none() | single_line(64), id=ids),
     st.builds(Pong, token=st.none() | single_line(64), id=ids),
     st.builds(Quit, reason=st.none() | single_line(300), id=ids),
+    st.builds(
+        Upload,
+        room=rooms,
+        name=file_names,
+        size=st.integers(min_value=1, max_value=2**53),
+        sha256=hashes,
+        id=ids,
+    ),
+    st.builds(
+        Upload,
+        to=nicks,
+        name=file_names,
+        size=st.integers(min_value=1, max_value=2**53),
+        sha256=hashes,
+        id=ids,
+    ),
 )
 
 # Server models hold plain strings; control characters must survive the JSON escaping.
 anything = st.text(_chars, max_size=40)
 replies = st.none() | anything
 stamps = st.just("2026-11-23T15:04:05.123Z") | anything
+file_infos = st.builds(
+    FileInfo,
+    id=anything,
+    name=anything,
+    size=seqs,
+    sha256=anything,
+    url=anything,
+    expired=st.none() | st.just(True),
+)
 chat_messages = st.builds(
     ChatMessage,
     room=anything,
@@ -261,6 +295,7 @@ chat_messages = st.builds(
     edited=st.none() | stamps,
     deleted=st.none() | st.just(True),
     reactions=st.none() | st.dictionaries(anything, st.lists(anything, max_size=3), max_size=3),
+    file=st.none() | file_infos,
 )
 server_messages = st.one_of(
     st.builds(
@@ -282,7 +317,14 @@ server_messages = st.one_of(
         RoomInfo, room=anything, topic=anything, members=st.lists(anything, max_size=4), re=replies
     ),
     chat_messages,
-    st.builds(DirectMessage, sender=anything, to=anything, text=anything, ts=stamps),
+    st.builds(
+        DirectMessage,
+        sender=anything,
+        to=anything,
+        text=anything,
+        ts=stamps,
+        file=st.none() | file_infos,
+    ),
     st.builds(Joined, room=anything, nick=anything, ts=stamps),
     st.builds(Left, room=anything, nick=anything, reason=st.none() | anything, ts=stamps),
     st.builds(NickChanged, old=anything, new=anything, ts=stamps),
@@ -323,6 +365,7 @@ server_messages = st.one_of(
     st.builds(ServerPing, token=st.none() | anything),
     st.builds(ServerPong, token=st.none() | anything, re=replies),
     st.builds(Bye, reason=anything),
+    st.builds(UploadReady, file=anything, url=anything, offset=seqs, re=replies),
 )
 
 

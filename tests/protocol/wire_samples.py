@@ -16,6 +16,7 @@ from protocol import (
     DirectMessage,
     EditMessage,
     ErrorReply,
+    FileInfo,
     GetHistory,
     HistoryPage,
     Join,
@@ -46,6 +47,8 @@ from protocol import (
     TopicChanged,
     Typing,
     TypingNotice,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
 )
@@ -80,6 +83,14 @@ CLIENT_TYPES = [_type_literal(model) for model in union_members(ClientMessage)]
 SERVER_TYPES = [_type_literal(model) for model in union_members(ServerMessage)]
 
 _MESSAGE = ChatMessage(room="lobby", seq=7, sender="alice", text="héllo wörld ✓", ts=TS, rev=9)
+SHA = "5d41402abc4b2a76b9719d911017c592" * 2
+_FILE = FileInfo(
+    id="7f3a9c0e11d2b4a5",
+    name="report.pdf",
+    size=2_100_000,
+    sha256=SHA,
+    url="http://192.168.1.10:7779/f/q5eT0b1N6a-Xy2FhU8lZkW3rJ9sVdC4p/report.pdf",
+)
 
 CLIENT_SAMPLES: list[BaseModel] = [
     Register(nick="alice"),
@@ -116,6 +127,8 @@ CLIENT_SAMPLES: list[BaseModel] = [
     Pong(token="abc"),
     Quit(),
     Quit(reason="bye now", id="q1"),
+    Upload(room="lobby", name="report.pdf", size=2_100_000, sha256=SHA, id="u1"),
+    Upload(to="bob", name="photo 1 (ünï).jpg", size=1, sha256=SHA.upper()),
 ]
 
 SERVER_SAMPLES: list[BaseModel] = [
@@ -162,4 +175,21 @@ SERVER_SAMPLES: list[BaseModel] = [
     ServerPing(),
     ServerPong(token="abc", re="pi1"),
     Bye(reason="shutdown"),
+    UploadReady(
+        file="7f3a9c0e11d2b4a5",
+        url="http://192.168.1.10:7779/u/Zt1xKq9Vn3bLw0Yc8RfH2sDa6GeJ4mPu",
+        offset=0,
+        re="u1",
+    ),
+    UploadReady(file="7f3a9c0e11d2b4a5", url="https://h:7779/u/t", offset=1_048_576),
+    ChatMessage(room="lobby", seq=9, sender="alice", text="report.pdf (2.1 MB)", ts=TS, file=_FILE),
+    ChatMessage(
+        room="lobby",
+        seq=3,
+        sender="bob",
+        text="old.zip (1.0 GB)",
+        ts=TS,
+        file=_FILE.model_copy(update={"expired": True}),
+    ),
+    DirectMessage(sender="alice", to="bob", text="report.pdf (2.1 MB)", ts=TS, file=_FILE),
 ]
