@@ -69,7 +69,7 @@ class StoredMessage:
             self.text,
             self.action,
             format_ts(self.ts_ms),
-            self.rev,
+            self.seq,  # its rev (see `rev`), without the property call on the hot path
         )
 
     def to_wire(self) -> ChatMessage:

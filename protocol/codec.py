@@ -78,17 +78,25 @@ def encode_chat_message(
     `room`, `sender` and `ts` are validated names and timestamps (nothing to escape).
     A new message is never edited, deleted or reacted to, so those fields are absent.
     """
-    head = b'{"type":"message","room":"%s","seq":%d,"from":"%s","text":%s,"action":%s,"ts":"%s"' % (
+    args = (
         room.encode(),
         seq,
         sender.encode(),
         encode_basestring(text).encode(),  # what json.dumps(text, ensure_ascii=False) calls
         b"true" if action else b"false",
         ts.encode(),
+        rev,
     )
     if reply_to is None:
-        return head + b',"rev":%d}\n' % rev
-    return head + b',"rev":%d,"reply_to":%d}\n' % (rev, reply_to)
+        return _NEW_MESSAGE % args
+    return _NEW_REPLY % (*args, reply_to)
+
+
+_NEW_MESSAGE = (
+    b'{"type":"message","room":"%s","seq":%d,"from":"%s","text":%s,"action":%s,"ts":"%s",'
+    b'"rev":%d}\n'
+)
+_NEW_REPLY = _NEW_MESSAGE[:-2] + b',"reply_to":%d}\n'
 
 
 def decode_client_line(line: bytes, *, max_text: int = MAX_TEXT_CHARS) -> ClientMessage:
