@@ -19,9 +19,13 @@ from protocol import (
     ErrorReply,
     Joined,
     Left,
+    MessageDeleted,
+    MessageEdited,
     NickChanged,
+    ReactionChanged,
     RoomInfo,
     TopicChanged,
+    TypingNotice,
 )
 
 __all__ = [
@@ -92,6 +96,10 @@ ClientEvent = (
     | Left
     | NickChanged
     | TopicChanged
+    | MessageEdited
+    | MessageDeleted
+    | ReactionChanged
+    | TypingNotice
     | RoomInfo
     | ErrorReply
     | Bye

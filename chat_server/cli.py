@@ -187,6 +187,13 @@ def _serve_parser() -> argparse.ArgumentParser:
             "BYTES",
             "bytes/s for all clients of one address together, burst 4 s; 0=off",
         ),
+        (
+            "--typing-interval",
+            number(float, 0, "typing interval"),
+            d.typing_interval,
+            "SECONDS",
+            "at most one typing `active` per sender and target this often",
+        ),
         ("--max-line", number(int, 256, "line limit"), MAX_LINE_BYTES, "BYTES", "longest line"),
         ("--max-text", number(int, 1, "text limit"), MAX_TEXT_CHARS, "N", "characters per message"),
         (

@@ -10,9 +10,12 @@ from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
 from .files.config import FilesConfig
 
+FEATURE_TYPING = "typing"
+
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
+    "FEATURE_TYPING",
     "MEMORY_DB",
     "ServerConfig",
     "granted_features",
@@ -67,12 +70,14 @@ class ServerConfig:
     data_dir: str | None = None  # certificate, key, server id; needed for TLS without cert
     announce: bool = False  # mDNS announcement
     announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface
+    typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
     files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`."""
-    return (FEATURE_FILES,) if config.files is not None else ()
+    files = (FEATURE_FILES,) if config.files is not None else ()
+    return (FEATURE_TYPING, *files)
 
 
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:

@@ -71,9 +71,11 @@ class ClientConnection(asyncio.Protocol):
         "_session",
         "_text_mode",
         "_transport",
+        "_typing_bucket",
         "_worker",
         "closed",
         "created_rooms",
+        "features",
         "ip",
         "last_heard",
         "next_ping",
@@ -90,6 +92,7 @@ class ClientConnection(asyncio.Protocol):
         self._bucket = context.new_bucket()
         self._byte_bucket = context.new_byte_bucket()
         self._address_bucket: TokenBucket | None = None
+        self._typing_bucket = context.new_typing_bucket()
         self._flood_control = True
         self._transport: asyncio.Transport | None = None
         self._outbox = Outbox(
@@ -112,6 +115,7 @@ class ClientConnection(asyncio.Protocol):
         self.nick = ""
         self.rooms: dict[str, None] = {}  # joined room names, in join order
         self.created_rooms = 0
+        self.features: frozenset[str] = frozenset()
         self.registered = False
         self.closed = False
         self._admitted = False
@@ -229,6 +233,18 @@ class ClientConnection(asyncio.Protocol):
             return False
         bucket = self._address_bucket
         return bucket is None or bucket.allow(now, size)
+
+    def allow_typing(self) -> bool:
+        """Move a `typing` line from the line bucket to the typing bucket.
+
+        The line bucket took a token before the line was parsed; a `typing` line gives
+        it back, so typing never uses up the lines a user chats with. Its own bucket
+        bounds it instead; False means it is over that bound and is dropped.
+        """
+        if self._bucket is not None:
+            self._bucket.refund()
+        bucket = self._typing_bucket
+        return bucket is None or bucket.allow(self._context.loop.time())
 
     def _wait(self, line: bytes) -> None:
         """Queue `line` behind a store read or output that is not draining."""

@@ -20,6 +20,11 @@ from .outbox import Flusher
 from .ratelimit import TokenBucket
 from .store import Store
 
+# `typing` lines get a bucket of their own: a client that follows the contract sends
+# one `active` per 3 s and a `done` per message sent, well within this.
+TYPING_RATE = 2.0
+TYPING_BURST = 10
+
 __all__ = ["Connection", "ServerContext", "greeting_motd"]
 
 log = logging.getLogger("chat_server")
@@ -136,6 +141,12 @@ class ServerContext:
         if self.config.rate <= 0:
             return None
         return TokenBucket(self.config.rate, self.config.burst, self.loop.time())
+
+    def new_typing_bucket(self) -> TokenBucket | None:
+        """A client's bucket for `typing` lines, which do not use its line bucket."""
+        if self.config.rate <= 0:
+            return None
+        return TokenBucket(TYPING_RATE, TYPING_BURST, self.loop.time())
 
     def new_byte_bucket(self) -> TokenBucket | None:
         """A client's byte bucket: `byte_rate` per second, a burst of 4 s of it."""

@@ -36,13 +36,14 @@ from protocol import (
     NickChanged,
     RoomSummary,
     TopicChanged,
+    TypingNotice,
     format_ts,
     now_ms,
 )
 from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 
 from .auth import AuthThrottle
-from .config import ServerConfig
+from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
 from .outbox import Flusher, Outgoing
 from .rooms import Member, Room, RoomRegistry
@@ -360,6 +361,27 @@ class ChatHub:
         if target is not peer:
             peer.send(out)
 
+    def typing(self, peer: Peer, room_name: str | None, to: str | None, state: str) -> None:
+        """Forward a typing state to a room's other members, or to a user, granted `typing`.
+
+        Never stored and never sent back to the sender; throttling is the caller's.
+        """
+        if room_name is not None:
+            room = self.joined_room(peer, room_name)
+            targets: Iterable[Member] = room.members
+            notice = TypingNotice(room=room.name, sender=peer.nick, state=state)
+        else:
+            target = self._nicks.get((to or "").lower())
+            if target is None:
+                raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+            targets = (target,)
+            notice = TypingNotice(sender=peer.nick, state=state)
+        out: Outgoing | None = None
+        for member in targets:
+            if member is not peer and FEATURE_TYPING in member.features:
+                out = out or Outgoing(notice)
+                member.send(out)
+
     # -- files ----------------------------------------------------------------
 
     def check_can_share(self, peer: Peer, room: str | None, to: str | None) -> None:
@@ -423,6 +445,21 @@ class ChatHub:
             for room in sorted(self.rooms, key=lambda r: r.name)
             if not room.creating
         ]
+
+    def history_around(self, name: str, seq: int, limit: int) -> Awaitable[Result]:
+        """`history` `around`: the `limit` messages centred on `seq`, which must exist."""
+        room = self.existing_room(name)
+        if not 1 <= seq <= room.delivered_seq:
+            raise ChatError(ErrorCode.NO_SUCH_MESSAGE, f"#{name} has no message {seq}")
+        return self._around_from_store(room, seq, limit)
+
+    async def _around_from_store(self, room: Room, seq: int, limit: int) -> Result:
+        older = await self.store.before(room.name, seq, (limit - 1) // 2)
+        newer = await self.store.after(room.name, seq - 1, limit - len(older.messages))
+        delivered = room.delivered_seq
+        tail = [m for m in newer.messages if m.seq <= delivered]
+        later = newer.more or len(tail) < len(newer.messages)
+        return Result(room, older.messages + tail, more=older.more or later)
 
     def history(
         self, name: str, before: int | None, after: int | None, limit: int

@@ -8,6 +8,7 @@ the connection logs and turns into a disconnect.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel
 
 from protocol import (
     ChangeNick,
+    DeleteMessage,
+    EditMessage,
     ErrorCode,
     ErrorReply,
     GetHistory,
@@ -27,6 +30,7 @@ from protocol import (
     Pong,
     ProtocolError,
     Quit,
+    React,
     Register,
     RoomInfo,
     RoomList,
@@ -34,6 +38,7 @@ from protocol import (
     SendDm,
     ServerPong,
     SetTopic,
+    Typing,
     Upload,
     Welcome,
     Who,
@@ -44,9 +49,11 @@ from .config import granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
-__all__ = ["HANDLERS", "JsonSession", "SessionHost"]
+__all__ = ["HANDLERS", "NOT_YET_HANDLED", "JsonSession", "SessionHost"]
 
 Pending = Awaitable[None] | None
+
+TYPING_TARGETS = 64  # throttle entries kept before the stale ones are swept
 
 
 class SessionHost(Peer, Protocol):
@@ -68,6 +75,10 @@ class SessionHost(Peer, Protocol):
         """Queue a plain-text reply line (text mode only)."""
         ...
 
+    def allow_typing(self) -> bool:
+        """Count a `typing` line against its own bound, not the line bucket."""
+        ...
+
     def close_with_bye(
         self, reason: str, left_reason: str | None = None, *, bye: bool = True
     ) -> None:
@@ -83,6 +94,8 @@ class JsonSession:
         self._host = host
         self._max_text = hub.config.max_text
         self._auth_failures = 0
+        self._typing_interval = hub.config.typing_interval
+        self._last_active: dict[str, float] = {}  # typing target -> when `active` last went
 
     def _refused(self, exc: ChatError, request_id: str | None) -> None:
         self._error(exc.code, exc.message, request_id)
@@ -130,6 +143,7 @@ class JsonSession:
         self._hub.register(host, message.nick)
         host.registered = True
         granted = granted_features(message.features, supported_features(self._hub.config))
+        host.features = frozenset(granted)
         host.reply(
             Welcome(
                 nick=host.nick,
@@ -154,7 +168,10 @@ class JsonSession:
             await pending
 
     def _join(self, message: Join) -> Pending:
-        result = self._hub.join(self._host, message.room, message.since)
+        # No message can change yet, so a message's rev is its seq: "changed since rev R"
+        # is exactly "sent after seq R", in the same order.
+        since = message.since if message.changed_since is None else message.changed_since
+        result = self._hub.join(self._host, message.room, since)
         if isinstance(result, Result):
             self._finish_join(result, message.id)
             return None
@@ -182,6 +199,8 @@ class JsonSession:
         return None
 
     def _say(self, message: Say) -> Pending:
+        if message.reply_to is not None:  # refused rather than stored without its meaning
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "field 'reply_to' is not handled here yet")
         self._hub.say(self._host, message.room, message.text, message.action, message.id)
         return None
 
@@ -209,7 +228,11 @@ class JsonSession:
         return None
 
     def _history(self, message: GetHistory) -> Pending:
-        result = self._hub.history(message.room, message.before, message.after, message.limit)
+        if message.around is not None:
+            pending = self._hub.history_around(message.room, message.around, message.limit)
+            return self._await_history(pending, message.id)
+        after = message.after if message.changed_since is None else message.changed_since  # rev=seq
+        result = self._hub.history(message.room, message.before, after, message.limit)
         if isinstance(result, Result):
             self._host.reply(_history_page(self._hub, result, message.id))
             return None
@@ -219,6 +242,30 @@ class JsonSession:
         result = await pending
         if not self._host.closed:
             self._host.reply(_history_page(self._hub, result, request_id))
+
+    def _typing(self, message: Typing) -> Pending:
+        if self._host.allow_typing() and self._throttle_passes(message):
+            self._hub.typing(self._host, message.room, message.to, message.state)
+        self._ack(message.id)  # a throttled one too: dropped, not refused
+        return None
+
+    def _throttle_passes(self, message: Typing) -> bool:
+        """At most one `active` per target every `typing_interval`; other states always pass."""
+        if message.state != "active":
+            return True
+        target = f"#{message.room}" if message.room is not None else (message.to or "").lower()
+        now = time.monotonic()
+        last = self._last_active.get(target)
+        if last is not None and now - last < self._typing_interval:
+            return False
+        if len(self._last_active) >= TYPING_TARGETS:
+            self._forget_old_typing(now)
+        self._last_active[target] = now
+        return True
+
+    def _forget_old_typing(self, now: float) -> None:
+        interval = self._typing_interval
+        self._last_active = {t: at for t, at in self._last_active.items() if now - at < interval}
 
     def _ping(self, message: Ping) -> Pending:
         self._host.reply(ServerPong(token=message.token, re=message.id))
@@ -266,6 +313,9 @@ CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
 HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
     GetHistory: JsonSession._history,
 }
+TYPING_HANDLERS: dict[type[BaseModel], Handler] = {
+    Typing: JsonSession._typing,
+}
 FILES_HANDLERS: dict[type[BaseModel], Handler] = {
     Upload: JsonSession._upload,
 }
@@ -274,8 +324,12 @@ HANDLERS: dict[type[BaseModel], Handler] = {
     **ROOM_HANDLERS,
     **CHAT_HANDLERS,
     **HISTORY_HANDLERS,
+    **TYPING_HANDLERS,
     **FILES_HANDLERS,
 }
+# Requests of the protocol this server does not do yet: they fall through to
+# `invalid_message` ("not handled here"), and their features are not offered.
+NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset({EditMessage, DeleteMessage, React})
 
 
 def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:

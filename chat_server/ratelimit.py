@@ -28,3 +28,7 @@ class TokenBucket:
             return False
         self._tokens = tokens - cost
         return True
+
+    def refund(self, cost: float = 1.0) -> None:
+        """Give back tokens a line took that turned out not to count (never above `burst`)."""
+        self._tokens = min(self._burst, self._tokens + cost)

@@ -37,6 +37,7 @@ class Member(Protocol):
     """What a room needs of a connection."""
 
     nick: str
+    features: frozenset[str]  # version-2 features granted in `welcome`
 
     def send(self, out: Outgoing) -> None: ...
 

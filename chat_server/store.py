@@ -50,12 +50,26 @@ class StoredMessage:
     # the server attaches it (as it stands now) to messages it reads back.
     file: FileInfo | None = None
 
+    @property
+    def rev(self) -> int:
+        """The room's change counter at this message's latest change.
+
+        Messages are not changed yet, so every message takes one rev: its seq.
+        """
+        return self.seq
+
     def encode(self) -> bytes:
         """The `message` line for this stored message, built without a model (hot path)."""
         if self.file is not None:
             return encode(self.to_wire())
         return encode_chat_message(
-            self.room, self.seq, self.sender, self.text, self.action, format_ts(self.ts_ms)
+            self.room,
+            self.seq,
+            self.sender,
+            self.text,
+            self.action,
+            format_ts(self.ts_ms),
+            self.seq,  # its rev (see `rev`), without the property call on the hot path
         )
 
     def to_wire(self) -> ChatMessage:
@@ -67,6 +81,7 @@ class StoredMessage:
             text=self.text,
             action=self.action,
             ts=format_ts(self.ts_ms),
+            rev=self.rev,
             file=self.file,
         )
 

@@ -2,8 +2,8 @@
 
 Examples::
 
-    [15:04] #lobby <alice> hi
-    [15:04] #lobby * alice waves
+    [15:04] #lobby [12] <alice> hi
+    [15:04] #lobby [13] * alice waves
     [15:04] (dm) <bob -> alice> psst
     [15:04] #lobby * alice shared report.pdf (2.1 MB) http://192.168.1.10:7779/f/.../report.pdf
     * bob joined #lobby
@@ -50,8 +50,8 @@ def _file(text: str, file: FileInfo) -> str:
 
 
 def render_message(message: ChatMessage) -> str:
-    """One room message as a readable line (without the newline)."""
-    head = f"[{clock(message.ts)}] #{message.room}"
+    """One room message as a readable line (without the newline), with its seq to refer to."""
+    head = f"[{clock(message.ts)}] #{message.room} [{message.seq}]"
     if message.file is not None:
         return f"{head} * {message.sender} shared {_file(message.text, message.file)}"
     if message.action:

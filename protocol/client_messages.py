@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .fields import (
     ChatText,
     ClientName,
+    Emoji,
     FeatureNames,
     NickName,
     Password,
@@ -29,6 +30,8 @@ from .limits import HISTORY_DEFAULT, HISTORY_MAX
 __all__ = [
     "ChangeNick",
     "ClientMessage",
+    "DeleteMessage",
+    "EditMessage",
     "GetHistory",
     "Join",
     "ListRooms",
@@ -36,10 +39,12 @@ __all__ = [
     "Ping",
     "Pong",
     "Quit",
+    "React",
     "Register",
     "Say",
     "SendDm",
     "SetTopic",
+    "Typing",
     "Who",
 ]
 
@@ -61,11 +66,21 @@ class Register(_Request):
 
 
 class Join(_Request):
-    """`join`: enter a room, creating it; `since` asks for the messages after that seq."""
+    """`join`: enter a room, creating it; `since` asks for the messages after that seq.
+
+    `changed_since` (version 2) asks instead for every message changed after that rev.
+    """
 
     type: Literal["join"] = "join"
     room: RoomName
     since: Seq | None = None
+    changed_since: Seq | None = None
+
+    @model_validator(mode="after")
+    def _one_catch_up(self) -> Join:
+        if self.since is not None and self.changed_since is not None:
+            raise ValueError("give `since` or `changed_since`, not both")
+        return self
 
 
 class Part(_Request):
@@ -83,6 +98,7 @@ class Say(_Request):
     room: RoomName
     text: ChatText
     action: bool = False
+    reply_to: Seq | None = None  # version 2: the seq of the message this answers
 
 
 class SendDm(_Request):
@@ -122,18 +138,66 @@ class ListRooms(_Request):
 
 
 class GetHistory(_Request):
-    """`history`: page through a room's stored messages."""
+    """`history`: page through a room's stored messages.
+
+    At most one of `before`, `after`, `around` (seqs) and `changed_since` (a rev).
+    """
 
     type: Literal["history"] = "history"
     room: RoomName
     before: Seq | None = None
     after: Seq | None = None
+    around: Seq | None = None
+    changed_since: Seq | None = None
     limit: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = HISTORY_DEFAULT
 
     @model_validator(mode="after")
     def _one_direction(self) -> GetHistory:
-        if self.before is not None and self.after is not None:
-            raise ValueError("give `before` or `after`, not both")
+        given = [self.before, self.after, self.around, self.changed_since]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError("give at most one of `before`, `after`, `around`, `changed_since`")
+        return self
+
+
+class EditMessage(_Request):
+    """`edit`: replace the text of one's own message (version 2, feature `edit`)."""
+
+    type: Literal["edit"] = "edit"
+    room: RoomName
+    seq: Seq
+    text: ChatText
+
+
+class DeleteMessage(_Request):
+    """`delete`: erase a message (its author, a room op or a server admin)."""
+
+    type: Literal["delete"] = "delete"
+    room: RoomName
+    seq: Seq
+
+
+class React(_Request):
+    """`react`: add (or with `remove`, take back) one's reaction to a message."""
+
+    type: Literal["react"] = "react"
+    room: RoomName
+    seq: Seq
+    emoji: Emoji
+    remove: bool = False
+
+
+class Typing(_Request):
+    """`typing`: tell a room (or with `to`, a user) that one is typing; never stored."""
+
+    type: Literal["typing"] = "typing"
+    room: RoomName | None = None
+    to: NickName | None = None
+    state: Literal["active", "paused", "done"]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Typing:
+        if (self.room is None) == (self.to is None):
+            raise ValueError("give exactly one of `room` or `to`")
         return self
 
 
@@ -169,6 +233,10 @@ ClientMessage = Annotated[
     | Who
     | ListRooms
     | GetHistory
+    | EditMessage
+    | DeleteMessage
+    | React
+    | Typing
     | Ping
     | Pong
     | Quit

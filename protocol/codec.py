@@ -64,23 +64,39 @@ def encode_ack(request_id: str, seq: int | None = None) -> bytes:
 
 
 def encode_chat_message(
-    room: str, seq: int, sender: str, text: str, action: bool, ts: str
+    room: str,
+    seq: int,
+    sender: str,
+    text: str,
+    action: bool,
+    ts: str,
+    rev: int,
+    reply_to: int | None = None,
 ) -> bytes:
-    """`encode(ChatMessage(...))` without building a model: once per room message.
+    """`encode(ChatMessage(...))` of a new message without building a model: once per message.
 
     `room`, `sender` and `ts` are validated names and timestamps (nothing to escape).
+    A new message is never edited, deleted or reacted to, so those fields are absent.
     """
-    return (
-        b'{"type":"message","room":"%s","seq":%d,"from":"%s","text":%s,"action":%s,"ts":"%s"}\n'
-        % (
-            room.encode(),
-            seq,
-            sender.encode(),
-            encode_basestring(text).encode(),  # what json.dumps(text, ensure_ascii=False) calls
-            b"true" if action else b"false",
-            ts.encode(),
-        )
+    args = (
+        room.encode(),
+        seq,
+        sender.encode(),
+        encode_basestring(text).encode(),  # what json.dumps(text, ensure_ascii=False) calls
+        b"true" if action else b"false",
+        ts.encode(),
+        rev,
     )
+    if reply_to is None:
+        return _NEW_MESSAGE % args
+    return _NEW_REPLY % (*args, reply_to)
+
+
+_NEW_MESSAGE = (
+    b'{"type":"message","room":"%s","seq":%d,"from":"%s","text":%s,"action":%s,"ts":"%s",'
+    b'"rev":%d}\n'
+)
+_NEW_REPLY = _NEW_MESSAGE[:-2] + b',"reply_to":%d}\n'
 
 
 def decode_client_line(line: bytes, *, max_text: int = MAX_TEXT_CHARS) -> ClientMessage:

@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     NOT_IN_ROOM = "not_in_room"
     RATE_LIMITED = "rate_limited"
     LIMIT_REACHED = "limit_reached"
+    NO_SUCH_MESSAGE = "no_such_message"
+    NOT_ALLOWED = "not_allowed"
     FILE_CORRUPT = "file_corrupt"
     FILE_TOO_LARGE = "file_too_large"
     UNAVAILABLE = "unavailable"

@@ -21,6 +21,7 @@ from .limits import (
     CONTROL_CHARS,
     LINE_CONTROL_CHARS,
     MAX_CLIENT_NAME,
+    MAX_EMOJI,
     MAX_FEATURES,
     MAX_ID,
     MAX_PASSWORD,
@@ -31,11 +32,13 @@ from .limits import (
     MAX_TOPIC,
     NICK_RE,
     ROOM_RE,
+    WHITESPACE,
 )
 
 __all__ = [
     "ChatText",
     "ClientName",
+    "Emoji",
     "FeatureNames",
     "NickName",
     "Password",
@@ -99,6 +102,18 @@ def _single_line(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _check_emoji(value: str) -> str:
+    if not value or len(value) > MAX_EMOJI:
+        raise PydanticCustomError(
+            "invalid_text", "an emoji is 1-{limit} characters", {"limit": MAX_EMOJI}
+        )
+    if LINE_CONTROL_CHARS.search(value) is not None or WHITESPACE.search(value) is not None:
+        raise PydanticCustomError(
+            "invalid_text", "an emoji holds no whitespace or control character"
+        )
+    return value
+
+
 def _schema(**extra: Any) -> Any:
     # The checks above run in Python and do not show in JSON Schema; state them for bot writers.
     return Field(json_schema_extra=extra)
@@ -125,6 +140,9 @@ TopicText = Annotated[str, _single_line(MAX_TOPIC), _schema(maxLength=MAX_TOPIC)
 Reason = Annotated[str, _single_line(MAX_REASON), _schema(maxLength=MAX_REASON)]
 ClientName = Annotated[str, _single_line(MAX_CLIENT_NAME), _schema(maxLength=MAX_CLIENT_NAME)]
 Token = Annotated[str, _single_line(MAX_TOKEN), _schema(maxLength=MAX_TOKEN)]
+Emoji = Annotated[
+    str, AfterValidator(_check_emoji), _schema(minLength=1, maxLength=MAX_EMOJI, pattern=r"^\S+$")
+]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
 # Version 2 feature names a client asks for; unknown names are ignored by the server.
 FeatureNames = Annotated[list[Token], Field(max_length=MAX_FEATURES)]

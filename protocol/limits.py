@@ -15,11 +15,13 @@ __all__ = [
     "JOIN_HISTORY",
     "LINE_CONTROL_CHARS",
     "MAX_CLIENT_NAME",
+    "MAX_EMOJI",
     "MAX_FEATURES",
     "MAX_ID",
     "MAX_LINE_BYTES",
     "MAX_NICK",
     "MAX_PASSWORD",
+    "MAX_REACTIONS",
     "MAX_REASON",
     "MAX_ROOM",
     "MAX_SEQ",
@@ -30,6 +32,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLAY_MAX",
     "ROOM_RE",
+    "WHITESPACE",
 ]
 
 PROTOCOL_VERSION = 2
@@ -46,6 +49,8 @@ MAX_ID = 64
 MAX_PASSWORD = 1_024
 MAX_SEQ = 2**63 - 1  # seqs are SQLite integers; a larger `since`/`before`/`after` is refused
 MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
+MAX_EMOJI = 32  # characters of a reaction's `emoji` (version 2)
+MAX_REACTIONS = 20  # distinct emoji on one message (version 2)
 
 JOIN_HISTORY = 50  # messages sent after a join without `since`
 REPLAY_MAX = 500  # messages sent after a join with `since`
@@ -59,3 +64,5 @@ ROOM_RE = re.compile(r"[a-z0-9_-]{1,64}")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Single-line strings refuse every control character, \t and \n included.
 LINE_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# An emoji (or `:name:`) holds no whitespace at all.
+WHITESPACE = re.compile(r"\s")

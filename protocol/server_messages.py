@@ -24,7 +24,10 @@ __all__ = [
     "Joined",
     "Left",
     "Members",
+    "MessageDeleted",
+    "MessageEdited",
     "NickChanged",
+    "ReactionChanged",
     "RoomInfo",
     "RoomList",
     "RoomSummary",
@@ -33,6 +36,7 @@ __all__ = [
     "ServerPing",
     "ServerPong",
     "TopicChanged",
+    "TypingNotice",
     "Welcome",
 ]
 
@@ -89,7 +93,13 @@ class RoomInfo(_Event):
 
 
 class ChatMessage(_Event):
-    """`message`: a stored room message; `seq` counts from 1 per room."""
+    """`message`: a stored room message; `seq` counts from 1 per room.
+
+    Version 2: `rev` is the room's change counter at the message's latest change
+    (every message from a version-2 server carries it); the other new fields are
+    present only where set: `reply_to`, `edited` (ts of the last edit), `deleted`
+    (then `text` is ""), `reactions` (emoji to nicks, in the order they reacted).
+    """
 
     type: Literal["message"] = "message"
     room: str
@@ -98,6 +108,11 @@ class ChatMessage(_Event):
     text: str
     action: bool = False
     ts: str
+    rev: int | None = None
+    reply_to: int | None = None
+    edited: str | None = None
+    deleted: bool | None = None
+    reactions: dict[str, list[str]] | None = None
     file: FileInfo | None = None
 
 
@@ -177,6 +192,51 @@ class RoomList(_Event):
     re: str | None = None
 
 
+class MessageEdited(_Event):
+    """`edited`: a message's author changed its text (feature `edit`)."""
+
+    type: Literal["edited"] = "edited"
+    room: str
+    seq: int
+    text: str
+    by: str
+    ts: str
+    rev: int
+
+
+class MessageDeleted(_Event):
+    """`deleted`: a message was erased (to connections granted `edit`)."""
+
+    type: Literal["deleted"] = "deleted"
+    room: str
+    seq: int
+    by: str
+    ts: str
+    rev: int
+
+
+class ReactionChanged(_Event):
+    """`reaction`: somebody added or (`removed`) took back a reaction (feature `react`)."""
+
+    type: Literal["reaction"] = "reaction"
+    room: str
+    seq: int
+    emoji: str
+    nick: str
+    removed: bool
+    ts: str
+    rev: int
+
+
+class TypingNotice(_Event):
+    """`typing`: somebody is typing in `room` (absent: to you); never stored."""
+
+    type: Literal["typing"] = "typing"
+    room: str | None = None
+    sender: str = Field(alias="from")
+    state: str
+
+
 class HistoryPage(_Event):
     """`history`: stored messages, oldest first; `more` says further ones exist that way."""
 
@@ -236,6 +296,10 @@ ServerMessage = Annotated[
     | Left
     | NickChanged
     | TopicChanged
+    | MessageEdited
+    | MessageDeleted
+    | ReactionChanged
+    | TypingNotice
     | Members
     | RoomList
     | HistoryPage

@@ -279,7 +279,7 @@ def huge_join(body: bytes) -> Script:
 @pytest.mark.slow
 async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_whole() -> None:
     body = b",".join(  # built before the clock starts: the fake server shares the loop
-        encode_chat_message("lobby", seq, "bob", f"message number {seq}", False, TS)[:-1]
+        encode_chat_message("lobby", seq, "bob", f"message number {seq}", False, TS, seq)[:-1]
         for seq in range(1, HUGE + 1)
     )
     # What one-call decoding of this line costs on this machine right now (how the

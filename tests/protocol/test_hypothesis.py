@@ -17,7 +17,9 @@ from protocol import (
     ChangeNick,
     ChatMessage,
     ClientMessage,
+    DeleteMessage,
     DirectMessage,
+    EditMessage,
     ErrorCode,
     ErrorReply,
     Feature,
@@ -31,12 +33,16 @@ from protocol import (
     LineTooLong,
     ListRooms,
     Members,
+    MessageDeleted,
+    MessageEdited,
     NickChanged,
     Part,
     Ping,
     Pong,
     ProtocolError,
     Quit,
+    React,
+    ReactionChanged,
     Register,
     RoomInfo,
     RoomList,
@@ -49,6 +55,8 @@ from protocol import (
     ServerPong,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingNotice,
     Upload,
     UploadReady,
     Welcome,
@@ -203,6 +211,13 @@ feature_lists = st.lists(feature_names, max_size=32)
 fingerprints = st.binary(min_size=1, max_size=64).map(fingerprint_of)
 seqs = st.integers(min_value=0, max_value=2**53)
 limits = st.integers(min_value=1, max_value=500)
+# 1-32 characters, none of them whitespace or control.
+emojis = st.text(
+    st.characters(exclude_categories=["Cs", "Cc", "Zs", "Zl", "Zp"], exclude_characters="\x85"),
+    min_size=1,
+    max_size=32,
+).filter(lambda value: not any(char.isspace() for char in value))
+typing_states = st.sampled_from(["active", "paused", "done"])
 
 client_messages = st.one_of(
     st.builds(
@@ -214,8 +229,16 @@ client_messages = st.one_of(
         id=ids,
     ),
     st.builds(Join, room=rooms, since=st.none() | seqs, id=ids),
+    st.builds(Join, room=rooms, changed_since=seqs, id=ids),
     st.builds(Part, room=rooms, reason=st.none() | single_line(300), id=ids),
-    st.builds(Say, room=rooms, text=texts | long_texts, action=st.booleans(), id=ids),
+    st.builds(
+        Say,
+        room=rooms,
+        text=texts | long_texts,
+        action=st.booleans(),
+        reply_to=st.none() | seqs,
+        id=ids,
+    ),
     st.builds(SendDm, to=nicks, text=texts, id=ids),
     st.builds(ChangeNick, nick=nicks, id=ids),
     st.builds(SetTopic, room=rooms, topic=single_line(300), id=ids),
@@ -224,6 +247,13 @@ client_messages = st.one_of(
     st.builds(GetHistory, room=rooms, before=seqs, limit=limits, id=ids),
     st.builds(GetHistory, room=rooms, after=seqs, limit=limits, id=ids),
     st.builds(GetHistory, room=rooms, id=ids),
+    st.builds(GetHistory, room=rooms, around=seqs, limit=limits, id=ids),
+    st.builds(GetHistory, room=rooms, changed_since=seqs, limit=limits, id=ids),
+    st.builds(EditMessage, room=rooms, seq=seqs, text=texts, id=ids),
+    st.builds(DeleteMessage, room=rooms, seq=seqs, id=ids),
+    st.builds(React, room=rooms, seq=seqs, emoji=emojis, remove=st.booleans(), id=ids),
+    st.builds(Typing, room=rooms, state=typing_states, id=ids),
+    st.builds(Typing, to=nicks, state=typing_states, id=ids),
     st.builds(Ping, token=st.none() | single_line(64), id=ids),
     st.builds(Pong, token=st.none() | single_line(64), id=ids),
     st.builds(Quit, reason=st.none() | single_line(300), id=ids),
@@ -266,6 +296,11 @@ chat_messages = st.builds(
     text=anything,
     action=st.booleans(),
     ts=stamps,
+    rev=st.none() | seqs,
+    reply_to=st.none() | seqs,
+    edited=st.none() | stamps,
+    deleted=st.none() | st.just(True),
+    reactions=st.none() | st.dictionaries(anything, st.lists(anything, max_size=3), max_size=3),
     file=st.none() | file_infos,
 )
 server_messages = st.one_of(
@@ -303,6 +338,21 @@ server_messages = st.one_of(
     st.builds(Left, room=anything, nick=anything, reason=st.none() | anything, ts=stamps),
     st.builds(NickChanged, old=anything, new=anything, ts=stamps),
     st.builds(TopicChanged, room=anything, topic=anything, by=anything, ts=stamps),
+    st.builds(
+        MessageEdited, room=anything, seq=seqs, text=anything, by=anything, ts=stamps, rev=seqs
+    ),
+    st.builds(MessageDeleted, room=anything, seq=seqs, by=anything, ts=stamps, rev=seqs),
+    st.builds(
+        ReactionChanged,
+        room=anything,
+        seq=seqs,
+        emoji=anything,
+        nick=anything,
+        removed=st.booleans(),
+        ts=stamps,
+        rev=seqs,
+    ),
+    st.builds(TypingNotice, room=st.none() | anything, sender=anything, state=anything),
     st.builds(Members, room=anything, members=st.lists(anything, max_size=4), re=replies),
     st.builds(
         RoomList,
@@ -395,12 +445,22 @@ _REFUSED = "".join(chr(c) for c in [*range(0, 9), *range(11, 32), *range(0x7F, 0
     ),
     seq=st.integers(min_value=1, max_value=2**53),
     action=st.booleans(),
+    rev=st.integers(min_value=1, max_value=2**53),
+    reply_to=st.none() | st.integers(min_value=1, max_value=2**53),
 )
-def test_encode_chat_message_matches_the_model(text: str, seq: int, action: bool) -> None:
+def test_encode_chat_message_matches_the_model(
+    text: str, seq: int, action: bool, rev: int, reply_to: int | None
+) -> None:
     ts = "2026-11-24T03:47:44.574Z"
     model = protocol.ChatMessage(
-        room="r-1", seq=seq, sender="Al_1", text=text, action=action, ts=ts
+        room="r-1",
+        seq=seq,
+        sender="Al_1",
+        text=text,
+        action=action,
+        ts=ts,
+        rev=rev,
+        reply_to=reply_to,
     )
-    assert protocol.encode_chat_message("r-1", seq, "Al_1", text, action, ts) == protocol.encode(
-        model
-    )
+    fast = protocol.encode_chat_message("r-1", seq, "Al_1", text, action, ts, rev, reply_to)
+    assert fast == protocol.encode(model)

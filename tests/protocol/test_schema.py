@@ -73,6 +73,10 @@ def errors_of(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> li
                 for name, sub in want.items():
                     if name in instance:
                         problems += errors_of(instance[name], sub, root)
+        elif key == "additionalProperties":
+            if isinstance(instance, dict):
+                for value in instance.values():
+                    problems += errors_of(value, want, root)
         elif key == "required":
             if isinstance(instance, dict):
                 problems += [f"missing {name!r}" for name in want if name not in instance]

@@ -14,6 +14,7 @@ class RecordingMember:
 
     def __init__(self, nick: str, flusher: Flusher) -> None:
         self.nick = nick
+        self.features: frozenset[str] = frozenset()
         self.flusher = flusher
         self.chunks: list[RoomBatch] = []
         self.written: list[bytes] = []

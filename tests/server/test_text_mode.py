@@ -140,7 +140,7 @@ async def test_nick_prompt_and_lobby(server: ChatServer, clients: Clients, netca
     await user.expect(r"\* Welcome, bob! Rooms: #lobby\. Type /help for commands\.")
     await user.expect(r"\* Now talking in #lobby")
     await user.expect(r"\* Members: alice, bob")
-    await user.expect(r"\[\d\d:\d\d\] #lobby <alice> earlier")
+    await user.expect(r"\[\d\d:\d\d\] #lobby \[1\] <alice> earlier")
     await user.expect(r"\* bob joined #lobby")
     joined = await alice.expect("joined", nick="bob")
     assert joined["room"] == "lobby"
@@ -157,18 +157,18 @@ async def test_text_and_json_users_hear_each_other(
     await user.type("hello from nc")
     heard = await alice.expect("message", text="hello from nc")
     assert (heard["room"], heard["from"], heard["action"]) == ("lobby", "bob", False)
-    await user.expect(r"\[\d\d:\d\d\] #lobby <bob> hello from nc")  # own line comes back
+    await user.expect(r"\[\d\d:\d\d\] #lobby \[1\] <bob> hello from nc")  # own line comes back
 
     await alice.send({"type": "say", "room": "lobby", "text": "hi"})
     said = await alice.expect("message", text="hi")
-    found = await user.expect(r"\[(\d\d:\d\d)\] #lobby <alice> hi")
+    found = await user.expect(r"\[(\d\d:\d\d)\] #lobby \[2\] <alice> hi")
     assert found.group(1) == local_clock(said["ts"])
 
     await alice.request({"type": "say", "room": "lobby", "text": "two\nlines"})
-    await user.expect(r"\[\d\d:\d\d\] #lobby <alice> two")
+    await user.expect(r"\[\d\d:\d\d\] #lobby \[3\] <alice> two")
     assert await user.read_line() == "    lines"
     await alice.request({"type": "say", "room": "lobby", "text": "waves", "action": True})
-    await user.expect(r"\[\d\d:\d\d\] #lobby \* alice waves")
+    await user.expect(r"\[\d\d:\d\d\] #lobby \[4\] \* alice waves")
     await alice.request({"type": "dm", "to": "bob", "text": "psst"})
     await user.expect(r"\[\d\d:\d\d\] \(dm\) <alice -> bob> psst")
     await alice.request({"type": "topic", "room": "lobby", "topic": "nc day"})
@@ -197,7 +197,7 @@ async def test_slash_commands(server: ChatServer, clients: Clients, netcat: Netc
     await user.type("/me waves")
     action = await alice.expect("message", action=True)
     assert (action["room"], action["from"], action["text"]) == ("games", "bob", "waves")
-    await user.expect(r"\[\d\d:\d\d\] #games \* bob waves")
+    await user.expect(r"\[\d\d:\d\d\] #games \[\d+\] \* bob waves")
 
     await user.type("/msg alice lunch at noon?")
     dm = await alice.expect("dm")
