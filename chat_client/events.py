@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import (
+    AwayChanged,
     Bye,
     ChatMessage,
     DirectMessage,
@@ -20,6 +21,7 @@ from protocol import (
     Joined,
     Left,
     NickChanged,
+    ReadMarker,
     RoomInfo,
     TopicChanged,
 )
@@ -88,6 +90,8 @@ class Lagged:
 ClientEvent = (
     ChatMessage
     | DirectMessage
+    | ReadMarker
+    | AwayChanged
     | Joined
     | Left
     | NickChanged

@@ -53,6 +53,7 @@ from protocol import (
     Bye,
     ChangeNick,
     ChatMessage,
+    DmHistoryPage,
     ErrorCode,
     ErrorReply,
     GetHistory,
@@ -462,7 +463,10 @@ class ClientSession:
             if message.old.lower() == self.nick.lower():
                 self.nick = message.new
             self._events.append(message)
-        elif isinstance(message, ServerHello | Welcome | Members | RoomList | Ack | ServerPong):
+        elif isinstance(
+            message,
+            ServerHello | Welcome | Members | RoomList | Ack | ServerPong | DmHistoryPage,
+        ):
             log.debug("ignored a %s without a request", message.type)
         else:
             self._events.append(message)

@@ -41,5 +41,6 @@ class ServerConfig:
     tail_bytes: int = 32 << 20  # recent messages kept in memory, all rooms together
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses
     auth_delay: float = 0.5  # first delay after a wrong password; doubles per failure
+    max_sessions: int = 10  # sessions one account may have at once
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0

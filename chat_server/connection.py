@@ -70,10 +70,14 @@ class ClientConnection(asyncio.Protocol):
         "_text_mode",
         "_transport",
         "_worker",
+        "account",
+        "away",
         "closed",
         "created_rooms",
+        "features",
         "ip",
         "last_heard",
+        "marks",
         "next_ping",
         "nick",
         "opened_at",
@@ -110,6 +114,10 @@ class ClientConnection(asyncio.Protocol):
         self.rooms: dict[str, None] = {}  # joined room names, in join order
         self.created_rooms = 0
         self.registered = False
+        self.account = False
+        self.features: frozenset[str] = frozenset()
+        self.away: str | None = None
+        self.marks: dict[str, int] = {}
         self.closed = False
         self._admitted = False
         self.last_heard = self.opened_at = context.loop.time()

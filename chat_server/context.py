@@ -15,7 +15,7 @@ from typing import Protocol
 from protocol import ServerHello, encode
 
 from .config import ServerConfig
-from .hub import ChatHub
+from .hub import SUPPORTED_FEATURES, ChatHub
 from .outbox import Flusher
 from .ratelimit import TokenBucket
 from .store import Store
@@ -74,6 +74,7 @@ class ServerContext:
                 server=config.name,
                 motd=greeting_motd(config),
                 password_required=config.password is not None,
+                features=list(SUPPORTED_FEATURES),
             )
         )
         self._per_ip: Counter[str] = Counter()

@@ -228,7 +228,7 @@ class TextSession:
         to, _, text = arg.partition(" ")
         if not to or not text.strip():
             raise ChatError(ErrorCode.INVALID_MESSAGE, "usage: /msg NICK TEXT")
-        self._hub.dm(self._host, _valid(_NICK, to), self._text(text))
+        self._hub.dm(self._host, _valid(_NICK, to), self._text(text), None)
         return None
 
     def _nick(self, arg: str) -> Pending:

@@ -11,9 +11,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .fields import (
+    AccountPassword,
+    AwayText,
     ChatText,
     ClientName,
     FeatureNames,
+    LoginPassword,
     NickName,
     Password,
     Reason,
@@ -31,13 +34,16 @@ __all__ = [
     "GetHistory",
     "Join",
     "ListRooms",
+    "MarkRead",
     "Part",
     "Ping",
     "Pong",
     "Quit",
     "Register",
+    "RegisterAccount",
     "Say",
     "SendDm",
+    "SetAway",
     "SetTopic",
     "Who",
 ]
@@ -57,6 +63,7 @@ class Register(_Request):
     password: Password | None = None
     client: ClientName | None = None
     features: FeatureNames | None = None
+    account_password: LoginPassword | None = None  # version 2: the nick is an account
 
 
 class Join(_Request):
@@ -121,10 +128,13 @@ class ListRooms(_Request):
 
 
 class GetHistory(_Request):
-    """`history`: page through a room's stored messages."""
+    """`history`: page through a room's stored messages, or (`with`) a DM conversation."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
 
     type: Literal["history"] = "history"
-    room: RoomName
+    room: RoomName | None = None
+    with_: NickName | None = Field(default=None, alias="with")
     before: Seq | None = None
     after: Seq | None = None
     limit: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = HISTORY_DEFAULT
@@ -133,7 +143,40 @@ class GetHistory(_Request):
     def _one_direction(self) -> GetHistory:
         if self.before is not None and self.after is not None:
             raise ValueError("give `before` or `after`, not both")
+        if (self.room is None) == (self.with_ is None):
+            raise ValueError("give `room` or `with`")
         return self
+
+
+class RegisterAccount(_Request):
+    """`register` (version 2): make the registered nick an account with this password."""
+
+    type: Literal["register"] = "register"
+    password: AccountPassword
+
+
+class MarkRead(_Request):
+    """`mark_read` (version 2): read up to `seq` in a room or a DM conversation (`with`)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
+
+    type: Literal["mark_read"] = "mark_read"
+    room: RoomName | None = None
+    with_: NickName | None = Field(default=None, alias="with")
+    seq: Seq
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MarkRead:
+        if (self.room is None) == (self.with_ is None):
+            raise ValueError("give `room` or `with`")
+        return self
+
+
+class SetAway(_Request):
+    """`away` (version 2): be away with `text`; empty or absent means back."""
+
+    type: Literal["away"] = "away"
+    text: AwayText | None = None
 
 
 class Ping(_Request):
@@ -168,6 +211,9 @@ ClientMessage = Annotated[
     | Who
     | ListRooms
     | GetHistory
+    | RegisterAccount
+    | MarkRead
+    | SetAway
     | Ping
     | Pong
     | Quit,

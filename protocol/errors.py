@@ -35,6 +35,11 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     LIMIT_REACHED = "limit_reached"
     UNAVAILABLE = "unavailable"
+    # version 2: accounts and sessions
+    AUTH_REQUIRED = "auth_required"
+    ACCOUNT_EXISTS = "account_exists"
+    NOT_ALLOWED = "not_allowed"
+    TOO_MANY_SESSIONS = "too_many_sessions"
     INTERNAL = "internal"
 
 

@@ -7,23 +7,35 @@ already validated, and a client must sanitise what it displays anyway.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    model_serializer,
+)
 
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
     "Ack",
+    "AnyHistoryPage",
+    "AwayChanged",
     "Bye",
     "ChatMessage",
     "DirectMessage",
+    "DmHistoryPage",
     "ErrorReply",
     "HistoryPage",
     "Joined",
     "Left",
     "Members",
     "NickChanged",
+    "ReadMarker",
     "RoomInfo",
     "RoomList",
     "RoomSummary",
@@ -48,20 +60,32 @@ class ServerHello(_Event):
     protocol: int = PROTOCOL_VERSION
     motd: str = ""
     password_required: bool = False
-    features: list[str] | None = None  # version 2: what the server supports; v1 leaves it out
+    # Version 2: what the server supports, and where its TLS listener is (null when off).
+    features: list[str] = Field(default_factory=list)
+    tls_port: int | None = None
+    fingerprint: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _null_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The contract says `null` when TLS is off, not absent; `encode` drops other Nones.
+        data: dict[str, Any] = handler(self)
+        data.setdefault("tls_port", None)
+        data.setdefault("fingerprint", None)
+        return data
 
 
 class Welcome(_Event):
     """`welcome`: registration succeeded; `rooms` names every existing room.
 
-    `features` (version 2) are the requested features the server granted;
-    a version-1 server leaves it out, which means none.
+    Version 2 adds `features` (the ones granted: requested and supported) and
+    `account` (the nick is a logged-in account).
     """
 
     type: Literal["welcome"] = "welcome"
     nick: str
     rooms: list[str]
-    features: list[str] | None = None
+    features: list[str] = Field(default_factory=list)
+    account: bool = False
     re: str | None = None
 
 
@@ -72,6 +96,8 @@ class RoomInfo(_Event):
     room: str
     topic: str
     members: list[str]
+    read: int | None = None  # version 2 (`read`): the caller's marker, 0 when none
+    away: dict[str, str] | None = None  # version 2 (`away`): members who are away, and why
     re: str | None = None
 
 
@@ -88,13 +114,17 @@ class ChatMessage(_Event):
 
 
 class DirectMessage(_Event):
-    """`dm`: a private message, to its recipient and as an echo to its sender."""
+    """`dm`: a private message, to its recipient and as an echo to its sender.
+
+    `seq` (version 2) numbers a stored conversation between two accounts, from 1.
+    """
 
     type: Literal["dm"] = "dm"
     sender: str = Field(alias="from")
     to: str
     text: str
     ts: str
+    seq: int | None = None
 
 
 class Joined(_Event):
@@ -141,6 +171,7 @@ class Members(_Event):
     type: Literal["members"] = "members"
     room: str
     members: list[str]
+    away: dict[str, str] | None = None  # version 2 (`away`)
     re: str | None = None
 
 
@@ -170,6 +201,52 @@ class HistoryPage(_Event):
     messages: list[ChatMessage]
     more: bool
     re: str | None = None
+
+
+class DmHistoryPage(_Event):
+    """`history` with `with` (version 2): a page of the caller's stored DM conversation."""
+
+    type: Literal["history"] = "history"
+    with_: str = Field(alias="with")
+    messages: list[DirectMessage]
+    more: bool
+    re: str | None = None
+
+
+def _history_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "with" if "with" in value else "room"
+    return "with" if isinstance(value, DmHistoryPage) else "room"
+
+
+# Both `history` replies share the wire type; a `with` field tells them apart.
+AnyHistoryPage = Annotated[
+    Annotated[HistoryPage, Tag("room")] | Annotated[DmHistoryPage, Tag("with")],
+    Discriminator(_history_kind),
+]
+
+
+class ReadMarker(_Event):
+    """`read` (version 2): another session of the same account moved a read marker."""
+
+    type: Literal["read"] = "read"
+    room: str | None = None
+    with_: str | None = Field(default=None, alias="with")
+    seq: int
+
+
+class AwayChanged(_Event):
+    """`away` (version 2): a user sharing a room went away (`text`) or came back (null)."""
+
+    type: Literal["away"] = "away"
+    nick: str
+    text: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _null_when_back(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data.setdefault("text", None)
+        return data
 
 
 class Ack(_Event):
@@ -223,7 +300,9 @@ ServerMessage = Annotated[
     | TopicChanged
     | Members
     | RoomList
-    | HistoryPage
+    | AnyHistoryPage
+    | ReadMarker
+    | AwayChanged
     | Ack
     | ErrorReply
     | ServerPing

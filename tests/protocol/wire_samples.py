@@ -8,11 +8,13 @@ from pydantic import BaseModel
 
 from protocol import (
     Ack,
+    AwayChanged,
     Bye,
     ChangeNick,
     ChatMessage,
     ClientMessage,
     DirectMessage,
+    DmHistoryPage,
     ErrorReply,
     GetHistory,
     HistoryPage,
@@ -20,13 +22,16 @@ from protocol import (
     Joined,
     Left,
     ListRooms,
+    MarkRead,
     Members,
     NickChanged,
     Part,
     Ping,
     Pong,
     Quit,
+    ReadMarker,
     Register,
+    RegisterAccount,
     RoomInfo,
     RoomList,
     RoomSummary,
@@ -36,6 +41,7 @@ from protocol import (
     ServerMessage,
     ServerPing,
     ServerPong,
+    SetAway,
     SetTopic,
     TopicChanged,
     Welcome,
@@ -55,9 +61,17 @@ TS = "2026-11-23T15:04:05.123Z"
 
 
 def union_members(union: object) -> list[type[BaseModel]]:
-    """The model classes of a discriminated union alias such as `ClientMessage`."""
+    """The model classes of a discriminated union alias such as `ClientMessage`.
+
+    Nested unions (both `history` replies, told apart by `with`) are flattened.
+    """
     members, *_field_info = get_args(union)
-    classes = list(get_args(members))
+    classes: list[type[BaseModel]] = []
+    for member in get_args(members) or (members,):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            classes.append(member)
+        else:
+            classes.extend(union_members(member))
     assert classes, f"{union!r} is not an Annotated union"
     return classes
 
@@ -98,6 +112,13 @@ CLIENT_SAMPLES: list[BaseModel] = [
     Pong(token="abc"),
     Quit(),
     Quit(reason="bye now", id="q1"),
+    Register(nick="alice", account_password="correct horse", features=["accounts"], id="r3"),
+    RegisterAccount(password="correct horse", id="a1"),
+    MarkRead(room="lobby", seq=12, id="m1"),
+    MarkRead(with_="bob", seq=3),
+    SetAway(text="lunch, back at 2", id="aw1"),
+    SetAway(),
+    GetHistory(with_="bob", before=10, limit=20, id="h2"),
 ]
 
 SERVER_SAMPLES: list[BaseModel] = [
@@ -127,4 +148,20 @@ SERVER_SAMPLES: list[BaseModel] = [
     ServerPing(),
     ServerPong(token="abc", re="pi1"),
     Bye(reason="shutdown"),
+    Welcome(nick="alice", rooms=["lobby"], features=["accounts", "read"], account=True, re="r3"),
+    RoomInfo(
+        room="lobby", topic="", members=["alice", "bob"], read=12, away={"bob": "lunch"}, re="j2"
+    ),
+    Members(room="lobby", members=["alice", "bob"], away={"bob": "lunch"}, re="w2"),
+    DirectMessage(sender="alice", to="bob", text="while you were out", ts=TS, seq=3),
+    DmHistoryPage(
+        with_="bob",
+        messages=[DirectMessage(sender="bob", to="alice", text="hi", ts=TS, seq=1)],
+        more=False,
+        re="h2",
+    ),
+    ReadMarker(room="lobby", seq=12),
+    ReadMarker(with_="bob", seq=3),
+    AwayChanged(nick="bob", text="lunch"),
+    AwayChanged(nick="bob"),
 ]

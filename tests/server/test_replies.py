@@ -56,7 +56,14 @@ async def test_hello_reply_carries_re(server: ChatServer, clients: Clients) -> N
     client = await clients.open(server.port)
     await client.send({"type": "hello", "nick": "alice", "id": "first"})
     assert await client.quiet() == [
-        {"type": "welcome", "nick": "alice", "rooms": [], "re": "first"}
+        {
+            "type": "welcome",
+            "nick": "alice",
+            "rooms": [],
+            "features": [],
+            "account": False,
+            "re": "first",
+        }
     ]
 
 

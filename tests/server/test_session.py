@@ -21,6 +21,9 @@ async def test_server_speaks_first_with_hello(start_server: StartServer, clients
         "protocol": 1,
         "motd": "hi there",
         "password_required": False,
+        "features": ["accounts", "read", "away"],
+        "tls_port": None,
+        "fingerprint": None,
     }
 
 
@@ -28,7 +31,14 @@ async def test_hello_gets_welcome_with_existing_rooms(server: ChatServer, client
     await clients.registered(server.port, "alice", "lobby", "dev")
     bob = await clients.open(server.port)
     welcome = await bob.request({"type": "hello", "nick": "bob", "client": "tests/1", "id": "h"})
-    assert welcome == {"type": "welcome", "nick": "bob", "rooms": ["dev", "lobby"], "re": "h"}
+    assert welcome == {
+        "type": "welcome",
+        "nick": "bob",
+        "rooms": ["dev", "lobby"],
+        "features": [],
+        "account": False,
+        "re": "h",
+    }
 
 
 async def test_nick_taken_is_case_insensitive_and_retry_works(
