@@ -29,8 +29,9 @@ __all__ = ["Accounts"]
 class Accounts:
     """The accounts of one server, as the hub sees them."""
 
-    def __init__(self, store: AccountStore) -> None:
+    def __init__(self, store: AccountStore, hash_memory_kib: int) -> None:
         self._store = store
+        self._hash_memory_kib = hash_memory_kib
         self.names: dict[str, str] = {}  # key -> name as registered
         self._dm_seqs: dict[str, int] = {}  # pair -> last seq handed out
         self.markers: dict[str, dict[str, int]] = {}  # online accounts' markers
@@ -72,7 +73,7 @@ class Accounts:
         """Make `nick` an account. Raises `ChatError` (`account_exists`, `unavailable`)."""
         if self.is_account(nick):
             raise ChatError(ErrorCode.ACCOUNT_EXISTS, f"{nick} is already an account")
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await asyncio.to_thread(hash_password, password, self._hash_memory_kib)
         if self.is_account(nick):
             raise ChatError(ErrorCode.ACCOUNT_EXISTS, f"{nick} is already an account")
         self.names[key(nick)] = nick  # taken now, so nobody registers it twice meanwhile

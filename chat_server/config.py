@@ -42,5 +42,6 @@ class ServerConfig:
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses
     auth_delay: float = 0.5  # first delay after a wrong password; doubles per failure
     max_sessions: int = 10  # sessions one account may have at once
+    hash_memory_kib: int = 65_536  # argon2id memory per new password hash (tests lower it)
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0

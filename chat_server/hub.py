@@ -95,7 +95,7 @@ class ChatHub:
         self.rooms = RoomRegistry(flusher, config.tail_bytes)
         # nick key -> its sessions: one for a guest, up to `max_sessions` for an account
         self._online: dict[str, list[Peer]] = {}
-        self.accounts = Accounts(store)
+        self.accounts = Accounts(store, config.hash_memory_kib)
         self._away: dict[str, str] = {}  # nick key -> away text, for those away
         self._handed: set[tuple[str, int]] = set()  # pending DMs being delivered now
         self._empty: dict[Room, float] = {}  # unused rooms, and since when

@@ -150,12 +150,13 @@ class JsonSession:
     def _welcome(self, message: Register) -> None:
         host = self._host
         host.registered = True
-        host.features = frozenset(grant(message.features, SUPPORTED_FEATURES))
+        granted = grant(message.features, SUPPORTED_FEATURES)
+        host.features = frozenset(granted)
         host.reply(
             Welcome(
                 nick=host.nick,
                 rooms=self._hub.room_names(),
-                features=sorted(host.features),
+                features=granted,
                 account=host.account,
                 re=message.id,
             )

@@ -61,6 +61,7 @@ class ChatServer:
         records = await store.open()
         context = self._context = ServerContext(self.config, store, loop)
         context.hub.rooms.load(records.values())
+        await context.hub.accounts.load()
         try:
             self._server = await loop.create_server(
                 lambda: ClientConnection(context),

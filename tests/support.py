@@ -37,6 +37,7 @@ def make_config(**overrides: Any) -> ServerConfig:
         byte_rate=0,
         address_byte_rate=0,
         shutdown_grace=1.0,
+        hash_memory_kib=1024,  # a cheap argon2id: tests hash many passwords on a busy machine
     )
     return replace(base, **overrides)
 
