@@ -208,7 +208,7 @@ class ServerProcess:
 
 
 async def run_command(
-    *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None
+    *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
     """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr.
 
@@ -219,11 +219,11 @@ async def run_command(
         "-m",
         "chat_server",
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=hermetic_env(home or _scratch_home()),
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
