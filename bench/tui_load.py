@@ -1,7 +1,7 @@
 """How fast the TUI absorbs incoming messages, and what it holds in memory after them.
 
-Starts `chat-server --rate 0` as a subprocess, runs `ChatApp` headless
-(`App.run_test`) joined to a room, and has a raw sender in the same process
+Starts `chat-server` with its rate limits off as a subprocess, runs `ChatApp`
+headless (`App.run_test`) joined to a room, and has a raw sender in the same process
 pour N messages into that room (closed loop: at most --window in flight, so
 the server never drops the TUI as a slow consumer). Prints messages/s from
 the first send until the TUI has applied the last one, and the process RSS
@@ -46,6 +46,10 @@ async def start_server() -> tuple[asyncio.subprocess.Process, int]:
         "--db",
         ":memory:",
         "--rate",
+        "0",
+        "--byte-rate",
+        "0",
+        "--address-byte-rate",
         "0",
         stderr=asyncio.subprocess.PIPE,
     )

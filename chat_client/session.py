@@ -12,10 +12,11 @@ Rules:
 1. States: DISCONNECTED -> AWAITING_HELLO (`connection_opened`) -> REGISTERING
    (the server's `hello`; ours is queued at once) -> READY (`welcome`) ->
    DISCONNECTED (bye, EOF, a read error, a refused registration, a line over
-   `SERVER_LINE_LIMIT`, anything but the protocol before `welcome`, a line that
-   is not JSON after it). `ending` then says why and whether to retry; the
-   rejoin with `since` recovers whatever a damaged line held. Valid JSON of an
-   unknown type or shape (a newer server's) is skipped. CLOSED after `close()`.
+   `SERVER_LINE_LIMIT`, a first line that is no `hello`, a line that is not
+   JSON after `welcome`). `ending` then says why and whether to retry; the
+   rejoin with `since` recovers whatever a damaged line held. Unreadable lines
+   between `hello` and `welcome` (nothing to lose yet) and valid JSON of an
+   unknown type or shape (a newer server's) are skipped. CLOSED after `close()`.
 2. One reply per id (`requests.py`): the first line carrying a request's id as
    `re` settles it (its reply type, `ack`, or `error` -> `Failed` with a
    `RequestError`); later ones are ignored. An `error` with an unknown or no
@@ -385,14 +386,15 @@ class ClientSession:
         return done
 
     def _unreadable(self, exc: ProtocolError) -> None:
-        if self.state is State.READY and exc.code is ErrorCode.INVALID_MESSAGE:
-            # JSON of a type or shape this version does not know: a newer server's.
-            log.warning("a line from the server this client does not know, skipped: %s", exc)
-            return
-        if self.state is State.READY:  # not JSON at all: the stream is damaged; resync
-            reason = f"the server sent an unreadable line ({exc.message})"
-        else:
+        if self.state is State.AWAITING_HELLO:  # the first line must be the server's hello
             reason = f"the server does not speak the chat protocol ({exc.message})"
+        elif self.state is State.REGISTERING or exc.code is ErrorCode.INVALID_MESSAGE:
+            # Before welcome nothing can be lost; valid JSON of an unknown type or shape
+            # is a newer server's. Skip both.
+            log.warning("a line from the server this client cannot read, skipped: %s", exc)
+            return
+        else:  # not JSON at all after welcome: the stream is damaged; resync with `since`
+            reason = f"the server sent an unreadable line ({exc.message})"
         self._end(reason, retry=True, error=NotConnectedError(reason))
 
     def _handle(self, message: ServerMessage) -> None:

@@ -107,7 +107,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     number = _number
     flags: list[tuple[str, Callable[[str], float], float, str, str]] = [
-        ("--rate", number(float, 0, "rate"), d.rate, "N", "lines/s per client; 0=off"),
+        (
+            "--rate",
+            number(float, 0, "rate"),
+            d.rate,
+            "N",
+            "lines/s per client; 0 turns all flood control off, bytes too",
+        ),
         ("--burst", number(int, 1, "burst"), d.burst, "N", "lines a client may send at once"),
         (
             "--byte-rate",

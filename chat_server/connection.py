@@ -63,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         "_close_reason",
         "_context",
         "_eof",
+        "_flood_control",
         "_framer",
         "_outbox",
         "_paused",
@@ -92,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self._bucket = context.new_bucket()
         self._byte_bucket = context.new_byte_bucket()
         self._address_bucket: TokenBucket | None = None
+        self._flood_control = True
         self._transport: asyncio.Transport | None = None
         self._outbox = Outbox(
             context.flusher,
@@ -138,6 +140,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self._admitted = True
         self._address_bucket = self._context.address_bucket(self.ip)
+        self._flood_control = not (
+            self._bucket is self._byte_bucket is self._address_bucket is None
+        )
         self._outbox.attach(transport)
         log.info("opened %s", self.peer)
         self._outbox.add(self._context.hello_line)
@@ -201,7 +206,7 @@ class ClientConnection(asyncio.Protocol):
         now = self._context.loop.time()
         self.last_heard = now
         self.next_ping = now + self._context.config.ping_interval
-        if not self._allowed(now, len(line)):
+        if self._flood_control and not self._allowed(now, len(line)):
             self._refuse_flood(line)
             return
         if self._busy or self._backlog or self._outbox.blocked:

@@ -128,7 +128,9 @@ class ServerContext:
     def new_byte_bucket(self) -> TokenBucket | None:
         """A client's byte bucket: `byte_rate` per second, a burst of 4 s of it."""
         rate = self.config.byte_rate
-        return TokenBucket(rate, self._byte_burst(rate), self.loop.time()) if rate > 0 else None
+        if rate <= 0 or self.config.rate <= 0:  # --rate 0: no flood control at all
+            return None
+        return TokenBucket(rate, self._byte_burst(rate), self.loop.time())
 
     def _byte_burst(self, rate: float) -> int:
         return max(int(rate * 4), self.config.max_line)  # a longest line always fits
@@ -136,7 +138,7 @@ class ServerContext:
     def address_bucket(self, ip: str) -> TokenBucket | None:
         """The byte bucket all clients of `ip` share."""
         rate = self.config.address_byte_rate
-        if rate <= 0:
+        if rate <= 0 or self.config.rate <= 0:
             return None
         bucket = self._address_buckets.get(ip)
         if bucket is None:

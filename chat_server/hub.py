@@ -352,9 +352,11 @@ class ChatHub:
         return room
 
     async def _join_when_created(self, peer: Peer, room: Room, since: int | None) -> Result:
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        room.waiters.append(waiter)
-        if not await waiter:
+        if room.creating:  # the store may have answered before this coroutine started
+            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            room.waiters.append(waiter)
+            await waiter
+        if self.rooms.get(room.name) is not room:
             raise ChatError(ErrorCode.UNAVAILABLE, _UNAVAILABLE.format(what="the room"))
         result = self.join(peer, room.name, since)
         return result if isinstance(result, Result) else await result

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Member", "Room", "RoomRegistry", "TailBudget"]
 
 MESSAGE_OVERHEAD = 200  # bytes a kept message costs besides its text (objects, deques)
+_sizeof = sys.getsizeof
 
 
 class Member(Protocol):
@@ -164,7 +165,7 @@ class TailBudget:
 
     def kept(self, room: Room, message: StoredMessage) -> None:
         """`message` was appended to `room.tail`; drop the oldest while over the budget."""
-        size = sys.getsizeof(message.text) + MESSAGE_OVERHEAD
+        size = _sizeof(message.text) + MESSAGE_OVERHEAD
         order = self._order
         order.append((room, message, size))
         self.used += size

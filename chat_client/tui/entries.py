@@ -39,15 +39,17 @@ class Entry:
     pending: bool = False  # typed, not yet acknowledged by the server
     failed: bool = False  # the server refused it or it could not be sent
     id: int = field(default_factory=lambda: next(_ids))
+    local: datetime | None = field(default=None, init=False, repr=False)  # ts in local time
+    day: date | None = field(default=None, init=False, repr=False)  # for day separators
+
+    def __post_init__(self) -> None:
+        if self.ts is not None:
+            self.local = self.ts.astimezone()
+            self.day = self.local.date()
 
     @property
     def is_message(self) -> bool:
         return self.kind in (Kind.CHAT, Kind.ACTION)
-
-    @property
-    def day(self) -> date | None:
-        """The local calendar day, for day separators."""
-        return None if self.ts is None else self.ts.astimezone().date()
 
 
 def mentions(text: str, nick: str) -> bool:

@@ -39,7 +39,7 @@ from protocol import (
     parse_ts,
 )
 
-from ..events import ClientEvent, Connected, Connecting, Disconnected, RoundTrip
+from ..events import ClientEvent, Connected, Connecting, Disconnected, Lagged, RoundTrip
 from .conversations import Conversation, Conversations
 from .entries import Entry, Kind, mentions
 from .reasons import reason_code
@@ -75,6 +75,7 @@ class Changes:
     status: bool = False
     ring: int = 0  # bells to ring
     final: Disconnected | None = None  # the connection is gone for good
+    lagged: bool = False  # events were dropped: fetch what was missed
 
     def merge(self, other: Changes) -> None:
         self.appended.extend(other.appended)
@@ -85,6 +86,7 @@ class Changes:
         self.status |= other.status
         self.ring += other.ring
         self.final = other.final or self.final
+        self.lagged |= other.lagged
 
 
 class Presenter:
@@ -146,6 +148,10 @@ class Presenter:
             pass  # its reason comes again in the Disconnected that follows
         elif isinstance(event, Connecting | Connected | Disconnected | RoundTrip):
             self._connection(event, changes)
+        elif isinstance(event, Lagged):
+            text = f"the client fell behind and skipped {event.dropped:,} events; catching up"
+            self._everywhere(text, Kind.ERROR, changes)
+            changes.lagged = True
         # Anything else (a newer library's events) is not ours to show.
 
     def _room_message(self, message: ChatMessage, changes: Changes) -> None:
@@ -208,7 +214,7 @@ class Presenter:
         conversation = self.conversations.get("#" + info.room)
         conversation.topic = info.topic
         conversation.set_members(info.members)
-        conversation.joined = True
+        # Not `joined` yet: our own `joined` comes after the replay, in wire order.
         self.server_rooms.add(info.room)
         changes.rooms = True
         changes.details = True

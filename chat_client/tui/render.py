@@ -42,7 +42,8 @@ def day_line(day: date) -> Content:
 
 
 def _clock(entry: Entry) -> str:
-    return entry.ts.astimezone().strftime("%H:%M") if entry.ts is not None else ""
+    local = entry.local
+    return f"{local.hour:02}:{local.minute:02}" if local is not None else ""
 
 
 def _with_links(content: Content) -> Content:
@@ -85,6 +86,17 @@ def entry_lines(entry: Entry, width: int, *, dark: bool = True) -> list[Content]
     """`entry` wrapped to `width` cells; continuation lines hang under the text."""
     width = max(width, 10)
     head, body = _parts(entry, dark)
+    text = body.plain
+    if "\n" not in text and len(text) + head.cell_length < width and text.isascii():
+        lines = [head + body]  # the common case: one short line, nothing to wrap
+    else:
+        lines = _wrapped(head, body, width)
+    if entry.mention:
+        lines = [line.stylize("on #4d3800" if dark else "on #fff1c2") for line in lines]
+    return lines
+
+
+def _wrapped(head: Content, body: Content, width: int) -> list[Content]:
     indent = min(head.cell_length, MAX_INDENT, width // 2)
     lines: list[Content] = []
     for number, paragraph in enumerate(body.split("\n", allow_blank=True)):
@@ -96,6 +108,4 @@ def entry_lines(entry: Entry, width: int, *, dark: bool = True) -> list[Content]
         wrapped = paragraph.wrap(room) or [Content("")]
         lines.append(first + wrapped[0])
         lines.extend(Content(" " * indent) + rest for rest in wrapped[1:])
-    if entry.mention:
-        lines = [line.stylize("on #4d3800" if dark else "on #fff1c2") for line in lines]
     return lines

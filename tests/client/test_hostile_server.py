@@ -160,7 +160,10 @@ async def test_18_a_broken_handshake_is_a_reason_on_the_connect_screen() -> None
     async with fake_server(standard([]), before_welcome=garbage) as port:
         app = make_app(port, "alice", "lobby")
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, joined(app, "lobby"), "the join despite the garbage")
+            await until(pilot, lambda: isinstance(app.screen, ConnectScreen), "the screen")
+            await pilot.pause(0.05)
+            problem = str(app.screen.query_one("#problem").render())
+            assert f"cannot reach 127.0.0.1:{port}" in problem
             assert app.is_running
 
 
@@ -195,18 +198,18 @@ async def _measure(pilot: Pilot[None], done: Callable[[], bool], what: str) -> f
 async def test_19_a_huge_replay_is_drawn_in_slices() -> None:
     backlog = [
         {"type": "message", "room": "lobby", "seq": n, "from": "bob", "text": f"m{n}", "ts": TS}
-        for n in range(1, 100_001)
+        for n in range(1, 20_001)
     ]
     async with fake_server(standard(["alice", "bob"], backlog)) as port:
         app = make_app(port, "alice", "lobby")
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.client is not None, "the connection")
-            longest = await _measure(pilot, lambda: "m100000" in log_text(app), "the last one")
+            longest = await _measure(pilot, lambda: "m20000" in log_text(app), "the last one")
             lobby = app.presenter.conversations.get("#lobby")
             assert len(lobby.entries) <= 5000 and lobby.unread == 0
-            # Decoding the 10 MB line is one call in the library; drawing is sliced
-            # (before: one stall of the whole replay, 13 s).
-            assert longest < 4.0, longest
+            # Drawing is sliced (before: one stall for the whole replay, ~13 s for
+            # 100,000 messages, ~3 s for these 20,000).
+            assert longest < 1.5, longest
 
 
 async def test_19_a_57000_room_listing_shows_a_bounded_answer() -> None:

@@ -199,3 +199,12 @@ def test_a_nick_taken_on_reconnect_is_said_in_every_room() -> None:
     for key in ("#lobby", "#dev"):
         texts = [e.text for e in presenter.conversations.get(key).entries]
         assert sum("someone else is using alice" in t for t in texts) == 1
+
+
+def test_dropped_events_are_said_and_ask_for_a_catch_up() -> None:
+    from chat_client.events import Lagged
+
+    presenter = joined_presenter("lobby")
+    changes = presenter.apply([Lagged(dropped=1234)])
+    assert changes.lagged
+    assert "skipped 1,234 events" in presenter.conversations.get("#lobby").entries[-1].text

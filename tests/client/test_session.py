@@ -153,6 +153,17 @@ def test_garbage_before_welcome_ends_the_connection_with_a_reason() -> None:
     assert "does not speak the chat protocol" in session.ending.reason
 
 
+def test_unreadable_lines_between_hello_and_welcome_are_skipped() -> None:
+    session = ClientSession("alice")
+    session.connection_opened()
+    feed(session, ServerHello(server="test"))
+    session.receive_data(b'{"type":"welcome","nick":1}\n' + b"x" * 70_000 + b"\n")
+    assert session.events_received() == []
+    assert session.state is State.REGISTERING
+    [connected] = feed(session, Welcome(nick="alice", rooms=[], re="register"))
+    assert isinstance(connected, Connected)
+
+
 def test_a_line_over_the_limit_ends_the_connection_with_a_reason() -> None:
     session = ClientSession("alice", max_line=1000)
     session.connection_opened()

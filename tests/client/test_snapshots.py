@@ -116,6 +116,8 @@ async def settle_main_screen(pilot: Pilot[None]) -> None:
         Connected("alice", "chat-server", "", ("lobby", "dev")),
         RoomInfo(room="lobby", topic="", members=["alice", "bob", "carol"]),
         RoomInfo(room="dev", topic="", members=["alice", "carol"]),
+        Joined(room="lobby", nick="alice", ts="2026-11-23T09:57:00.000Z"),
+        Joined(room="dev", nick="alice", ts="2026-11-23T09:57:00.000Z"),
     ]
     changes = presenter.apply([*canned, *scripted_events()])
     app.chat.render_changes(changes)

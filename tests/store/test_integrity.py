@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import resource
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -14,7 +18,7 @@ import pytest
 from chat_server.server import ChatServer
 from chat_server.sqlite_store import SqliteStore
 from chat_server.store import CommitCallback, StoredMessage, StoreError
-from tests.support import make_config, registered
+from tests.support import TIMEOUT, hermetic_env, make_config, registered, run_command
 
 BUSY = 0.05  # seconds a commit waits for the lock the test holds
 
@@ -149,3 +153,50 @@ async def test_second_server_through_another_path_is_refused(tmp_path: Path) -> 
     finally:
         await uri_server.close()
     assert not (tmp_path / "file:").exists()
+
+
+@pytest.mark.slow
+async def test_a_full_disk_refuses_writes_then_recovers(tmp_path: Path) -> None:
+    limit = 512 * 1024
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    db = str(tmp_path / "h.db")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
+        "--db", db, "--rate", "0",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=small_disk, env=hermetic_env(str(tmp_path)),
+    )  # fmt: skip
+    assert process.stderr is not None
+    log = b""
+    try:
+        while not (found := re.search(rb"listening on \S+:(\d+)", log)):
+            line = await asyncio.wait_for(process.stderr.readline(), 4 * TIMEOUT)
+            assert line, log
+            log += line
+        alice = await registered(int(found.group(1)), "alice", "lobby")
+        acked: list[int] = []
+        for n in range(400):  # 400 x 4 KB: the history file outgrows the limit
+            reply = await alice.request(
+                {"type": "say", "room": "lobby", "text": f"{n} " + "x" * 3990}
+            )
+            if reply["type"] == "error":
+                assert reply["code"] == "unavailable", reply
+                break
+            acked.append(reply["seq"])
+        else:
+            raise AssertionError("the disk never filled")
+        assert acked == list(range(1, len(acked) + 1))
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        ack = await alice.request({"type": "say", "room": "lobby", "text": "after"})
+        assert (ack["type"], ack["seq"]) == ("ack", len(acked) + 1), ack
+        await alice.close()
+    finally:
+        process.kill()
+        await process.wait()
+    code, out, err = await run_command("history", "lobby", "--db", db, "--limit", "1000")
+    assert code == 0, err
+    seqs = [json.loads(line)["seq"] for line in out.splitlines()]
+    assert seqs == list(range(1, len(acked) + 2))

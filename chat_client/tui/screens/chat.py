@@ -26,6 +26,7 @@ from ...connection import ChatClient
 from ...events import ChatClientError, RequestError
 from .. import commands
 from ..completion import Completer
+from ..conversations import MAX_ENTRIES
 from ..entries import Entry, Kind
 from ..messages import NetworkEvents
 from ..presenter import Changes, Presenter
@@ -136,26 +137,31 @@ class ChatScreen(Screen[None]):
     # -- network events ----------------------------------------------------------
 
     def on_network_events(self, message: NetworkEvents) -> None:
-        """Apply a slice of events. In a long batch (a 100,000-message replay) the log
-        shows only its newest lines about once a second, and is drawn in full once at
-        the end, so only what stays in the log is ever wrapped."""
+        """Apply a slice of events and draw them, but in a batch longer than the log
+        holds (a 100,000-message replay) show only the newest lines about twice a
+        second and the whole log once at the end, so what would scroll out of the log
+        is never wrapped."""
         try:
             changes = self.presenter.apply(message.events)
             if self._held is not None:
                 self._held.merge(changes)
                 changes = self._held
-            now = time.monotonic()
             if message.last:
                 self._held = None
                 changes.reload |= self._partial
                 self._partial = False
                 self.render_changes(changes)
-            elif now - self._drawn_at > BATCH_DRAW_INTERVAL:
-                self._drawn_at = now
-                self._held = None
-                self._draw_partial(changes)
+            elif len(changes.appended) > MAX_ENTRIES:
+                now = time.monotonic()
+                if now - self._drawn_at > BATCH_DRAW_INTERVAL:
+                    self._drawn_at = now
+                    self._held = None
+                    self._draw_partial(changes)
+                else:
+                    self._held = changes
             else:
-                self._held = changes
+                self._held = None
+                self.render_changes(changes)
         finally:
             message.done.release()
 
@@ -188,6 +194,25 @@ class ChatScreen(Screen[None]):
             self.app.bell()
         if changes.final is not None:
             self._connection_lost(changes.final.reason)
+        if changes.lagged and self.client is not None:
+            self._catch_up(self.client)
+
+    @work(group="history")
+    async def _catch_up(self, client: ChatClient) -> None:
+        """After dropped events: the messages after the newest shown, and the members."""
+        for conversation in self.presenter.conversations:
+            if not conversation.is_room or not conversation.joined:
+                continue
+            try:
+                newest = conversation.newest_seq or 0
+                page = await client.history(conversation.name, after=newest, limit=OLDER_PAGE)
+                members = await client.who(conversation.name)
+            except ChatClientError:
+                continue
+            changes = self.presenter.apply(page.messages)
+            conversation.set_members(members)
+            changes.details = True
+            self.render_changes(changes)
 
     def _connection_lost(self, reason: str) -> None:
         if self.chat_app.quitting:

@@ -63,6 +63,7 @@ class MessageLog(ScrollView, can_focus=False):
         self.unseen = 0
         self._user_scrolled = 0.0
         self._wrap_scheduled = False
+        self._is_dark = True
 
     # -- what tests and copying read -------------------------------------------
 
@@ -116,6 +117,7 @@ class MessageLog(ScrollView, can_focus=False):
     def _wrap_new(self) -> None:
         """Wrap the entries appended since the last call."""
         self._wrap_scheduled = False
+        self._is_dark = self._dark()
         start = len(self._counts)
         if start >= len(self._entries):
             return
@@ -175,7 +177,7 @@ class MessageLog(ScrollView, can_focus=False):
             return True
 
     def _block(self, entry: Entry, previous_day: date | None) -> list[Content]:
-        lines = entry_lines(entry, self._width(), dark=self._dark())
+        lines = entry_lines(entry, self._width(), dark=self._is_dark)
         day = entry.day
         if day is not None and day != previous_day:
             return [day_line(day), *lines]
@@ -197,7 +199,7 @@ class MessageLog(ScrollView, can_focus=False):
         return None
 
     def _rewrap_entry(self, index: int) -> None:
-        if index >= len(self._entries):
+        if index >= len(self._counts):
             return
         start = sum(self._counts[:index])
         lines = self._block(self._entries[index], self._day_before(index))
@@ -209,6 +211,7 @@ class MessageLog(ScrollView, can_focus=False):
 
     def _rewrap(self) -> None:
         self._wrap_scheduled = False
+        self._is_dark = self._dark()
         self._wrap_width = self.scrollable_content_region.width
         self._lines, self._counts = [], []
         day: date | None = None
@@ -221,7 +224,7 @@ class MessageLog(ScrollView, can_focus=False):
         self._changed()
 
     def _pending_lines(self) -> list[Content]:
-        width, dark = self._width(), self._dark()
+        width, dark = self._width(), self._is_dark
         return [line for entry in self._pending for line in entry_lines(entry, width, dark=dark)]
 
     def _changed(self, *, follow: bool = True) -> None:
