@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,6 +17,16 @@ from tests.support import TIMEOUT, make_config
 
 PASSWORD = "correct horse"
 FEATURES = ("accounts", "read", "away")
+
+
+E = TypeVar("E")
+
+
+async def next_of(chat: ChatClient, kind: type[E]) -> E:
+    """The next event of `kind` (others are skipped)."""
+    event = await next_event(chat, kind)
+    assert isinstance(event, kind)
+    return event
 
 
 def client(port: int, nick: str, password: str | None = PASSWORD) -> ChatClient:
@@ -62,17 +73,17 @@ async def test_markers_away_and_offline_dms(server: ChatServer) -> None:
             await alice.dm("bob", f"offline {n}")
         await alice.join("lobby")
         async with client(server.port, "bob") as bob:
-            got = [await next_event(bob, DirectMessage) for _ in range(3)]
+            got = [await next_of(bob, DirectMessage) for _ in range(3)]
             assert [(m.text, m.seq) for m in got] == [(f"offline {n}", n + 1) for n in range(3)]
             page = await bob.dm_history("alice", after=1)
             assert [m.seq for m in page.messages] == [2, 3]
             async with client(server.port, "bob") as bob2:
                 await bob.mark_read(3, with_="alice")
-                marker = await next_event(bob2, ReadMarker)
+                marker = await next_of(bob2, ReadMarker)
                 assert (marker.with_, marker.seq) == ("alice", 3)
             await bob.join("lobby")
             await bob.away("lunch")
-            away = await next_event(alice, AwayChanged)
+            away = await next_of(alice, AwayChanged)
             assert (away.nick, away.text) == ("bob", "lunch")
 
 
@@ -91,7 +102,7 @@ async def test_reconnect_resumes_dm_conversations_without_loss_or_duplicates(
     await alice.connect()
     try:
         await alice.dm("bob", "before")
-        assert (await next_event(bob, DirectMessage)).text == "before"
+        assert (await next_of(bob, DirectMessage)).text == "before"
         await alice.close()
         await server.close()  # bob drops; alice writes while he is away
         server = ChatServer(make_config(db_path=db, port=port))
