@@ -217,6 +217,7 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
             db_path = workdir / "chat.db"
             db = str(db_path)
         argv = [sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0"]
+        argv += ["--no-files"]
         argv += ["--rate", "0", "--max-per-ip", "0", "--db", db]
         if spec.fsync:
             argv.append("--fsync")

@@ -51,6 +51,7 @@ async def start_server() -> tuple[asyncio.subprocess.Process, int]:
         "0",
         "--address-byte-rate",
         "0",
+        "--no-files",
         stderr=asyncio.subprocess.PIPE,
     )
     assert server.stderr is not None

@@ -1,5 +1,6 @@
-"""`chat-client [HOST[:PORT]] [--nick NAME] [--room ROOM]...`: the terminal chat client.
+"""`chat-client [HOST[:PORT] | NAME] [--nick NAME] [--room ROOM]...`: the terminal chat client.
 
+`chat-client --list` prints the servers announced on the LAN and exits.
 Everything the command line says is checked before the screen is taken over,
 so a mistake is one line on stderr and exit code 2, never a traceback (which
 could show the password).
@@ -10,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
 from protocol.fields import NickName, normalize_room
 
 __all__ = ["main"]
+
+if TYPE_CHECKING:
+    from .routing import Route
 
 _NICK: TypeAdapter[str] = TypeAdapter(NickName)
 
@@ -27,7 +32,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "it opens a connect screen filled in with what you used last time. The password is "
         "read from CHAT_PASSWORD or asked for on the connect screen.",
     )
-    parser.add_argument("server", nargs="?", help="HOST or HOST:PORT (port 7777 by default)")
+    parser.add_argument(
+        "server",
+        nargs="?",
+        help="HOST, HOST:PORT (port 7777 by default) or the NAME a server announces on the LAN",
+    )
     parser.add_argument("--nick", help="your nick: letters, digits, _ and -")
     parser.add_argument(
         "--room",
@@ -46,7 +55,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep a plain-text log of every conversation on disk (~/.local/state/lanchat/log)",
     )
+    parser.add_argument(
+        "--list", action="store_true", help="print the servers found on the LAN within 2 s, exit"
+    )
+    parser.add_argument("--json", action="store_true", help="with --list: JSON for scripts")
+    parser.add_argument(
+        "--interfaces",
+        metavar="ADDR[,ADDR...]",
+        help="look for servers only on the interfaces with these addresses",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="the port given is a TLS port (default port 7778)"
+    )
+    parser.add_argument(
+        "--fingerprint",
+        help="the server's certificate fingerprint, as its host read it to you: checked, "
+        "then trusted (also to accept a changed certificate)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain text to a server that was reached over TLS before",
+    )
     return parser.parse_args(argv)
+
+
+def _interfaces(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()] or None
+
+
+def _list(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .server_list import print_servers
+
+    return asyncio.run(
+        print_servers(
+            sys.stdout, sys.stderr, json_output=args.json, interfaces=_interfaces(args.interfaces)
+        )
+    )
+
+
+def _by_name(
+    target: str, interfaces: list[str] | None, fingerprint: str | None
+) -> Route | str | None:
+    """The route to a server announced as `target`; a message when it cannot be used."""
+    import asyncio
+
+    from .routing import RouteError, find_by_name, looks_like_address, route_to_discovered
+
+    if looks_like_address(target):
+        return None
+    found = asyncio.run(find_by_name(target, interfaces))
+    if found is None:
+        return None  # not announced here: perhaps a host name
+    try:
+        return route_to_discovered(found, fingerprint)
+    except RouteError as exc:
+        return str(exc)
 
 
 def _fail(message: str) -> int:
@@ -56,13 +124,31 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list:
+        return _list(args)
     from .tui.app import ChatApp, StartOptions
     from .tui.screens.connect import parse_address
     from .tui.themes import theme_names
 
+    if args.json:
+        return _fail("--json goes with --list")
+    fingerprint = None
+    if args.fingerprint is not None:
+        from protocol import InvalidFingerprint, normalize_fingerprint
+
+        try:
+            fingerprint = normalize_fingerprint(args.fingerprint)
+        except InvalidFingerprint as exc:
+            return _fail(f"--fingerprint: {exc}")
+    interfaces = _interfaces(args.interfaces)
     host: str | None = None
     port: int | None = None
-    if args.server:
+    route = _by_name(args.server, interfaces, fingerprint) if args.server else None
+    if isinstance(route, str):
+        return _fail(route)
+    if route is not None:
+        host, port = route.host, route.port
+    elif args.server:
         try:
             host, port = parse_address(args.server)
         except ValueError as exc:
@@ -88,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         rooms=tuple(rooms),
         bell=False if args.no_bell else None,
         log=True if args.log else None,
+        route=route,
+        tls=args.tls,
+        fingerprint=fingerprint,
+        insecure=args.insecure,
+        lan=tuple(interfaces) if interfaces else None,
     )
     app = ChatApp(options)
     if args.theme:

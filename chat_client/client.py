@@ -18,7 +18,8 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
@@ -26,12 +27,15 @@ from protocol import (
     Ack,
     DmHistoryPage,
     ErrorCode,
+    FileInfo,
     HistoryPage,
     Members,
     RoomInfo,
     RoomList,
     RoomSummary,
     ServerPong,
+    Upload,
+    UploadReady,
     Welcome,
 )
 
@@ -45,8 +49,13 @@ from .events import (
     RequestError,
     RoundTrip,
 )
+from .secure import PLAIN, Security, TlsOptions, open_connection
 from .session import CLIENT_NAME, ClientSession, Completed, Ending, Failed, SessionEvent, State
 from .tracking import RoomTracker
+from .trust import TrustError
+
+if TYPE_CHECKING:
+    from .files import Progress
 
 __all__ = ["ChatClient", "ClientSettings"]
 
@@ -89,6 +98,9 @@ class ChatClient:
         client_name: sent to the server as `client`.
         settings: timings and bounds.
         features: version-2 features to ask for; `features` says which were granted.
+        tls: connect over TLS, checking the certificate (`secure.TlsOptions`); None: plain
+            text, which is refused to a host once reached over TLS unless `insecure`.
+        insecure: allow that plain-text connection anyway.
     """
 
     def __init__(
@@ -102,9 +114,14 @@ class ChatClient:
         settings: ClientSettings | None = None,
         features: Iterable[str] = (),
         account_password: str | None = None,
+        tls: TlsOptions | None = None,
+        insecure: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
+        self.insecure = insecure
+        self.security: Security = PLAIN  # what protects the current connection
         self.settings = settings or ClientSettings()
         self.session = ClientSession(
             nick,
@@ -183,6 +200,7 @@ class ChatClient:
             RequestError: registration refused (`auth_failed`, `nick_taken`, ...).
             OSError, TimeoutError: the server cannot be reached or does not answer.
             NotConnectedError: the server ended the handshake or does not speak the protocol.
+            TrustError: the certificate is not the one pinned or given (nothing was sent).
         """
         self._queue.put(Connecting(self.host, self.port, 1))
         reader, writer = await self._open()
@@ -307,6 +325,30 @@ class ChatClient:
             DmHistoryPage,
         )
 
+    async def request_upload(self, upload: Upload) -> UploadReady:
+        """Send an `upload` line; returns `upload_ready` (raises `UploadRefused`)."""
+        from .files import UploadRefused  # aiohttp: loaded only by programs that share files
+
+        try:
+            return await self._call(lambda: self.session.send_upload(upload), UploadReady)
+        except RequestError as error:
+            raise UploadRefused(error.code, error.message) from None
+
+    async def upload(
+        self,
+        path: Path,
+        *,
+        room: str | None = None,
+        to: str | None = None,
+        progress: Progress | None = None,
+    ) -> FileInfo:
+        """Share a file in `room` or with `to` (see `chat_client.files.upload`)."""
+        from . import files
+
+        return await files.upload(
+            path, request=self.request_upload, room=room, to=to, progress=progress
+        )
+
     async def ping(self) -> float:
         """Round-trip time to the server, in seconds."""
         loop = asyncio.get_running_loop()
@@ -344,8 +386,9 @@ class ChatClient:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect and register; raise why not (the session's `ending.error` if it ended it)."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.settings.connect_timeout
+        reader, writer, self.security = await asyncio.wait_for(
+            open_connection(self.host, self.port, self.tls, insecure=self.insecure),
+            self.settings.connect_timeout,
         )
         self._writer = writer
         self._dead_reason = None
@@ -397,6 +440,8 @@ class ChatClient:
         ending = self.session.ending
         if ending is not None and ending.error is exc:
             return ending
+        if isinstance(exc, TrustError):  # a changed certificate is never retried
+            return Ending(str(exc), retry=False, error=exc)
         if not isinstance(exc, OSError | TimeoutError | ChatClientError):
             log.error("unexpected error while connecting", exc_info=exc)
         reason = _plain_reason(exc)

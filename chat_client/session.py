@@ -12,11 +12,11 @@ Rules:
 1. States: DISCONNECTED -> AWAITING_HELLO (`connection_opened`) -> REGISTERING
    (the server's `hello`; ours is queued at once) -> READY (`welcome`) ->
    DISCONNECTED (bye, EOF, a read error, a refused registration, a line over
-   `SERVER_LINE_LIMIT`, a first line that is no `hello`, a line that is not
-   JSON after `welcome`). `ending` then says why and whether to retry; the
-   rejoin with `since` recovers whatever a damaged line held. Unreadable lines
-   between `hello` and `welcome` (nothing to lose yet) and valid JSON of an
-   unknown type or shape (a newer server's) are skipped. CLOSED after `close()`.
+   `SERVER_LINE_LIMIT`, an unreadable line before `welcome`, a line that is
+   not JSON after it). `ending` then says why and whether to retry; the rejoin
+   with `since` recovers whatever a damaged line held. After `welcome`, valid
+   JSON of an unknown type or shape (a newer server's) is skipped. CLOSED after
+   `close()`.
 2. One reply per id (`requests.py`): the first line carrying a request's id as
    `re` settles it (its reply type, `ack`, or `error` -> `Failed` with a
    `RequestError`); later ones are ignored. An `error` with an unknown or no
@@ -29,8 +29,11 @@ Rules:
 4. After `welcome` every tracked room is joined again with `since` = the last
    seq delivered; the join's `history` and the `history after` pages that
    follow while `more` is true go through `RoomTracker`, so each seq is
-   delivered once, in order, and live messages wait meanwhile. A join completes
-   (with its `room` reply) once its replay is in.
+   delivered once, in order, and live messages wait meanwhile. The `room` reply
+   is reported right after the join's own `history` (the server sends the two
+   together, so nothing comes between them): a program sees the replay, then
+   the room as it is now. A join completes (with its `room` reply) once the
+   whole replay is in.
 5. Pages that fit: catch-up pages and `history()` ask for at most
    `HISTORY_PAGE` messages per reply (`paging.py` says why).
 6. Features: `hello` carries the version-2 features asked for; `welcome.features`
@@ -90,6 +93,8 @@ from protocol import (
     ServerPong,
     SetAway,
     SetTopic,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
     encode,
@@ -166,6 +171,7 @@ SessionEvent = ClientEvent | Completed | Failed
 class _Join:
     request_id: str
     info: RoomInfo | None = None
+    info_shown: bool = False
     replayed: list[ChatMessage] = field(default_factory=list)
 
 
@@ -348,6 +354,10 @@ class ClientSession:
     def send_rooms(self) -> str:
         return self._request(ListRooms(), RoomList)
 
+    def send_upload(self, upload: Upload) -> str:
+        """Announce a file; it completes with `UploadReady` (then PUT the bytes to its URL)."""
+        return self._request(upload, UploadReady)
+
     def send_ping(self) -> str:
         return self._request(Ping(), ServerPong)
 
@@ -425,11 +435,10 @@ class ClientSession:
         return done
 
     def _unreadable(self, exc: ProtocolError) -> None:
-        if self.state is State.AWAITING_HELLO:  # the first line must be the server's hello
+        if self.state is not State.READY:  # a broken handshake: say so, try again later
             reason = f"the server does not speak the chat protocol ({exc.message})"
-        elif self.state is State.REGISTERING or exc.code is ErrorCode.INVALID_MESSAGE:
-            # Before welcome nothing can be lost; valid JSON of an unknown type or shape
-            # is a newer server's. Skip both.
+        elif exc.code is ErrorCode.INVALID_MESSAGE:
+            # Valid JSON of a type or shape this version does not know: a newer server's.
             log.warning("a line from the server this client cannot read, skipped: %s", exc)
             return
         else:  # not JSON at all after welcome: the stream is damaged; resync with `since`
@@ -512,7 +521,14 @@ class ClientSession:
             self._events.append(message)
         elif isinstance(
             message,
-            ServerHello | Welcome | Members | RoomList | Ack | ServerPong | DmHistoryPage,
+            ServerHello
+            | Welcome
+            | Members
+            | RoomList
+            | Ack
+            | ServerPong
+            | UploadReady
+            | DmHistoryPage,
         ):
             log.debug("ignored a %s without a request", message.type)
         else:
@@ -618,9 +634,10 @@ class ClientSession:
 
     def _join_answered(self, room: str, info: RoomInfo) -> None:
         join = self._joins.get(room)
-        if join is not None:
+        if join is None:
+            self._events.append(info)
+        else:  # shown right after the join's own replay (rule 4)
             join.info = info
-        self._events.append(info)
 
     def _join_page(self, page: HistoryPage) -> None:
         """The `history` a join sends (no `re`): deliver it, then page on while `more`."""
@@ -635,6 +652,7 @@ class ClientSession:
         delivered = self.tracker.replayed(room, page.messages, more)
         self._events.extend(delivered)
         join.replayed += delivered
+        self._show_info(join)
         if more:
             self._ask_catch_up(room, join)
         else:
@@ -658,7 +676,13 @@ class ClientSession:
         self._events.extend(self.tracker.replayed(room, [], more=False))
         self._join_done(room, join)
 
+    def _show_info(self, join: _Join) -> None:
+        if join.info is not None and not join.info_shown:
+            join.info_shown = True
+            self._events.append(join.info)
+
     def _join_done(self, room: str, join: _Join) -> None:
+        self._show_info(join)
         self._joins.pop(room, None)
         for request_id, seq in self._says.stored(room, join.replayed, self.nick):
             self._say_acked(request_id, seq)

@@ -7,19 +7,23 @@ import errno
 import logging
 import resource
 import signal
-import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .cli import fail, parse_accounts_args, parse_history_args, parse_serve_args
 from .config import MEMORY_DB, ServerConfig
-from .server import ChatServer
-from .store import StoreError
+
+if TYPE_CHECKING:
+    from .server import ChatServer
 
 __all__ = ["main"]
 
 log = logging.getLogger("chat_server")
+
+FILES_DIR = "files"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parsed.config
     if not parsed.db_given:
         config = _with_default_db(config)
+    config = _with_files_dir(config, parsed.data_dir)
     _raise_fd_limit()
     try:
         _run(_serve(config))
@@ -45,11 +50,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _with_default_db(config: ServerConfig) -> ServerConfig:
-    from dataclasses import replace
+    from .datadir import DB_FILE, default_db_path
 
-    from .datadir import default_db_path
+    if config.data_dir is None:
+        return replace(config, db_path=str(default_db_path()))
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return replace(config, db_path=str(data_dir / DB_FILE))
 
-    return replace(config, db_path=str(default_db_path()))
+
+def _with_files_dir(config: ServerConfig, data_dir: Path | None) -> ServerConfig:
+    """Files live in `<data dir>/files`; with `--db :memory:` (and no `--data-dir`) nowhere."""
+    if config.files is None or (config.db_path == MEMORY_DB and data_dir is None):
+        return config
+    import platformdirs
+
+    from .datadir import APP_NAME
+
+    if data_dir is not None:
+        base = data_dir
+    elif config.data_dir is not None:
+        base = Path(config.data_dir)
+    else:
+        base = platformdirs.user_data_path(APP_NAME)
+    return replace(config, files=replace(config.files, directory=base / FILES_DIR))
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -65,6 +89,11 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(config: ServerConfig) -> None:
+    # Imported here, not at the top: a mistyped flag is answered before TLS and mDNS load.
+    from .server import ChatServer, FilesListenError, ListenError
+    from .store import StoreError
+    from .tls import TlsSetupError
+
     # The history writer thread needs the GIL briefly for every commit; with the default
     # 5 ms switch interval a busy event loop makes each commit (and so each ack) wait.
     sys.setswitchinterval(0.0005)
@@ -72,12 +101,20 @@ async def _serve(config: ServerConfig) -> None:
     server = ChatServer(config)
     try:
         await server.start()
-    except StoreError as exc:
+    except (StoreError, TlsSetupError) as exc:
         fail(str(exc))
-    except OSError as exc:
+    except FilesListenError as exc:
         if exc.errno == errno.EADDRINUSE:
-            fail(f"port {config.port} is already in use; pick another with --port")
-        fail(f"cannot listen on {config.host or '*'}:{config.port}: {exc.strerror or exc}")
+            fail(
+                f"files port {exc.port} is already in use; "
+                "pick another with --files-port, or --no-files"
+            )
+        fail(f"cannot listen for files on port {exc.port}: {exc.strerror or exc}")
+    except ListenError as exc:
+        flag = "--tls-port (or --no-tls)" if exc.kind == "tls" else "--port"
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"{exc.kind} port {exc.port} is already in use; pick another with {flag}")
+        fail(f"cannot listen on {config.host or '*'}:{exc.port}: {exc.strerror or exc}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,39 +157,64 @@ class _QuietAcceptErrors:
 
 
 def _announce(server: ChatServer, config: ServerConfig) -> None:
+    """The start-up lines: what the host tells the others."""
     if config.db_path == MEMORY_DB:
         log.info("history: nowhere (history is not kept)")
     else:
         log.info(
             "history: %s%s", config.db_path, " (fsync on every commit)" if config.fsync else ""
         )
-    for host, port in server.addresses:
-        shown = f"[{host}]" if ":" in host else host
-        log.info("listening on %s:%d", shown, port)
+    for host, port, kind in server.listeners:
+        log.info("listening on %s:%d (%s)", _shown(host), port, kind)
+    for host, port in server.files_addresses:
+        log.info("listening on %s:%d (files)", _shown(host), port)
+    if config.files is not None:
+        where = config.files.directory or "nowhere (a temporary directory)"
+        log.info("files: %s", where)
+    if server.fingerprint is not None:
+        log.info("TLS certificate fingerprint (SHA-256): %s", server.fingerprint)
+        log.info(
+            "  people joining over TLS are shown this on their first visit: "
+            "tell them to check it against what you read here"
+        )
+    if server.announcer is not None:
+        log.info(
+            "chat-client on this LAN finds this server by itself (it is announced as %r)",
+            server.announcer.instance,
+        )
     if config.host in (None, "", "0.0.0.0", "::"):
-        lan = _lan_addresses()
-        port = server.port
-        if lan:
-            log.info(
-                "others on the LAN can join with: chat-client %s:%d  (or nc %s %d)",
-                lan[0],
-                port,
-                lan[0],
-                port,
-            )
-            if len(lan) > 1:
-                log.info("this machine's other addresses: %s", ", ".join(lan[1:]))
-        else:
-            log.info("others on the LAN can join with this machine's address, port %d", port)
+        from .discovery import lan_addresses
+
+        _tell_addresses(server, lan_addresses(config.announce_interfaces))
 
 
-def _lan_addresses() -> list[str]:
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-    except OSError:
-        return []
-    found = {str(info[4][0]) for info in infos}
-    return sorted(a for a in found if not a.startswith("127."))
+def _tell_addresses(server: ChatServer, lan: list[str]) -> None:
+    tls_port, plain_port = server.tls_port, None if server.config.tls_only else server.port
+    if not lan:
+        log.info("others join with this machine's address, port %d", server.port)
+        return
+    address = lan[0]
+    if plain_port is not None and tls_port is not None:
+        log.info(
+            "or by address: chat-client %s:%d (it moves to TLS on port %d by itself)",
+            address,
+            plain_port,
+            tls_port,
+        )
+    elif plain_port is not None:
+        log.info("or by address: chat-client %s:%d (plain text: no TLS)", address, plain_port)
+    elif tls_port is not None:
+        log.info("or by address: chat-client --tls %s:%d", address, tls_port)
+    if plain_port is not None:
+        log.info("netcat users: nc %s %d", address, plain_port)
+    if tls_port is not None:
+        log.info("netcat over TLS: openssl s_client -quiet -connect %s:%d", address, tls_port)
+    if len(lan) > 1:
+        log.info("this machine's other addresses: %s", ", ".join(lan[1:]))
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _raise_fd_limit() -> None:

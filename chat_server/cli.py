@@ -9,11 +9,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-from .config import DEFAULT_PORT, MEMORY_DB, ServerConfig
+from .config import DEFAULT_PORT, DEFAULT_TLS_PORT, MEMORY_DB, ServerConfig
+from .datadir import default_data_dir
+from .files.config import DEFAULT_FILES_PORT, FilesConfig, parse_size
 
 __all__ = ["ServeArgs", "parse_history_args", "parse_serve_args"]
 
@@ -50,13 +53,30 @@ def _port(text: str) -> int:
     return port
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("give at least one address, e.g. 192.168.1.5")
+    return parts
+
+
 class ServeArgs:
     """Parsed `chat-server` arguments: the config plus how to log."""
 
-    def __init__(self, config: ServerConfig, log_level: str, db_given: bool) -> None:
+    def __init__(
+        self, config: ServerConfig, log_level: str, db_given: bool, data_dir: Path | None = None
+    ) -> None:
         self.config = config
         self.log_level = log_level
         self.db_given = db_given
+        self.data_dir = data_dir  # --data-dir, if given
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
@@ -83,7 +103,45 @@ def _serve_parser() -> argparse.ArgumentParser:
         formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--host", default=None, help="address to listen on (default: all interfaces)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port; 0 picks a free one")
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="plain-text TCP port; 0 picks a free one"
+    )
+    p.add_argument(
+        "--tls-port",
+        type=_port,
+        default=DEFAULT_TLS_PORT,
+        help="TLS port (same protocol, encrypted); 0 picks a free one",
+    )
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--no-tls", action="store_true", help="no TLS listener")
+    tls.add_argument(
+        "--tls-only",
+        action="store_true",
+        help="only the TLS listener: nothing, passwords included, crosses the network in clear",
+    )
+    p.add_argument(
+        "--cert", default=None, help="TLS certificate (PEM) instead of the self-signed one"
+    )
+    p.add_argument("--key", default=None, help="the private key (PEM) of --cert")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="PATH",
+        help="where the certificate, its key, the server id, uploaded files and the history "
+        "(without --db) are kept (default: your data directory for lanchat)",
+    )
+    p.add_argument(
+        "--no-announce",
+        action="store_true",
+        help="do not announce the server on the LAN (clients then need its address)",
+    )
+    p.add_argument(
+        "--announce-interfaces",
+        type=_addresses,
+        default=None,
+        metavar="ADDR[,ADDR...]",
+        help="announce only on the interfaces with these addresses (default: every LAN one)",
+    )
     p.add_argument(
         "--db",
         default=None,
@@ -221,6 +279,28 @@ def _serve_parser() -> argparse.ArgumentParser:
     ]
     for flag, kind, default, metavar, text in flags:
         p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
+    f = FilesConfig()
+    p.add_argument(
+        "--files-port",
+        type=_port,
+        default=DEFAULT_FILES_PORT,
+        metavar="PORT",
+        help="HTTP(S) port for file uploads and downloads; 0 picks a free one",
+    )
+    p.add_argument("--no-files", action="store_true", help="turn file sharing off")
+    sizes = [
+        ("--max-file", f.max_file, "largest file a client may share (default: 100M)"),
+        ("--files-quota", f.quota, "bytes of files kept; beyond, the oldest expire (default: 2G)"),
+        ("--upload-rate", f.upload_rate, "upload bytes/s per client; 0=unlimited (default: 20M)"),
+    ]
+    for flag, size_default, text in sizes:
+        p.add_argument(flag, type=_size, default=size_default, metavar="SIZE", help=text)
+    p.add_argument(
+        "--files-host",
+        default=None,
+        metavar="HOST",
+        help="host name to put in file URLs (default: the address each client connected to)",
+    )
     p.add_argument(
         "--log-level",
         default="info",
@@ -233,11 +313,24 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
     """Parse server flags; exits with code 2 and one line on a bad value."""
-    ns = _serve_parser().parse_args(argv)
+    parser = _serve_parser()
+    ns = parser.parse_args(argv)
+    if (ns.cert is None) != (ns.key is None):
+        parser.error("--cert and --key go together")
+    if ns.no_tls and (ns.cert or ns.key):
+        parser.error("--cert/--key make no sense with --no-tls")
     password = ns.password if ns.password is not None else os.environ.get(PASSWORD_ENV) or None
+    data_dir = ns.data_dir if ns.data_dir is not None else str(default_data_dir())
     config = ServerConfig(
         host=ns.host,
         port=ns.port,
+        tls_port=None if ns.no_tls else ns.tls_port,
+        tls_only=ns.tls_only,
+        cert_path=ns.cert,
+        key_path=ns.key,
+        data_dir=data_dir,
+        announce=not ns.no_announce,
+        announce_interfaces=ns.announce_interfaces,
         db_path=ns.db if ns.db is not None else MEMORY_DB,
         fsync=ns.fsync,
         name=ns.name,
@@ -262,8 +355,23 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         nick_grace=ns.nick_grace,
         max_sessions=ns.max_sessions,
         hash_memory_kib=ns.hash_memory,
+        files=None if ns.no_files else _files_config(ns),
     )
-    return ServeArgs(config, ns.log_level, db_given=ns.db is not None)
+    explicit_dir = Path(ns.data_dir) if ns.data_dir is not None else None
+    return ServeArgs(config, ns.log_level, db_given=ns.db is not None, data_dir=explicit_dir)
+
+
+def _files_config(ns: argparse.Namespace) -> FilesConfig:
+    # The directory is settled in __main__: under the data directory, or a temporary one
+    # when nothing is kept (`--db :memory:`).
+    return FilesConfig(
+        directory=None,
+        port=ns.files_port,
+        max_file=ns.max_file,
+        quota=ns.files_quota,
+        upload_rate=ns.upload_rate,
+        public_host=ns.files_host,
+    )
 
 
 def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.features import Feature, grant
+from protocol.files import FEATURE_FILES
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
-__all__ = ["DEFAULT_PORT", "MEMORY_DB", "ServerConfig"]
+from .files.config import FilesConfig
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TLS_PORT",
+    "MEMORY_DB",
+    "ServerConfig",
+    "granted_features",
+    "supported_features",
+]
 
 DEFAULT_PORT = 7777
+DEFAULT_TLS_PORT = 7778
 MEMORY_DB = ":memory:"
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Everything a `ChatServer` needs to know; defaults are the contract's."""
+    """Everything a `ChatServer` needs to know; defaults are the contract's.
+
+    Except two, which `chat-server` turns on: a `ChatServer` built in code
+    listens for TLS only when given `tls_port`, and announces itself on the LAN
+    only with `announce=True` (so tests and embedders never do by accident).
+    """
 
     host: str | None = None  # None: every interface
     port: int = DEFAULT_PORT
@@ -45,3 +62,22 @@ class ServerConfig:
     hash_memory_kib: int = 65_536  # argon2id memory per new password hash (tests lower it)
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0
+    tls_port: int | None = None  # None: no TLS listener; 0: a free port
+    tls_only: bool = False  # no plain listener
+    cert_path: str | None = None  # PEM; None: the data directory's self-signed one
+    key_path: str | None = None
+    data_dir: str | None = None  # certificate, key, server id; needed for TLS without cert
+    announce: bool = False  # mDNS announcement
+    announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface
+    files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+
+
+def supported_features(config: ServerConfig) -> tuple[str, ...]:
+    """The version-2 features this server offers in its `hello`, in the contract's order."""
+    files = (FEATURE_FILES,) if config.files is not None else ()
+    return (Feature.ACCOUNTS, Feature.READ, *files, Feature.AWAY)
+
+
+def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
+    """What `welcome` grants: requested and supported, in the server's order."""
+    return grant(requested, supported)

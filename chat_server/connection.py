@@ -46,6 +46,7 @@ log = logging.getLogger("chat_server.connection")
 
 BACKLOG_PAUSE = 64  # queued lines before reading pauses
 ABORT_AFTER_CLOSE = 2.0  # seconds a closing transport may take to flush
+TLS_HANDSHAKE_RECORD = b"\x16"  # first byte of a TLS ClientHello (never valid in a chat line)
 ID_PEEK_TRIES = 4  # `"id"` occurrences looked at in a refused line
 QUOTE_CHARS = 40  # characters of a dropped line quoted back to a text-mode user
 
@@ -150,6 +151,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._session is None and data[:1] == TLS_HANDSHAKE_RECORD:
+            self._refuse_tls_hello()
+            return
         try:
             for item in self._framer.feed(data):
                 if self.closed:
@@ -160,6 +164,14 @@ class ClientConnection(asyncio.Protocol):
                     self._receive_line(item)
         except Exception:
             self._internal_error()
+
+    def _refuse_tls_hello(self) -> None:
+        # A TLS ClientHello on the plain port: no line of ours can help it, so just close
+        # (connection_lost logs the one line, with this reason).
+        self.closed = True
+        self._close_reason = "tls_client_on_plain_port"
+        if self._transport is not None:
+            self._transport.close()
 
     def eof_received(self) -> bool | None:
         """The client shut its write side: finish its lines, flush, then close.
@@ -182,6 +194,8 @@ class ClientConnection(asyncio.Protocol):
             self._internal_error()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return  # never made: a TLS handshake failed (tls_listener logged it)
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
         was_open = not self.closed
@@ -370,6 +384,12 @@ class ClientConnection(asyncio.Protocol):
             self.registered = False
             dropped = self._close_reason not in ("quit", "shutdown")
             self._context.hub.unregister(self, reason, hold_nick=dropped)
+
+    @property
+    def local_host(self) -> str | None:
+        """The address the client reached this server at (file URLs use it)."""
+        address = self._transport.get_extra_info("sockname") if self._transport else None
+        return str(address[0]) if address else None
 
     @property
     def peer(self) -> str:

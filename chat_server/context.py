@@ -14,8 +14,8 @@ from typing import Protocol
 
 from protocol import ServerHello, encode
 
-from .config import ServerConfig
-from .hub import SUPPORTED_FEATURES, ChatHub
+from .config import ServerConfig, supported_features
+from .hub import ChatHub
 from .outbox import Flusher
 from .ratelimit import TokenBucket
 from .store import Store
@@ -69,20 +69,32 @@ class ServerContext:
         self.hub = ChatHub(config, store, self.flusher)
         store.after_commits = self.flusher.flush_all
         self.connections: set[Connection] = set()
-        self.hello_line = encode(
-            ServerHello(
-                server=config.name,
-                motd=greeting_motd(config),
-                password_required=config.password is not None,
-                features=list(SUPPORTED_FEATURES),
-            )
-        )
+        self.hello_line = b""
+        self.set_tls(None, None)
         self._per_ip: Counter[str] = Counter()
         self._address_buckets: dict[str, TokenBucket] = {}
         self.max_connections = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - FD_RESERVE
         self._next_fd_warning = 0.0
         self.accepting = True
         self.all_closed = asyncio.Event()
+
+    def set_tls(self, tls_port: int | None, fingerprint: str | None) -> None:
+        """Build the greeting once the TLS port is bound (it may have been 0)."""
+        config = self.config
+        self.hello_line = encode(
+            ServerHello(
+                server=config.name,
+                motd=greeting_motd(config),
+                password_required=config.password is not None,
+                features=list(supported_features(config)),
+                tls_port=tls_port,
+                fingerprint=fingerprint,
+            )
+        )
+
+    def online_users(self) -> int:
+        """Registered connections (what discovery announces as `users`)."""
+        return sum(1 for connection in self.connections if connection.registered)
 
     def admit(self, connection: Connection) -> bool:
         """Count a new connection; False if it must be refused."""

@@ -1,4 +1,8 @@
-"""Where the server keeps its history by default: the user's data directory."""
+"""Where the server keeps its files by default: the user's data directory for `lanchat`.
+
+It holds the default history database, the TLS certificate and key, and the
+server id announced on the LAN; `--data-dir` picks another directory.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,15 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["APP_NAME", "default_db_path"]
+__all__ = ["APP_NAME", "default_data_dir", "default_db_path"]
 
 APP_NAME = "lanchat"
 DB_FILE = "history.sqlite3"
+
+
+def default_data_dir() -> Path:
+    """`<user data dir>/lanchat` (not created here)."""
+    return platformdirs.user_data_path(APP_NAME)
 
 
 def default_db_path() -> Path:

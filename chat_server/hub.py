@@ -20,9 +20,9 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -31,7 +31,7 @@ from protocol import (
     DirectMessage,
     ErrorCode,
     ErrorReply,
-    Feature,
+    FileInfo,
     Joined,
     Left,
     NickChanged,
@@ -52,12 +52,13 @@ from .outbox import Flusher, Outgoing
 from .rooms import Member, Room, RoomRegistry
 from .store import HistoryPage, Store, StoredMessage
 
-__all__ = ["SUPPORTED_FEATURES", "ChatHub", "Peer", "Result"]
+if TYPE_CHECKING:
+    from .files.sharing import FileSharing
+
+__all__ = ["ChatHub", "Peer", "Result"]
 
 log = logging.getLogger(__name__)
 
-# The version-2 features this server has (its `hello` lists them; `welcome` grants them).
-SUPPORTED_FEATURES: tuple[str, ...] = (Feature.ACCOUNTS, Feature.READ, Feature.AWAY)
 
 _UNAVAILABLE = "the history store cannot take writes now, so {what} was not stored; try again"
 
@@ -101,6 +102,7 @@ class ChatHub:
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
         self._auth = AuthThrottle(config.auth_delay)
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
+        self.files: FileSharing | None = None  # set when the files listener runs
 
     # -- registration ---------------------------------------------------------
 
@@ -238,6 +240,8 @@ class ChatHub:
                 self._expire_if_unused(room)
         peer.rooms.clear()
         key = peer.nick.lower()
+        if self.files is not None:
+            self.files.forget(peer)
         sessions = self._online.get(key)
         if sessions is None or peer not in sessions:
             return
@@ -589,6 +593,62 @@ class ChatHub:
         for member in recipients:
             if "away" in getattr(member, "features", ()):
                 member.send(out)
+
+    # -- files ----------------------------------------------------------------
+
+    def check_can_share(self, peer: Peer, room: str | None, to: str | None) -> None:
+        """Refuse (`not_in_room`, `no_such_user`) unless `peer` may share a file there."""
+        if room is not None:
+            self.joined_room(peer, room)
+        elif to is not None and not self._online.get(to.lower()):
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+
+    def post_file(
+        self,
+        sender: str,
+        room: str | None,
+        to: str | None,
+        text: str,
+        file: FileInfo,
+        done: Callable[[int | None, BaseException | None], None],
+    ) -> None:
+        """Share a stored file: a room `message` once committed, or a `dm` to the pair."""
+        if room is None:
+            assert to is not None
+            self._dm_file(sender, to, text, file)
+            done(None, None)
+            return
+        target = self.existing_room(room)
+        message = StoredMessage(room, target.next_seq(), sender, text, False, now_ms(), file)
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                log.debug("could not store message %s/%d: %s", room, message.seq, error)
+                target.commit_failed(message.seq)
+                done(None, error)
+                return
+            done(message.seq, None)  # the files index links the message before anyone sees it
+            target.delivered(message)
+            target.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
+
+        self.store.append(message, committed)
+
+    def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
+        targets = self._online.get(to.lower())
+        if not targets:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{to} went offline before the file was in")
+        out = Outgoing(
+            DirectMessage(
+                sender=sender, to=targets[0].nick, text=text, ts=format_ts(now_ms()), file=file
+            )
+        )
+        # every session of both (a file DM is not a stored DM: it has no seq)
+        for session in dict.fromkeys([*targets, *self._online.get(sender.lower(), [])]):
+            session.send(out)
+
+    def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
+        """Messages read back, with the files they share as those stand now (`expired`)."""
+        return messages if self.files is None else self.files.with_files(messages)
 
     def summaries(self) -> list[RoomSummary]:
         return [

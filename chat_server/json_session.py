@@ -38,14 +38,15 @@ from protocol import (
     ServerPong,
     SetAway,
     SetTopic,
+    Upload,
     Welcome,
     Who,
     decode_client_line,
-    grant,
 )
 
+from .config import granted_features, supported_features
 from .errors import ChatError
-from .hub import SUPPORTED_FEATURES, ChatHub, Peer, Result
+from .hub import ChatHub, Peer, Result
 
 __all__ = ["HANDLERS", "JsonSession", "SessionHost"]
 
@@ -57,6 +58,11 @@ class SessionHost(Peer, Protocol):
 
     registered: bool
     ip: str
+
+    @property
+    def local_host(self) -> str | None:
+        """The address the client reached the server at (file URLs use it)."""
+        ...
 
     def reply(self, message: BaseModel) -> None:
         """Queue a direct reply (output the client asked for, paced by its reading)."""
@@ -150,7 +156,7 @@ class JsonSession:
     def _welcome(self, message: Register) -> None:
         host = self._host
         host.registered = True
-        granted = grant(message.features, SUPPORTED_FEATURES)
+        granted = granted_features(message.features, supported_features(self._hub.config))
         host.features = frozenset(granted)
         host.reply(
             Welcome(
@@ -204,7 +210,7 @@ class JsonSession:
                 re=request_id,
             )
         )
-        host.reply(_history_page(result, None))
+        host.reply(_history_page(self._hub, result, None))
         self._hub.enter(host, room)
 
     def _part(self, message: Part) -> Pending:
@@ -246,14 +252,14 @@ class JsonSession:
             return self._dm_history(message, message.with_)
         result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
-            self._host.reply(_history_page(result, message.id))
+            self._host.reply(_history_page(self._hub, result, message.id))
             return None
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
         result = await pending
         if not self._host.closed:
-            self._host.reply(_history_page(result, request_id))
+            self._host.reply(_history_page(self._hub, result, request_id))
 
     async def _dm_history(self, message: GetHistory, with_: str) -> None:
         try:
@@ -303,6 +309,14 @@ class JsonSession:
         self._host.close_with_bye("quit", message.reason or "quit")
         return None
 
+    def _upload(self, message: Upload) -> Pending:
+        files = self._hub.files
+        if files is None:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
+        self._hub.check_can_share(self._host, message.room, message.to)
+        self._host.reply(files.request(self._host, message))
+        return None
+
 
 def _ignore(_session: JsonSession, _message: Pong) -> Pending:
     return None
@@ -338,19 +352,23 @@ ACCOUNT_HANDLERS: dict[type[BaseModel], Handler] = {
     MarkRead: JsonSession._mark_read,
     SetAway: JsonSession._away,
 }
+FILES_HANDLERS: dict[type[BaseModel], Handler] = {
+    Upload: JsonSession._upload,
+}
 HANDLERS: dict[type[BaseModel], Handler] = {
     **SESSION_HANDLERS,
     **ACCOUNT_HANDLERS,
     **ROOM_HANDLERS,
     **CHAT_HANDLERS,
     **HISTORY_HANDLERS,
+    **FILES_HANDLERS,
 }
 
 
-def _history_page(result: Result, request_id: str | None) -> HistoryPage:
+def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:
     return HistoryPage(
         room=result.room.name,
-        messages=[m.to_wire() for m in result.messages],
+        messages=[m.to_wire() for m in hub.with_files(result.messages)],
         more=result.more,
         re=request_id,
     )

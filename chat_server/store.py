@@ -17,7 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol import ChatMessage, encode_chat_message, format_ts
+from protocol import ChatMessage, FileInfo, encode, encode_chat_message, format_ts
 
 from .account_store import AccountStore, MemoryAccounts
 
@@ -48,9 +48,14 @@ class StoredMessage:
     text: str
     action: bool
     ts_ms: int
+    # The shared file, if the message shares one. Kept by the files index, not the store:
+    # the server attaches it (as it stands now) to messages it reads back.
+    file: FileInfo | None = None
 
     def encode(self) -> bytes:
         """The `message` line for this stored message, built without a model (hot path)."""
+        if self.file is not None:
+            return encode(self.to_wire())
         return encode_chat_message(
             self.room, self.seq, self.sender, self.text, self.action, format_ts(self.ts_ms)
         )
@@ -64,6 +69,7 @@ class StoredMessage:
             text=self.text,
             action=self.action,
             ts=format_ts(self.ts_ms),
+            file=self.file,
         )
 
 

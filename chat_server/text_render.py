@@ -5,10 +5,12 @@ Examples::
     [15:04] #lobby <alice> hi
     [15:04] #lobby * alice waves
     [15:04] (dm) <bob -> alice> psst
+    [15:04] #lobby * alice shared report.pdf (2.1 MB) http://192.168.1.10:7779/f/.../report.pdf
     * bob joined #lobby
     ! you are not in #games (not_in_room)
 
-Continuation lines of a multi-line message are indented by four spaces.
+Continuation lines of a multi-line message are indented by four spaces. A shared file's
+line ends with its download URL, so `curl -O URL` fetches it.
 Text was validated on the way in, so it holds no control characters but
 newline and tab.
 """
@@ -22,6 +24,7 @@ from protocol import (
     ChatMessage,
     DirectMessage,
     ErrorReply,
+    FileInfo,
     Joined,
     Left,
     NickChanged,
@@ -41,9 +44,16 @@ def _body(text: str) -> str:
     return text.replace("\n", "\n    ")
 
 
+def _file(text: str, file: FileInfo) -> str:
+    # `text` is "name (size)", one line: the name was checked for control characters.
+    return f"{_body(text)} (expired)" if file.expired else f"{_body(text)} {file.url}"
+
+
 def render_message(message: ChatMessage) -> str:
     """One room message as a readable line (without the newline)."""
     head = f"[{clock(message.ts)}] #{message.room}"
+    if message.file is not None:
+        return f"{head} * {message.sender} shared {_file(message.text, message.file)}"
     if message.action:
         return f"{head} * {message.sender} {_body(message.text)}"
     return f"{head} <{message.sender}> {_body(message.text)}"
@@ -54,6 +64,9 @@ def render(message: BaseModel) -> str:
     match message:
         case ChatMessage():
             line = render_message(message)
+        case DirectMessage() if message.file is not None:
+            line = f"[{clock(message.ts)}] (dm) * {message.sender} -> {message.to} shared "
+            line += _file(message.text, message.file)
         case DirectMessage():
             line = f"[{clock(message.ts)}] (dm) <{message.sender} -> {message.to}> "
             line += _body(message.text)

@@ -256,7 +256,7 @@ class TextSession:
             self._write(f"* Topic: {room.topic}")
         members = [*room.nicks, self._host.nick] if self._host not in room else room.nicks
         self._write(f"* Members: {', '.join(members)}")
-        for message in result.messages[-JOIN_LINES:]:
+        for message in self._hub.with_files(result.messages[-JOIN_LINES:]):
             self._write(render_message(message.to_wire()))
         self._hub.enter(self._host, room)
 

@@ -1,4 +1,4 @@
-"""The chat wire protocol, version 1: pure models, codec and framing (no I/O).
+"""The chat wire protocol (version 2): pure models, codec, framing, discovery records (no I/O).
 
 See docs/PROTOCOL.md for the user-facing reference.
 """
@@ -32,9 +32,12 @@ from .codec import (
     encode_chat_message,
     validation_error,
 )
+from .discovery import SERVICE_TYPE, Announcement, instance_name, parse_txt, server_name_of
 from .errors import ErrorCode, LineTooLong, ProtocolError
 from .features import Feature, grant
 from .fields import normalize_room
+from .files import FEATURE_FILES, FileInfo, Upload, UploadReady, file_message_text, format_size
+from .fingerprints import InvalidFingerprint, fingerprint_of, normalize_fingerprint
 from .framing import LineFramer
 from .limits import PROTOCOL_VERSION
 from .server_messages import (
@@ -65,8 +68,11 @@ from .server_messages import (
 from .timestamps import format_ts, now_ms, parse_ts
 
 __all__ = [
+    "FEATURE_FILES",
     "PROTOCOL_VERSION",
+    "SERVICE_TYPE",
     "Ack",
+    "Announcement",
     "AnyHistoryPage",
     "AwayChanged",
     "Bye",
@@ -78,8 +84,10 @@ __all__ = [
     "ErrorCode",
     "ErrorReply",
     "Feature",
+    "FileInfo",
     "GetHistory",
     "HistoryPage",
+    "InvalidFingerprint",
     "Join",
     "Joined",
     "Left",
@@ -109,6 +117,8 @@ __all__ = [
     "SetAway",
     "SetTopic",
     "TopicChanged",
+    "Upload",
+    "UploadReady",
     "Welcome",
     "Who",
     "decode_client_line",
@@ -116,10 +126,17 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "file_message_text",
+    "fingerprint_of",
+    "format_size",
     "format_ts",
     "grant",
+    "instance_name",
+    "normalize_fingerprint",
     "normalize_room",
     "now_ms",
     "parse_ts",
+    "parse_txt",
+    "server_name_of",
     "validation_error",
 ]

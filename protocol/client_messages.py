@@ -26,6 +26,7 @@ from .fields import (
     Token,
     TopicText,
 )
+from .files import Upload
 from .limits import HISTORY_DEFAULT, HISTORY_MAX
 
 __all__ = [
@@ -216,6 +217,7 @@ ClientMessage = Annotated[
     | SetAway
     | Ping
     | Pong
-    | Quit,
+    | Quit
+    | Upload,
     Field(discriminator="type"),
 ]

@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     NOT_IN_ROOM = "not_in_room"
     RATE_LIMITED = "rate_limited"
     LIMIT_REACHED = "limit_reached"
+    FILE_CORRUPT = "file_corrupt"
+    FILE_TOO_LARGE = "file_too_large"
     UNAVAILABLE = "unavailable"
     # version 2: accounts and sessions
     AUTH_REQUIRED = "auth_required"

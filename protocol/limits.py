@@ -1,4 +1,4 @@
-"""Limits and name rules of wire protocol version 1.
+"""Limits and name rules of the wire protocol (version 2; version 1's rules all hold).
 
 Every number here is the contract's default; the server may be configured
 with other values for the ones it exposes as flags (line and text length).
@@ -35,7 +35,7 @@ __all__ = [
     "ROOM_RE",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 MAX_LINE_BYTES = 65_536
 MAX_TEXT_CHARS = 4_000

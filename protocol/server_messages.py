@@ -19,6 +19,7 @@ from pydantic import (
     model_serializer,
 )
 
+from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
@@ -111,6 +112,7 @@ class ChatMessage(_Event):
     text: str
     action: bool = False
     ts: str
+    file: FileInfo | None = None
 
 
 class DirectMessage(_Event):
@@ -125,6 +127,7 @@ class DirectMessage(_Event):
     text: str
     ts: str
     seq: int | None = None
+    file: FileInfo | None = None
 
 
 class Joined(_Event):
@@ -307,6 +310,7 @@ ServerMessage = Annotated[
     | ErrorReply
     | ServerPing
     | ServerPong
-    | Bye,
+    | Bye
+    | UploadReady,
     Field(discriminator="type"),
 ]

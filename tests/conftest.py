@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,15 @@ def hermetic_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own pinned certificates: a pin for 127.0.0.1 in one test would refuse
+    every later plain-text connection to 127.0.0.1 (a host once reached over TLS)."""
+    path = tmp_path / "known_servers"
+    monkeypatch.setenv("CHAT_CLIENT_KNOWN_SERVERS", str(path))
+    return path
 
 
 @pytest.fixture

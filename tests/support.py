@@ -22,6 +22,8 @@ from chat_server.config import ServerConfig
 from chat_server.server import ChatServer
 
 UNIT = float(os.environ.get("CHAT_TEST_UNIT", "1.0"))
+# Every server process a test starts: no fixed TLS port, never announced on the LAN.
+SAFE_SERVER_FLAGS = ("--tls-port", "0", "--no-announce")
 TIMEOUT = 5.0 * UNIT
 
 Json = dict[str, Any]
@@ -161,7 +163,8 @@ class ServerProcess:
 
     @classmethod
     async def start(cls, *args: str, home: str | None = None) -> ServerProcess:
-        """Start the server; HOME and XDG_* point at `home` (default: a fresh temp dir)."""
+        """Start on free loopback ports, never announced (a test may add its own flags);
+        HOME and XDG_* point at `home` (default: a fresh temp dir)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -170,7 +173,9 @@ class ServerProcess:
             "127.0.0.1",
             "--port",
             "0",
-            *args,
+            "--files-port",
+            "0",
+            *_safe(args),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -207,6 +212,16 @@ class ServerProcess:
         await self.wait()
 
 
+def _safe(args: tuple[str, ...]) -> tuple[str, ...]:
+    """SAFE_SERVER_FLAGS then `args`; a test that names its announce interfaces keeps them."""
+    if args[:1] in (("history",), ("accounts",)) or "--help" in args:
+        return args
+    flags: tuple[str, ...] = SAFE_SERVER_FLAGS
+    if any(arg.startswith("--announce-interfaces") for arg in args):
+        flags = tuple(flag for flag in flags if flag != "--no-announce")
+    return (*flags, *args)
+
+
 async def run_command(
     *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
@@ -218,7 +233,7 @@ async def run_command(
         sys.executable,
         "-m",
         "chat_server",
-        *args,
+        *_safe(args),
         stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

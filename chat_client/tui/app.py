@@ -24,7 +24,9 @@ from protocol import ErrorCode
 
 from ..connection import ChatClient, ClientSettings
 from ..events import ClientEvent, RequestError
+from ..routing import Route, RouteError, route_to_address
 from ..settings import ClientConfig, Profile, load_config, save_config
+from ..trust import FingerprintChanged, KnownServers, TrustError, Verdict
 from .commands import COMMANDS
 from .keys import use_alt_digits
 from .logbook import Logbook, default_log_dir
@@ -33,6 +35,8 @@ from .presenter import Presenter
 from .reasons import plain_reason
 from .screens import ChatScreen, ConnectRequest, ConnectScreen, Problem
 from .screens.connect import Field
+from .screens.fingerprint_changed import FingerprintChangedScreen
+from .widgets.security_badge import security_text
 
 __all__ = ["ChatApp", "StartOptions", "crash_report"]
 
@@ -53,6 +57,11 @@ class StartOptions:
     bell: bool | None = None  # None: as configured
     log: bool | None = None  # keep logs on disk; None: as configured
     settings: ClientSettings = field(default_factory=ClientSettings)
+    route: Route | None = None  # decided on the command line (an announced name)
+    tls: bool = False  # the port given is a TLS port
+    fingerprint: str | None = None  # the user's: checked, then trusted
+    insecure: bool = False  # plain text allowed to a host once reached over TLS
+    lan: tuple[str, ...] | None = ()  # where the connect screen looks: None all, () nowhere
 
 
 class ChatApp(App[None]):
@@ -86,7 +95,7 @@ class ChatApp(App[None]):
         host = options.host or self.config.host
         port = options.port or (self.config.port if not options.host else 7777)
         nick = options.nick or self.config.nick
-        request = ConnectRequest(host, port, nick, options.password)
+        request = ConnectRequest(host, port, nick, options.password, options.route)
         if options.host and options.nick:
             self.connect(request)
         else:
@@ -104,7 +113,7 @@ class ChatApp(App[None]):
             if request is not None:
                 self.connect(request)
 
-        self.push_screen(ConnectScreen(last, problem), chosen)
+        self.push_screen(ConnectScreen(last, problem, self.options.lan), chosen)
 
     # -- the network worker ----------------------------------------------------
 
@@ -113,12 +122,25 @@ class ChatApp(App[None]):
         old, self.client = self.client, None
         if old is not None:
             await old.close()
+        where = f"{request.host}:{request.port}"
+        options = self.options
+        try:
+            route = request.route or await route_to_address(
+                request.host, request.port, tls=options.tls, fingerprint=options.fingerprint
+            )
+        except (RouteError, OSError) as exc:
+            self.ask_where(
+                Problem(f"cannot reach {where}: {plain_reason(exc)}", "address"), request
+            )
+            return
         client = ChatClient(
-            request.host,
-            request.port,
+            route.host,
+            route.port,
             request.nick,
             password=request.password,
-            settings=self.options.settings,
+            settings=options.settings,
+            tls=route.tls,
+            insecure=options.insecure,
         )
         try:
             await client.connect()
@@ -126,13 +148,32 @@ class ChatApp(App[None]):
             await client.close()
             self.ask_where(Problem(exc.message, _field_for(exc.code)), request)
             return
+        except FingerprintChanged as exc:
+            await client.close()
+            self._ask_trust(exc, route, request)
+            return
+        except TrustError as exc:
+            await client.close()
+            self.ask_where(Problem(str(exc), "address"), request)
+            return
         except Exception as exc:  # any failure to connect is shown, never a traceback
             await client.close()
-            where = f"{request.host}:{request.port}"
             self.ask_where(
                 Problem(f"cannot reach {where}: {plain_reason(exc)}", "address"), request
             )
             return
+        self.presenter.status.security = security_text(
+            client.security, request.password is not None
+        ).plain
+        if client.security.verdict is Verdict.PINNED:  # first visit: say what to check
+            self.notify(
+                f"First visit: the certificate of {route.host}:{route.port} is now pinned.\n"
+                f"Fingerprint: {client.security.fingerprint}\n"
+                "Check it against the one the host's server printed at start-up.",
+                title="New server",
+                timeout=20,
+                markup=False,
+            )
         self.client, self.request = client, request
         self._open_logbook(request, client.nick)
         self._open_rooms(client)
@@ -142,6 +183,27 @@ class ChatApp(App[None]):
             if self.logbook is not None:
                 self.logbook.close()
             await client.close()
+
+    def _ask_trust(
+        self, changed: FingerprintChanged, route: Route, request: ConnectRequest
+    ) -> None:
+        """The fingerprint-changed warning; connect again only if the user trusts the new one."""
+
+        def answered(trust: bool | None) -> None:
+            if trust:
+                KnownServers().trust(route.host, route.port, changed.presented)
+                self.connect(request)
+            else:
+                self.ask_where(
+                    Problem(
+                        f"not connected: the certificate of {changed.address} changed", "address"
+                    ),
+                    request,
+                )
+
+        self.push_screen(
+            FingerprintChangedScreen(changed.address, changed.pinned, changed.presented), answered
+        )
 
     def _open_logbook(self, request: ConnectRequest, nick: str) -> None:
         if self.logbook is not None:

@@ -45,6 +45,8 @@ class Actions(Protocol):
     def show_help(self) -> None: ...
     def reconnect(self) -> None: ...
     def quit(self, reason: str | None) -> None: ...
+    def upload(self, path: str) -> None: ...
+    def download(self, name: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,10 @@ class Spec:
     @property
     def takes_nick(self) -> bool:
         return "NICK" in self.usage
+
+    @property
+    def takes_path(self) -> bool:
+        return "PATH" in self.usage
 
 
 _NICK: TypeAdapter[str] = TypeAdapter(NickName)
@@ -160,6 +166,19 @@ COMMANDS: tuple[Spec, ...] = (
         "open the connect screen (another server, nick or password)",
         lambda a, c: a.reconnect(),
         aliases=("connect",),
+    ),
+    Spec(
+        "upload",
+        "PATH",
+        "share a file in the room or DM in view (Tab completes the path)",
+        lambda a, c: a.upload(c.rest),
+    ),
+    Spec(
+        "download",
+        "[NAME]",
+        "save the newest file shared in view (or the newest called NAME) to your downloads",
+        lambda a, c: a.download(c.rest or None),
+        aliases=("save",),
     ),
     Spec("help", "", "show this help", lambda a, c: a.show_help()),
     Spec("quit", "[REASON]", "leave the chat", lambda a, c: a.quit(c.rest or None)),

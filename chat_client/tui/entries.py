@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 
+from protocol import FileInfo
+
 __all__ = ["Entry", "Kind", "mentions"]
 
 _ids = itertools.count(1)
@@ -38,6 +40,7 @@ class Entry:
     mention: bool = False
     pending: bool = False  # typed, not yet acknowledged by the server
     failed: bool = False  # the server refused it or it could not be sent
+    file: FileInfo | None = None  # the file the message shares
     id: int = field(default_factory=lambda: next(_ids))
     local: datetime | None = field(default=None, init=False, repr=False)  # ts in local time
     day: date | None = field(default=None, init=False, repr=False)  # for day separators

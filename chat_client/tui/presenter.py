@@ -61,6 +61,7 @@ class Status:
     connected: bool = False
     retry_in: float | None = None  # seconds, counted from when this status was set
     rtt: float | None = None
+    security: str = ""  # how the connection is protected (`security_text`)
 
 
 @dataclass(slots=True)
@@ -164,6 +165,7 @@ class Presenter:
             message.sender,
             message.seq,
             mention=not mine and mentions(message.text, self.nick),
+            file=message.file,
         )
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
@@ -188,7 +190,9 @@ class Presenter:
         mine = message.sender.lower() == self.nick.lower()
         other = message.to if mine else message.sender
         conversation = self.conversations.dm(other)
-        entry = Entry(Kind.CHAT, message.text, parse_ts(message.ts), message.sender)
+        entry = Entry(
+            Kind.CHAT, message.text, parse_ts(message.ts), message.sender, file=message.file
+        )
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
         self._add(conversation, entry, changes)

@@ -73,7 +73,10 @@ def _parts(entry: Entry, dark: bool) -> tuple[Content, Content]:
         body_style = "italic"
         head = Content("")
     body = literal(entry.text, body_style)
-    if "://" in entry.text:
+    if entry.file is not None:
+        gone = " (expired)" if entry.file.expired else "  (F4 or /download saves it)"
+        body = Content.assemble("shared ", body, (gone, "dim italic"))
+    elif "://" in entry.text:
         body = _with_links(body)
     if entry.pending:
         body = body.stylize("dim") + Content.styled("  sending…", "dim italic")

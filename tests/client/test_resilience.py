@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,7 @@ from chat_client import (
 )
 from chat_client.decoding import SERVER_LINE_LIMIT
 from chat_server.server import ChatServer
-from protocol import ChatMessage, encode_chat_message
+from protocol import ChatMessage, decode_server_line, encode_chat_message
 from tests.support import TIMEOUT, registered
 
 FAST = ClientSettings(backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0)
@@ -281,6 +282,11 @@ async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_w
         encode_chat_message("lobby", seq, "bob", f"message number {seq}", False, TS)[:-1]
         for seq in range(1, HUGE + 1)
     )
+    # What one-call decoding of this line costs on this machine right now (how the
+    # client read it before): the stall must be a small part of it, whatever the load.
+    started = time.perf_counter()
+    decode_server_line(b'{"type":"history","room":"lobby","more":false,"messages":[' + body + b"]}")
+    one_call = time.perf_counter() - started
     async with fake_server(huge_join(body)) as port:
         client = ChatClient("127.0.0.1", port, "alice", settings=FAST)
         await client.connect()
@@ -317,8 +323,9 @@ async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_w
             await client.close()
         assert not lagged
         assert got == list(range(1, HUGE + 1))
-        # This 13.6 MB line held the loop 1.3 to 1.7 s decoded in one call; in slices, 0.2 s.
-        assert max(gaps) < 0.75, max(gaps)
+        # This 13.6 MB line held the loop 1.3 to 1.7 s decoded in one call; in slices,
+        # 0.17 to 0.25 s on the same machine (bench/client_page.py).
+        assert max(gaps) < one_call / 3, (max(gaps), one_call)
 
 
 # -- feature negotiation against today's server ------------------------------------------

@@ -107,6 +107,12 @@ class Recorder:
     def quit(self, reason: str | None) -> None:
         self.calls.append(("quit", reason))
 
+    def upload(self, path: str) -> None:
+        self.calls.append(("upload", path))
+
+    def download(self, name: str | None) -> None:
+        self.calls.append(("download", name))
+
 
 @pytest.mark.parametrize(
     ("line", "call"),
@@ -123,6 +129,9 @@ class Recorder:
         ("/rooms #De", ("rooms", "de")),
         ("/connect", ("reconnect", None)),
         ("/QUIT bye", ("quit", "bye")),
+        ("/upload ~/My Files/report.pdf", ("upload", "~/My Files/report.pdf")),
+        ("/download", ("download", None)),
+        ("/save report.pdf", ("download", "report.pdf")),
     ],
 )
 def test_the_command_table(line: str, call: tuple[str, object]) -> None:
@@ -141,6 +150,7 @@ def test_the_command_table(line: str, call: tuple[str, object]) -> None:
         ("/nick bad nick!", "a nick has no spaces"),
         ("/nick zoë", "a nick is 1-32 characters"),
         ("/msg zoë hi", "a nick is 1-32 characters"),
+        ("/upload", "usage: /upload PATH"),
     ],
 )
 def test_command_mistakes_say_what_to_type(line: str, error: str) -> None:
@@ -246,3 +256,17 @@ def test_alt_digits_reach_the_app_as_keys() -> None:
         tokens = [*parser.feed(f"\x1b{digit}"), *parser.feed("")]  # "" flushes a lone ESC
         keys = [getattr(token, "key", None) for token in tokens]
         assert keys == [f"alt+{digit}"]
+
+
+def test_upload_completes_paths_and_folders_take_no_space() -> None:
+    listing = {"re": ["report.pdf", "reports/"], "reports/": ["reports/q1.csv"]}
+    c = Completer(lambda: ["rex"], lambda: [], lambda typed: listing.get(typed, []))
+    first = c.complete("/upload re", 10)
+    assert first is not None and first.text == "/upload report.pdf "
+    second = c.complete(first.text, first.cursor)
+    assert second is not None and second.text == "/upload reports/"
+    inside = Completer(lambda: [], lambda: [], lambda typed: listing.get(typed, []))
+    deeper = inside.complete(second.text, len(second.text))
+    assert deeper is not None and deeper.text == "/upload reports/q1.csv "
+    nick = c.complete("re", 2)
+    assert nick is not None and nick.text == "rex: "  # not a path outside /upload

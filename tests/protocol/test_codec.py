@@ -42,6 +42,8 @@ from tests.protocol.wire_samples import (
     union_members,
 )
 
+FP = ":".join(["AB"] * 32)
+
 
 def _id(message: BaseModel) -> str:
     return type(message).__name__
@@ -113,6 +115,67 @@ def test_encode_gives_one_compact_utf8_line_without_nulls(message: BaseModel) ->
             if parsed[key] is None:
                 del parsed[key]
     assert _nulls(parsed) == []
+
+
+def test_server_hello_says_null_when_tls_is_off() -> None:
+    line = encode(ServerHello(server="s"))
+    assert json.loads(line) == {
+        "type": "hello",
+        "server": "s",
+        "protocol": 2,
+        "motd": "",
+        "password_required": False,
+        "features": [],
+        "tls_port": None,
+        "fingerprint": None,
+    }
+
+
+def test_server_hello_v2_fields_round_trip() -> None:
+    hello = ServerHello(server="s", features=["reply", "edit"], tls_port=7778, fingerprint=FP)
+    assert decode_server_line(encode(hello)[:-1]) == hello
+    assert b'"tls_port":7778' in encode(hello)
+
+
+def test_a_version_1_hello_still_decodes() -> None:
+    line = b'{"type":"hello","server":"old","protocol":1,"motd":"","password_required":false}'
+    hello = decode_server_line(line)
+    assert isinstance(hello, ServerHello)
+    assert (hello.protocol, hello.features) == (1, [])
+    assert (hello.tls_port, hello.fingerprint) == (None, None)
+
+
+def test_client_features_are_kept_unknown_names_too() -> None:
+    line = b'{"type":"hello","nick":"al","features":["reply","teleport"]}'
+    register = decode_client_line(line)
+    assert isinstance(register, Register)
+    assert register.features == ["reply", "teleport"]
+
+
+def test_more_than_32_features_is_invalid_message() -> None:
+    names = json.dumps([f"f{i}" for i in range(33)])
+    with pytest.raises(ProtocolError) as caught:
+        decode_client_line(b'{"type":"hello","nick":"al","id":"h","features":%s}' % names.encode())
+    assert caught.value.code is ErrorCode.INVALID_MESSAGE
+    assert caught.value.re == "h"
+    assert "features" in caught.value.message
+    ok = json.dumps([f"f{i}" for i in range(32)]).encode()
+    decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % ok)
+
+
+@pytest.mark.parametrize("name", ["x" * 65, "re\nply", "\x1b[31m", "\u009b"])
+def test_a_long_or_control_feature_name_is_invalid_text(name: str) -> None:
+    features = json.dumps([name]).encode()
+    with pytest.raises(ProtocolError) as caught:
+        decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % features)
+    assert caught.value.code is ErrorCode.INVALID_TEXT
+
+
+def test_features_of_the_wrong_type_are_invalid_message() -> None:
+    for bad in (b'"reply"', b"[1]", b"{}"):
+        with pytest.raises(ProtocolError) as caught:
+            decode_client_line(b'{"type":"hello","nick":"al","features":%s}' % bad)
+        assert caught.value.code is ErrorCode.INVALID_MESSAGE
 
 
 def test_encode_writes_non_ascii_raw_and_escapes_newlines() -> None:
@@ -572,7 +635,7 @@ def test_features_are_optional_in_both_hellos_and_in_welcome() -> None:
     assert b'"features":[]' in encode(ServerHello(server="s"))  # a version-2 server says so
 
 
-def test_more_than_32_features_is_invalid_message() -> None:
+def test_more_than_32_features_is_invalid_message_with_re() -> None:
     names = json.dumps([f"f{n}" for n in range(33)]).encode()
     error = _refusal(b'{"type":"hello","nick":"a","features":' + names + b',"id":"r"}')
     assert (error.code, error.re) == (ErrorCode.INVALID_MESSAGE, "r")

@@ -22,6 +22,8 @@ from protocol import (
     DmHistoryPage,
     ErrorCode,
     ErrorReply,
+    Feature,
+    FileInfo,
     GetHistory,
     HistoryPage,
     Join,
@@ -53,11 +55,14 @@ from protocol import (
     SetAway,
     SetTopic,
     TopicChanged,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
     decode_client_line,
     decode_server_line,
     encode,
+    fingerprint_of,
 )
 from tests.protocol.wire_samples import CLIENT_TYPES, SERVER_TYPES
 
@@ -88,6 +93,7 @@ CLIENT_CLASSES = (
     Ping,
     Pong,
     Quit,
+    Upload,
 )
 
 # --- arbitrary input -------------------------------------------------------------------------
@@ -96,6 +102,7 @@ FIELD_NAMES = sorted(
     {"type", "id", "re", "nick", "room", "text", "action", "since", "before", "after", "limit"}
     | {"to", "topic", "reason", "token", "client", "password", "seq", "from", "ts", "rooms"}
     | {"members", "messages", "more", "code", "message", "server", "motd", "protocol"}
+    | {"name", "size", "sha256", "file", "url", "offset", "expired"}
 )
 json_scalars = (
     st.none()
@@ -195,6 +202,14 @@ def single_line(max_size: int) -> st.SearchStrategy[str]:
 
 
 ids = st.none() | st.text(_chars, max_size=64)
+file_names = st.text(_line_chars.filter(lambda c: c not in "/\\"), min_size=1, max_size=255).filter(
+    lambda name: not name.startswith(".")
+)
+hashes = st.from_regex(r"[0-9a-fA-F]{64}", fullmatch=True)
+# Known names and unknown ones alike: a client may ask for features the server never heard of.
+feature_names = st.sampled_from(list(Feature)).map(str) | single_line(32)
+feature_lists = st.lists(feature_names, max_size=32)
+fingerprints = st.binary(min_size=1, max_size=64).map(fingerprint_of)
 seqs = st.integers(min_value=0, max_value=2**53)
 limits = st.integers(min_value=1, max_value=500)
 
@@ -204,7 +219,7 @@ client_messages = st.one_of(
         nick=nicks,
         password=st.none() | st.text(_chars, max_size=50),
         client=st.none() | single_line(100),
-        features=st.none() | st.lists(single_line(64), max_size=32),
+        features=st.none() | feature_lists,
         account_password=st.none() | single_line(128),
         id=ids,
     ),
@@ -232,12 +247,37 @@ client_messages = st.one_of(
     st.builds(Ping, token=st.none() | single_line(64), id=ids),
     st.builds(Pong, token=st.none() | single_line(64), id=ids),
     st.builds(Quit, reason=st.none() | single_line(300), id=ids),
+    st.builds(
+        Upload,
+        room=rooms,
+        name=file_names,
+        size=st.integers(min_value=1, max_value=2**53),
+        sha256=hashes,
+        id=ids,
+    ),
+    st.builds(
+        Upload,
+        to=nicks,
+        name=file_names,
+        size=st.integers(min_value=1, max_value=2**53),
+        sha256=hashes,
+        id=ids,
+    ),
 )
 
 # Server models hold plain strings; control characters must survive the JSON escaping.
 anything = st.text(_chars, max_size=40)
 replies = st.none() | anything
 stamps = st.just("2026-11-23T15:04:05.123Z") | anything
+file_infos = st.builds(
+    FileInfo,
+    id=anything,
+    name=anything,
+    size=seqs,
+    sha256=anything,
+    url=anything,
+    expired=st.none() | st.just(True),
+)
 chat_messages = st.builds(
     ChatMessage,
     room=anything,
@@ -246,6 +286,7 @@ chat_messages = st.builds(
     text=anything,
     action=st.booleans(),
     ts=stamps,
+    file=st.none() | file_infos,
 )
 server_messages = st.one_of(
     st.builds(
@@ -254,13 +295,15 @@ server_messages = st.one_of(
         protocol=st.integers(0, 9),
         motd=anything,
         password_required=st.booleans(),
-        features=st.lists(anything, max_size=4),
+        features=st.lists(st.sampled_from(list(Feature)).map(str), unique=True),
+        tls_port=st.none() | st.integers(1, 65535),
+        fingerprint=st.none() | fingerprints,
     ),
     st.builds(
         Welcome,
         nick=anything,
         rooms=st.lists(anything, max_size=4),
-        features=st.lists(anything, max_size=4),
+        features=st.lists(anything, max_size=10),
         account=st.booleans(),
         re=replies,
     ),
@@ -302,7 +345,14 @@ server_messages = st.one_of(
         re=replies,
     ),
     chat_messages,
-    st.builds(DirectMessage, sender=anything, to=anything, text=anything, ts=stamps),
+    st.builds(
+        DirectMessage,
+        sender=anything,
+        to=anything,
+        text=anything,
+        ts=stamps,
+        file=st.none() | file_infos,
+    ),
     st.builds(Joined, room=anything, nick=anything, ts=stamps),
     st.builds(Left, room=anything, nick=anything, reason=st.none() | anything, ts=stamps),
     st.builds(NickChanged, old=anything, new=anything, ts=stamps),
@@ -328,6 +378,7 @@ server_messages = st.one_of(
     st.builds(ServerPing, token=st.none() | anything),
     st.builds(ServerPong, token=st.none() | anything, re=replies),
     st.builds(Bye, reason=anything),
+    st.builds(UploadReady, file=anything, url=anything, offset=seqs, re=replies),
 )
 
 

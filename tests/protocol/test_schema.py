@@ -91,9 +91,11 @@ def errors_of(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> li
                 short = len(instance) < want if key == "minLength" else len(instance) > want
                 if short:
                     problems.append(f"{key} {want}: {len(instance)}")
-        elif key == "maxItems":
-            if isinstance(instance, list) and len(instance) > want:
-                problems.append(f"maxItems {want}: {len(instance)}")
+        elif key in ("minItems", "maxItems"):
+            if isinstance(instance, list):
+                few = len(instance) < want if key == "minItems" else len(instance) > want
+                if few:
+                    problems.append(f"{key} {want}: {len(instance)}")
         elif key == "pattern":
             if isinstance(instance, str) and re.search(want, instance) is None:
                 problems.append(f"does not match {want}")

@@ -16,6 +16,7 @@ from protocol import (
     DirectMessage,
     DmHistoryPage,
     ErrorReply,
+    FileInfo,
     GetHistory,
     HistoryPage,
     Join,
@@ -44,6 +45,8 @@ from protocol import (
     SetAway,
     SetTopic,
     TopicChanged,
+    Upload,
+    UploadReady,
     Welcome,
     Who,
 )
@@ -86,11 +89,19 @@ CLIENT_TYPES = [_type_literal(model) for model in union_members(ClientMessage)]
 SERVER_TYPES = [_type_literal(model) for model in union_members(ServerMessage)]
 
 _MESSAGE = ChatMessage(room="lobby", seq=7, sender="alice", text="héllo wörld ✓", ts=TS)
+SHA = "5d41402abc4b2a76b9719d911017c592" * 2
+_FILE = FileInfo(
+    id="7f3a9c0e11d2b4a5",
+    name="report.pdf",
+    size=2_100_000,
+    sha256=SHA,
+    url="http://192.168.1.10:7779/f/q5eT0b1N6a-Xy2FhU8lZkW3rJ9sVdC4p/report.pdf",
+)
 
 CLIENT_SAMPLES: list[BaseModel] = [
     Register(nick="alice"),
     Register(nick="alice", password="s3cret", client="chat-client/0.1", id="r1"),
-    Register(nick="alice", features=["reply", "edit"], id="r2"),
+    Register(nick="alice", features=["reply", "typing", "teleport"], id="r2"),
     Join(room="lobby"),
     Join(room="lobby", since=41, id="j1"),
     Part(room="lobby"),
@@ -119,14 +130,22 @@ CLIENT_SAMPLES: list[BaseModel] = [
     SetAway(text="lunch, back at 2", id="aw1"),
     SetAway(),
     GetHistory(with_="bob", before=10, limit=20, id="h2"),
+    Upload(room="lobby", name="report.pdf", size=2_100_000, sha256=SHA, id="u1"),
+    Upload(to="bob", name="photo 1 (ünï).jpg", size=1, sha256=SHA.upper()),
 ]
 
 SERVER_SAMPLES: list[BaseModel] = [
     ServerHello(server="chat-server", motd="Welcome!", password_required=True),
-    ServerHello(server="chat-server", protocol=2, features=["reply", "edit", "typing"]),
+    ServerHello(
+        server="office",
+        features=["reply", "typing"],
+        tls_port=7778,
+        fingerprint=":".join(["3A"] * 32),
+    ),
     Welcome(nick="alice", rooms=["lobby", "games"], re="r1"),
     Welcome(nick="alice", rooms=["lobby"], features=["reply"], re="r2"),
     Welcome(nick="alice", rooms=[]),
+    Welcome(nick="alice", rooms=["lobby"], features=["reply"], account=True, re="r2"),
     RoomInfo(room="lobby", topic="", members=["alice", "bob"], re="j1"),
     _MESSAGE,
     ChatMessage(room="lobby", seq=8, sender="bob", text="waves", action=True, ts=TS),
@@ -164,4 +183,21 @@ SERVER_SAMPLES: list[BaseModel] = [
     ReadMarker(with_="bob", seq=3),
     AwayChanged(nick="bob", text="lunch"),
     AwayChanged(nick="bob"),
+    UploadReady(
+        file="7f3a9c0e11d2b4a5",
+        url="http://192.168.1.10:7779/u/Zt1xKq9Vn3bLw0Yc8RfH2sDa6GeJ4mPu",
+        offset=0,
+        re="u1",
+    ),
+    UploadReady(file="7f3a9c0e11d2b4a5", url="https://h:7779/u/t", offset=1_048_576),
+    ChatMessage(room="lobby", seq=9, sender="alice", text="report.pdf (2.1 MB)", ts=TS, file=_FILE),
+    ChatMessage(
+        room="lobby",
+        seq=3,
+        sender="bob",
+        text="old.zip (1.0 GB)",
+        ts=TS,
+        file=_FILE.model_copy(update={"expired": True}),
+    ),
+    DirectMessage(sender="alice", to="bob", text="report.pdf (2.1 MB)", ts=TS, file=_FILE),
 ]

@@ -18,7 +18,7 @@ async def test_server_speaks_first_with_hello(start_server: StartServer, clients
     assert hello == {
         "type": "hello",
         "server": "test-server",
-        "protocol": 1,
+        "protocol": 2,
         "motd": "hi there",
         "password_required": False,
         "features": ["accounts", "read", "away"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import events, on, work
@@ -32,6 +33,7 @@ from ..messages import NetworkEvents
 from ..presenter import Changes, Presenter
 from ..reasons import reason_code
 from ..text import literal
+from ..transfers import Transfers, complete_path
 from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
 from .connect import Field, Problem
 
@@ -74,6 +76,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+end", "bottom", "Newest", show=False, priority=True),
         Binding("ctrl+l", "clear_log", "Clear"),
         Binding("f1", "help", "Help"),
+        Binding("f4", "save_file", "Save file", show=False),  # each file line says so
     ]
 
     def __init__(self, presenter: Presenter) -> None:
@@ -83,7 +86,8 @@ class ChatScreen(Screen[None]):
         self._held: Changes | None = None  # changes of a long batch not drawn yet
         self._drawn_at = 0.0
         self._partial = False  # the log shows only the tail of a long batch
-        self.completer = Completer(self._nick_candidates, self._room_candidates)
+        self.completer = Completer(self._nick_candidates, self._room_candidates, complete_path)
+        self.downloads: Path | None = None  # None: the platform's downloads directory
 
     @property
     def chat_app(self) -> ChatApp:
@@ -107,6 +111,7 @@ class ChatScreen(Screen[None]):
                 yield Static(id="more")
             yield MemberList(id="members")
         yield StatusBar(id="status")
+        yield Transfers(id="transfers")
         yield Composer(self.completer, placeholder="Type a message or /help", id="composer")
         yield Footer()
 
@@ -480,6 +485,48 @@ class ChatScreen(Screen[None]):
 
     def quit(self, reason: str | None) -> None:
         self.chat_app.leave(reason)
+
+    # -- files ---------------------------------------------------------------
+
+    def upload(self, path: str) -> None:
+        key = self.presenter.conversations.current
+        if key is None:
+            self.notice("open a room or a DM first, then /upload PATH", Kind.ERROR)
+            return
+        source = Path(path.strip()).expanduser()
+        if not source.is_file():
+            self.notice(f"no file at {path.strip()}", Kind.ERROR)
+            return
+        client = self._need_client()
+        if client is None:
+            return
+        conversation = self.presenter.conversations.get(key)
+        target = {"room": conversation.name} if conversation.is_room else {"to": conversation.name}
+        self.query_one(Transfers).upload(client.upload, source, **target)
+
+    def download(self, name: str | None) -> None:
+        key = self.presenter.conversations.current
+        conversation = self.presenter.conversations.by_key.get(key or "")
+        shared = [
+            entry.file
+            for entry in (conversation.entries if conversation is not None else ())
+            if entry.file is not None and (name is None or entry.file.name == name)
+        ]
+        if not shared:
+            what = f"called {name}" if name else "shared"
+            self.notice(f"no file {what} in this conversation", Kind.ERROR)
+            return
+        if shared[-1].expired:
+            self.notice(f"{shared[-1].name} has expired on the server", Kind.ERROR)
+            return
+        self.query_one(Transfers).download(shared[-1], self.downloads)
+
+    def action_save_file(self) -> None:
+        self.download(None)
+
+    @on(Transfers.Finished)
+    def _transfer_finished(self, message: Transfers.Finished) -> None:
+        self.notice(message.text, Kind.NOTICE if message.ok else Kind.ERROR)
 
     # -- requests ------------------------------------------------------------
 

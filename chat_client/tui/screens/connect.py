@@ -6,6 +6,7 @@ one, so typing a password never lands in the server box.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,8 +16,11 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from ...discovery import DiscoveredServer
+from ...routing import Route, route_to_discovered
 from ...settings import DEFAULT_PORT
 from ..text import literal
+from ..widgets.server_list import ServerList
 
 __all__ = ["ConnectRequest", "ConnectScreen", "Field", "Problem", "parse_address"]
 
@@ -29,6 +33,7 @@ class ConnectRequest:
     port: int
     nick: str
     password: str | None = field(default=None, repr=False)
+    route: Route | None = None  # decided already (a server picked from the LAN list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +63,27 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _address_of(server: DiscoveredServer) -> str:
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    return f"{host}:{server.plain_port or server.port}"
+
+
 class ConnectScreen(Screen[ConnectRequest]):
     """Asks where to connect and as whom; dismisses with a ConnectRequest."""
 
     BINDINGS = [Binding("escape", "app.quit", "Quit")]
 
-    def __init__(self, last: ConnectRequest, problem: Problem | None = None) -> None:
+    def __init__(
+        self,
+        last: ConnectRequest,
+        problem: Problem | None = None,
+        lan: Sequence[str] | None = (),
+    ) -> None:
         super().__init__()
         self._last = last
         self._problem = problem
+        self._lan = lan  # interfaces to look for servers on: None every LAN one, () none
+        self._picked: DiscoveredServer | None = None
 
     def compose(self) -> ComposeResult:
         last = self._last
@@ -93,6 +110,7 @@ class ConnectScreen(Screen[ConnectRequest]):
             )
             yield Static(literal(self._problem.text if self._problem else ""), id="problem")
             yield Button("Connect", variant="primary", id="connect")
+            yield ServerList(self._lan, id="lan")
         yield Footer()
 
     AUTO_FOCUS = None  # the field is chosen below
@@ -120,9 +138,23 @@ class ConnectScreen(Screen[ConnectRequest]):
         event.stop()
         self._submit()
 
+    def on_server_list_chosen(self, message: ServerList.Chosen) -> None:
+        """A server picked from the LAN list: its address goes in the box; join it."""
+        message.stop()
+        server = message.server
+        self._picked = server
+        address = self.query_one("#address", Input)
+        address.value = _address_of(server)
+        if self.query_one("#nick", Input).value.strip():
+            self._submit()
+        else:
+            self._focus_field("nick")
+
     def _submit(self) -> None:
+        typed = self.query_one("#address", Input).value
+        picked = self._picked if self._picked and typed == _address_of(self._picked) else None
         try:
-            host, port = parse_address(self.query_one("#address", Input).value)
+            host, port = parse_address(typed)
         except ValueError as exc:
             self.show_problem(Problem(str(exc), "address"))
             return
@@ -131,7 +163,8 @@ class ConnectScreen(Screen[ConnectRequest]):
             self.show_problem(Problem("choose a nick: letters, digits, _ and -, up to 32", "nick"))
             return
         password = self.query_one("#password", Input).value or None
-        self.dismiss(ConnectRequest(host, port, nick, password))
+        route = route_to_discovered(picked) if picked is not None else None
+        self.dismiss(ConnectRequest(host, port, nick, password, route))
 
     def show_problem(self, problem: Problem) -> None:
         self.query_one("#problem", Static).update(literal(problem.text))

@@ -47,6 +47,8 @@ class StatusBar(Static):
             text = f"{text}; retrying in {left:.0f} s"
         if status.rtt is not None and status.connected:
             text += f" · rtt {status.rtt * 1000:.0f} ms"
+        if status.security and status.connected:
+            text += f" · {status.security}"
         self.update(literal(text, single_line=True))
 
     @property

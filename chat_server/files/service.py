@@ -1,0 +1,344 @@
+"""File sharing without HTTP: announcing uploads, taking their bytes, checking, keeping.
+
+`FileService` is what both the chat side (`upload` requests, deleting a message) and the
+HTTP side (PUT and GET) call. It owns the upload tickets, the index of shared files and
+the blob directory, and keeps the quota: before a new blob is stored, the oldest live
+files are expired until it fits (their records stay, marked `expired`).
+
+Memory stays flat whatever the file size: bytes are written in blocks of `WRITE_BLOCK`,
+one block in flight to the disk thread while the next is read, and hashed as they are
+written, so finishing a file never re-reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import replace
+
+from protocol import ErrorCode, FileInfo, now_ms
+
+from .blobs import BlobStore, PartialFile
+from .config import FilesConfig
+from .index import FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
+from .uploads import ByteRate, UploadRegistry, UploadTicket
+
+__all__ = [
+    "WRITE_BLOCK",
+    "FileError",
+    "FileService",
+    "TooManyBytes",
+    "UploadCorrupt",
+]
+
+log = logging.getLogger("chat_server.files")
+
+WRITE_BLOCK = 2 << 20
+INDEX_FILE = "files.sqlite3"
+
+# Called once a checked file is stored: announce it; returns the room seq it got, if any.
+OnShared = Callable[[UploadTicket, FileRecord], Awaitable[int | None]]
+OnCorrupt = Callable[[UploadTicket], None]
+
+
+class FileError(Exception):
+    """An `upload` request refused with a wire error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UploadCorrupt(Exception):
+    """The bytes received do not have the announced SHA-256; the upload was dropped."""
+
+
+class TooManyBytes(Exception):
+    """The body went on past the announced size; what fit was kept."""
+
+
+class FileService:
+    """Uploads, downloads, quota and deletes of shared files.
+
+    Args:
+        config: limits and the directory to keep files in.
+        index: where the records live (`open_index` picks one).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        config: FilesConfig,
+        index: FileIndex,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if config.directory is None:
+            raise ValueError("FilesConfig.directory must be set for a FileService")
+        self.config = config
+        self.index = index
+        self.blobs = BlobStore(config.directory)
+        self.uploads = UploadRegistry(config.upload_ttl, config.uploads_per_client)
+        self.on_shared: OnShared | None = None
+        self.on_corrupt: OnCorrupt | None = None
+        self._clock = clock
+        self._rates: dict[str, ByteRate] = {}
+        # How URLs start; the listener sets them once it knows its port (and TLS).
+        self.scheme = "http"
+        self.port = config.port
+        self._reconcile()
+
+    @staticmethod
+    def open_index(config: FilesConfig, persistent: bool) -> FileIndex:
+        """An SQLite index in the files directory, or a memory one (nothing kept)."""
+        if not persistent or config.directory is None:
+            return MemoryFileIndex()
+        config.directory.mkdir(parents=True, exist_ok=True)
+        return SqliteFileIndex(config.directory / INDEX_FILE)
+
+    def close(self) -> None:
+        self.index.close()
+        self.blobs.close()
+
+    def base_url(self, host: str) -> str:
+        """`scheme://host:port` of the files listener, as reached at `host`."""
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{self.scheme}://{shown}:{self.port}"
+
+    def upload_url(self, ticket: UploadTicket) -> str:
+        """Where the bytes of `ticket` are PUT: a one-time capability."""
+        return f"{self.base_url(ticket.host)}/u/{ticket.token}"
+
+    def wire(self, record: FileRecord) -> FileInfo:
+        """The `file` object for `record`, with its download URL as of now."""
+        return record.to_wire(self.base_url(record.host))
+
+    @property
+    def max_file(self) -> int:
+        return min(self.config.max_file, self.config.quota)
+
+    # --- announcing ----------------------------------------------------------------------
+
+    def request_upload(
+        self,
+        *,
+        owner: str,
+        sender: str,
+        room: str | None,
+        to: str | None,
+        name: str,
+        size: int,
+        sha256: str,
+        host: str,
+    ) -> UploadTicket:
+        """The ticket for this upload: the same one again when resuming, else a new one.
+
+        The caller has already checked that `sender` may share into `room` / with `to`.
+
+        Raises:
+            FileError: `file_too_large`, or `limit_reached` (too many uploads at once).
+        """
+        if size > self.max_file:
+            raise FileError(
+                ErrorCode.FILE_TOO_LARGE, f"a file may have at most {self.max_file} bytes"
+            )
+        now = self._clock()
+        same = self.uploads.find_same(owner, room, to, name, size, sha256, now)
+        if same is not None:
+            self.uploads.touch(same, now)
+            return same
+        if self.uploads.full(owner, now):
+            raise FileError(
+                ErrorCode.LIMIT_REACHED,
+                f"at most {self.uploads.per_owner} uploads at once; finish one first",
+            )
+        ticket = UploadTicket(
+            id=secrets.token_hex(8),
+            token=secrets.token_urlsafe(24),
+            owner=owner,
+            sender=sender,
+            room=room,
+            to=to,
+            name=name,
+            size=size,
+            sha256=sha256,
+            host=host,
+            expires=now + self.uploads.ttl,
+        )
+        self.uploads.add(ticket)
+        return ticket
+
+    def upload_by_token(self, token: str) -> UploadTicket | None:
+        return self.uploads.by_token(token, self._clock())
+
+    # --- receiving -----------------------------------------------------------------------
+
+    async def receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
+        """Write `body` into the upload from byte `start` (at most what is already held).
+
+        Whatever arrives is kept, also when the body breaks off: the next `upload` for the
+        same file reports it as the offset.
+
+        Raises:
+            TooManyBytes: the body ran past the announced size.
+        """
+        assert not ticket.busy and 0 <= start <= ticket.received
+        ticket.busy = True
+        try:
+            await self._receive(ticket, start, body)
+        finally:
+            ticket.busy = False
+            self.uploads.touch(ticket, self._clock())
+
+    async def _receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
+        path = self.blobs.partial_path(ticket.id)
+        hasher = ticket.hasher if ticket.hasher is not None and start == ticket.received else None
+        if hasher is None:
+            hasher = await asyncio.to_thread(PartialFile.prefix_hasher, path, start)
+        partial = await asyncio.to_thread(PartialFile, path, start, hasher)
+        ticket.received, ticket.hasher = start, None
+        rate = self._rate(ticket.owner)
+        block: list[bytes] = []  # chunks as aiohttp hands them over: no copying here
+        block_size = 0
+        in_flight: asyncio.Future[None] | None = None
+        try:
+            async for chunk in body:
+                if start + len(chunk) > ticket.size:
+                    block.append(chunk[: ticket.size - start])  # keep what fits, refuse the rest
+                    raise TooManyBytes
+                block.append(chunk)
+                block_size += len(chunk)
+                start += len(chunk)
+                delay = rate.take(len(chunk), self._clock())
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if block_size >= WRITE_BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(asyncio.to_thread(partial.write, block))
+                    block, block_size = [], 0
+        finally:
+            if in_flight is not None:
+                await in_flight
+            if block:
+                await asyncio.to_thread(partial.write, block)
+            complete = partial.written == ticket.size
+            await asyncio.to_thread(partial.close, complete)
+            ticket.received, ticket.hasher = partial.written, partial.hasher
+
+    def _rate(self, owner: str) -> ByteRate:
+        rate = self._rates.get(owner)
+        if rate is None:
+            limit = self.config.upload_rate
+            rate = ByteRate(limit, max(limit / 8, 64 << 10), self._clock())
+            self._rates[owner] = rate
+        return rate
+
+    async def finish(self, ticket: UploadTicket) -> FileRecord:
+        """Check and keep a complete upload, then announce it through `on_shared`.
+
+        Raises:
+            UploadCorrupt: the SHA-256 does not match; the bytes are gone and `on_corrupt`
+                has told the uploader.
+            FileError: the file could not be shared (its recipient went offline); it is
+                deleted again.
+        """
+        assert ticket.received == ticket.size and ticket.hasher is not None
+        self.uploads.remove(ticket)
+        if ticket.hasher.hexdigest() != ticket.sha256:
+            await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
+            if self.on_corrupt is not None:
+                self.on_corrupt(ticket)
+            raise UploadCorrupt
+        self._make_room(ticket.sha256, ticket.size)
+        await asyncio.to_thread(self.blobs.commit, ticket.id, ticket.sha256)
+        record = FileRecord(
+            id=ticket.id,
+            token=secrets.token_urlsafe(24),
+            name=ticket.name,
+            size=ticket.size,
+            sha256=ticket.sha256,
+            sender=ticket.sender,
+            room=ticket.room,
+            to=ticket.to,
+            created_ms=now_ms(),
+            host=ticket.host,
+        )
+        self.index.add(record)
+        if self.on_shared is not None:
+            try:
+                seq = await self.on_shared(ticket, record)
+            except FileError:
+                self.delete(record.id)  # nobody could be told about it
+                raise
+            if seq is not None:
+                self.index.set_seq(record.id, seq)
+                record = replace(record, seq=seq)
+        return record
+
+    # --- keeping -------------------------------------------------------------------------
+
+    def _make_room(self, sha256: str, size: int) -> None:
+        live = self.index.live_hashes()
+        if sha256 in live:
+            return  # the same bytes are kept already: nothing more to store
+        used = sum(live.values())
+        for record in self.index.live_oldest_first():
+            if used + size <= self.config.quota:
+                break
+            self.index.mark_expired(record.id)
+            if record.sha256 not in self.index.live_hashes():
+                used -= record.size
+                self.blobs.delete(record.sha256)
+            log.info("file %s expired to keep the quota", record.id)
+
+    def download(self, token: str) -> FileRecord | None:
+        """The live file a download token opens, or None (wrong, expired or deleted)."""
+        return self.index.by_token(token)
+
+    def current(self, info: FileInfo) -> FileInfo:
+        """`info` as it stands now: marked `expired` once its bytes are gone."""
+        record = self.index.by_id(info.id)
+        if record is not None and not record.expired:
+            return info
+        return info if info.expired else info.model_copy(update={"expired": True})
+
+    def delete(self, file_id: str) -> bool:
+        """Delete a shared file (its message was deleted): the URL becomes a 404."""
+        record = self.index.remove(file_id)
+        if record is None:
+            return False
+        if record.sha256 not in self.index.live_hashes():
+            self.blobs.delete(record.sha256)
+        return True
+
+    def delete_for_message(self, room: str, seq: int) -> bool:
+        """Delete the file a room message shared, if it shared one."""
+        record = self.index.by_message(room, seq)
+        return record is not None and self.delete(record.id)
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Drop uploads whose time is up, with their partial bytes."""
+        for ticket in self.uploads.take_expired(self._clock()):
+            self.blobs.drop_partial(ticket.id)
+
+    def drop_owner(self, owner: str) -> None:
+        """A guest's connection closed: its unfinished uploads can never resume."""
+        for ticket in self.uploads.take_owner(owner):
+            self.blobs.drop_partial(ticket.id)
+        self._rates.pop(owner, None)
+
+    def _reconcile(self) -> None:
+        # Tickets live in memory only, so partial bytes of a previous run are orphans.
+        self.blobs.clear_partials()
+        stored = self.blobs.stored_hashes()
+        for record in self.index.live_oldest_first():
+            if record.sha256 not in stored:
+                self.index.mark_expired(record.id)
+        for sha256 in stored - self.index.live_hashes().keys():
+            self.blobs.delete(sha256)
