@@ -34,7 +34,12 @@ def print_history(db_path: str, room: str, limit: int, out: TextIO) -> int:
         print(f"chat-server history: no history database at {db_path}", file=sys.stderr)
         return 1
     try:
-        reader = HistoryReader(open_database(db_path, read_only=True))
+        connection = open_database(db_path, read_only=True)
+        if not _room_exists(connection, room):
+            connection.close()
+            print(f"chat-server history: there is no room #{room} in {db_path}", file=sys.stderr)
+            return 1
+        reader = HistoryReader(connection)
         try:
             page = reader.latest(room, limit)
         finally:
@@ -48,6 +53,11 @@ def print_history(db_path: str, room: str, limit: int, out: TextIO) -> int:
     for message in page.messages:
         out.write(message.encode().decode())
     return 0
+
+
+def _room_exists(connection: sqlite3.Connection, room: str) -> bool:
+    # An unknown room is a mistyped name far more often than an empty room: say so.
+    return connection.execute("SELECT 1 FROM rooms WHERE name = ?", (room,)).fetchone() is not None
 
 
 def manage_accounts(db_path: str, action: str, nick: str | None, stdin: TextIO, out: TextIO) -> int:

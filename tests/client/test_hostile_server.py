@@ -160,8 +160,12 @@ async def test_18_garbled_handshake_lines_do_not_crash_the_app() -> None:
     async with fake_server(standard([]), before_welcome=garbage) as port:
         app = make_app(port, "alice", "lobby")
         async with app.run_test(size=SIZE) as pilot:
-            # The library skips unreadable lines between hello and welcome.
-            await until(pilot, joined(app, "lobby"), "the join despite the garbage")
+            # An unreadable line before `welcome` ends the handshake with a reason the
+            # person can read on the connect screen (issue: never a crash, never a hang).
+            await until(pilot, lambda: isinstance(app.screen, ConnectScreen), "the connect screen")
+            await pilot.pause(0.05)
+            problem = str(app.screen.query_one("#problem").render())
+            assert "does not speak the chat protocol" in problem, problem
             assert app.is_running
 
 

@@ -73,6 +73,9 @@ async def test_history_command_prints_json_lines(tmp_path: Path) -> None:
             ("message", 2, "alice", "two"),
             ("message", 3, "alice", "three"),
         ]
+        code, out, err = await run_command("history", "nosuch", "--db", db)
+        assert (code, out) == (1, "")
+        assert "there is no room #nosuch" in err
     finally:
         server.process.terminate()
         assert await server.wait() == 0

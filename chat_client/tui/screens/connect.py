@@ -16,8 +16,9 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from ... import routing
 from ...discovery import DiscoveredServer
-from ...routing import Route, route_to_discovered
+from ...routing import Route, RouteError, route_to_discovered
 from ...settings import DEFAULT_PORT
 from ..text import literal
 from ..widgets.server_list import ServerList
@@ -45,22 +46,12 @@ class Problem:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`host`, `host:port` or `[v6]:port` → (host, port). Raises ValueError."""
-    text = text.strip()
-    if not text:
-        raise ValueError("type the server's address, e.g. localhost or 192.168.1.20:7777")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
-    if not port_text:
-        return host, DEFAULT_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{port_text!r} is not a port number (1-65535)")
-    return host, int(port_text)
+    """`host`, `host:port` or `[v6]:port` → (host, port), 7777 by default. Raises ValueError."""
+    try:
+        host, port = routing.parse_address(text)
+    except RouteError as exc:
+        raise ValueError(str(exc)) from None
+    return host, port if port is not None else DEFAULT_PORT
 
 
 def _address_of(server: DiscoveredServer) -> str:
