@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from protocol import (
     Ack,
+    DmHistoryPage,
     ErrorCode,
     FileInfo,
     HistoryPage,
@@ -94,6 +95,8 @@ class ChatClient:
         host, port: the server.
         nick: the nick to register.
         password: the server password, if it asks for one (never logged).
+        account_password: the password of the account `nick` (version 2): kept in
+            memory only, for the login after a reconnect; never logged, never written.
         client_name: sent to the server as `client`.
         settings: timings and bounds.
         features: version-2 features to ask for; `features` says which were granted.
@@ -112,6 +115,7 @@ class ChatClient:
         client_name: str = CLIENT_NAME,
         settings: ClientSettings | None = None,
         features: Iterable[str] = (),
+        account_password: str | None = None,
         tls: TlsOptions | None = None,
         insecure: bool = False,
     ) -> None:
@@ -122,7 +126,11 @@ class ChatClient:
         self.security: Security = PLAIN  # what protects the current connection
         self.settings = settings or ClientSettings()
         self.session = ClientSession(
-            nick, password=password, client_name=client_name, features=frozenset(features)
+            nick,
+            password=password,
+            client_name=client_name,
+            features=frozenset(features),
+            account_password=account_password,
         )
         self._password = password
         self._queue = EventQueue(self.settings.event_queue_size)
@@ -294,6 +302,29 @@ class ChatClient:
         return await self._call(
             lambda: self.session.send_history(room, before=before, after=after, limit=limit),
             HistoryPage,
+        )
+
+    async def register(self, password: str) -> None:
+        """Make the nick an account (version 2); later logins (reconnects too) use `password`."""
+        await self._call(lambda: self.session.send_register(password), Ack)
+
+    async def mark_read(
+        self, seq: int, *, room: str | None = None, with_: str | None = None
+    ) -> None:
+        """Read up to `seq` in `room` (or the DM conversation `with_`); only moves forward."""
+        await self._call(lambda: self.session.send_mark_read(seq, room=room, with_=with_), Ack)
+
+    async def away(self, text: str | None = None) -> None:
+        """Be away with `text`; None or "" means back."""
+        await self._call(lambda: self.session.send_away(text), Ack)
+
+    async def dm_history(
+        self, with_: str, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> DmHistoryPage:
+        """A page (oldest first) of the stored DM conversation with the account `with_`."""
+        return await self._call(
+            lambda: self.session.send_dm_history(with_, before=before, after=after, limit=limit),
+            DmHistoryPage,
         )
 
     async def request_upload(self, upload: Upload) -> UploadReady:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import (
+    AwayChanged,
     Bye,
     ChatMessage,
     DirectMessage,
@@ -23,6 +24,7 @@ from protocol import (
     MessageEdited,
     NickChanged,
     ReactionChanged,
+    ReadMarker,
     RoomInfo,
     TopicChanged,
     TypingNotice,
@@ -92,6 +94,8 @@ class Lagged:
 ClientEvent = (
     ChatMessage
     | DirectMessage
+    | ReadMarker
+    | AwayChanged
     | Joined
     | Left
     | NickChanged

@@ -26,7 +26,7 @@ class HistoryCollector:
     """
 
     def __init__(self, request: GetHistory) -> None:
-        self.room = request.room
+        self.room = request.room or ""  # DM conversations are paged by `DmPages`
         self.forward = request.after is not None
         self._before = request.before
         self._after = request.after

@@ -38,6 +38,12 @@ Rules:
    `HISTORY_PAGE` messages per reply (`paging.py` says why).
 6. Features: `hello` carries the version-2 features asked for; `welcome.features`
    (absent from a version-1 server: none) are the ones granted.
+7. Accounts (version 2): with an account password (from the caller; kept only in
+   memory, for the next login after a drop, and never shown by `repr` or logs)
+   `hello` carries `account_password`; `auth_required` and `auth_failed` end the
+   session for good. Stored DMs (with `seq`) go through `DmTracker`: each is
+   delivered once, and after a reconnect every conversation seen is caught up
+   with `history {with, after}` (pages of `HISTORY_PAGE`), so none is lost.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ from protocol import (
     Bye,
     ChangeNick,
     ChatMessage,
+    DirectMessage,
+    DmHistoryPage,
     ErrorCode,
     ErrorReply,
     GetHistory,
@@ -65,6 +73,7 @@ from protocol import (
     LineFramer,
     LineTooLong,
     ListRooms,
+    MarkRead,
     Members,
     NickChanged,
     Part,
@@ -73,6 +82,7 @@ from protocol import (
     ProtocolError,
     Quit,
     Register,
+    RegisterAccount,
     RoomInfo,
     RoomList,
     Say,
@@ -81,6 +91,7 @@ from protocol import (
     ServerMessage,
     ServerPing,
     ServerPong,
+    SetAway,
     SetTopic,
     Upload,
     UploadReady,
@@ -91,6 +102,7 @@ from protocol import (
 )
 
 from .decoding import SERVER_LINE_LIMIT, PageInSlices, decode_line
+from .dm_tracking import DmTracker
 from .events import ChatClientError, ClientEvent, Connected, NotConnectedError, RequestError
 from .paging import HISTORY_PAGE, HistoryCollector
 from .requests import RequestTable
@@ -113,7 +125,7 @@ log = logging.getLogger("chat_client")
 CLIENT_NAME = "chat-client/0.1"
 REGISTER_ID = "register"
 # Registration refusals that another try cannot fix (`nick_taken` may clear up).
-FATAL_CODES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.INVALID_NICK})
+FATAL_CODES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.INVALID_NICK, ErrorCode.AUTH_REQUIRED})
 DEFAULT_SLICE = 1_000
 
 M = TypeVar("M", bound=BaseModel)
@@ -174,6 +186,7 @@ class ClientSession:
     Args:
         nick: the nick to register (after `welcome`, the one the server gave).
         password: the server password, when it asks for one.
+        account_password: the password of the account `nick` (version 2; rule 7).
         client_name: sent in `hello` as `client`.
         features: version-2 features to ask for in `hello`.
         max_line: the longest server line accepted, in bytes (tests make it small).
@@ -187,10 +200,13 @@ class ClientSession:
         client_name: str = CLIENT_NAME,
         features: frozenset[str] = frozenset(),
         max_line: int = SERVER_LINE_LIMIT,
+        account_password: str | None = None,
     ) -> None:
         self.nick = nick
         self.max_line = max_line
         self._password = password
+        self._account_password = account_password
+        self.dm_tracker = DmTracker()
         self.client_name = client_name
         self.wanted_features = features
         self.features: frozenset[str] = frozenset()  # granted by the last welcome
@@ -356,6 +372,30 @@ class ClientSession:
         self._ask_history(public_id, collector)
         return public_id
 
+    def send_register(self, password: str) -> str:
+        """Make the registered nick an account; the password is kept for later logins."""
+        register = _built(lambda: RegisterAccount(password=password))
+
+        def registered(_ack: Ack) -> None:
+            self._account_password = register.password
+
+        return self._request(register, Ack, after=registered)
+
+    def send_mark_read(self, seq: int, *, room: str | None = None, with_: str | None = None) -> str:
+        """Move the read marker of `room` (or of the DM conversation `with_`) up to `seq`."""
+        return self._request(_built(lambda: MarkRead(room=room, with_=with_, seq=seq)), Ack)
+
+    def send_away(self, text: str | None = None) -> str:
+        """Be away with `text`; None or "" is back."""
+        return self._request(_built(lambda: SetAway(text=text)), Ack)
+
+    def send_dm_history(
+        self, with_: str, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> str:
+        """A page of the stored conversation with `with_`; completes with a `DmHistoryPage`."""
+        request = _built(lambda: GetHistory(with_=with_, before=before, after=after, limit=limit))
+        return self._request(request, DmHistoryPage)
+
     def send_quit(self, reason: str | None = None) -> None:
         """Say goodbye; the server answers `bye` and closes."""
         quit_ = _built(lambda: Quit(reason=reason))
@@ -432,6 +472,7 @@ class ClientSession:
             password=self._password,
             client=self.client_name,
             features=sorted(self.wanted_features) or None,
+            account_password=self._account_password,
             id=REGISTER_ID,
         )
         self._out.append(encode(register))
@@ -459,6 +500,9 @@ class ClientSession:
             self._start_join(room, self.tracker.since(room))
         for say in self._says.unsent_outside(self.tracker.rooms):
             self._send_say(say)
+        if welcome.account:
+            for other in self.dm_tracker.conversations:
+                self._catch_up_dms(other, self.dm_tracker.since(other))
 
     def _broadcast(self, message: ServerMessage) -> None:
         if isinstance(message, ChatMessage):
@@ -467,6 +511,8 @@ class ClientSession:
             self._events.extend(delivered)
         elif isinstance(message, HistoryPage):
             self._join_page(message)
+        elif isinstance(message, DirectMessage):
+            self._dm(message)
         elif isinstance(message, ServerPing):
             self._out.append(encode(Pong(token=message.token)))
         elif isinstance(message, NickChanged):
@@ -474,11 +520,43 @@ class ClientSession:
                 self.nick = message.new
             self._events.append(message)
         elif isinstance(
-            message, ServerHello | Welcome | Members | RoomList | Ack | ServerPong | UploadReady
+            message,
+            ServerHello
+            | Welcome
+            | Members
+            | RoomList
+            | Ack
+            | ServerPong
+            | UploadReady
+            | DmHistoryPage,
         ):
             log.debug("ignored a %s without a request", message.type)
         else:
             self._events.append(message)
+
+    def _dm(self, dm: DirectMessage) -> None:
+        if dm.seq is None or self.dm_tracker.deliver(self._other(dm), dm.seq):
+            self._events.append(dm)
+
+    def _other(self, dm: DirectMessage) -> str:
+        return dm.to if dm.sender.lower() == self.nick.lower() else dm.sender
+
+    def _catch_up_dms(self, other: str, since: int) -> None:
+        """After a reconnect: the DMs of a conversation stored since the last one delivered."""
+        request_id = self._next_id("c")
+
+        def replied(page: DmHistoryPage) -> None:
+            for dm in page.messages:
+                self._dm(dm)
+            if page.more and page.messages:
+                self._catch_up_dms(other, page.messages[-1].seq or since)
+
+        def failed(error: ChatClientError) -> None:
+            log.debug("could not catch up the DMs with %s: %s", other, error)
+
+        self._requests.expect(request_id, DmHistoryPage, replied, failed)
+        request = GetHistory(with_=other, after=since, limit=HISTORY_PAGE, id=request_id)
+        self._out.append(encode(request))
 
     def _settle(self, request_id: str, reply: ServerMessage) -> None:
         if self._requests.settle(request_id, reply):

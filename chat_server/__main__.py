@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import fail, parse_history_args, parse_serve_args
+from .cli import fail, parse_accounts_args, parse_history_args, parse_serve_args
 from .config import MEMORY_DB, ServerConfig
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["history"]:
         return _history(args[1:])
+    if args[:1] == ["accounts"]:
+        return _accounts(args[1:])
     parsed = parse_serve_args(args)
     logging.basicConfig(
         level=parsed.log_level.upper(),
@@ -240,6 +242,15 @@ def _history(argv: list[str]) -> int:
 
     db_path = args.db or str(default_db_path())
     return print_history(db_path, args.room.removeprefix("#"), int(args.limit), sys.stdout)
+
+
+def _accounts(argv: list[str]) -> int:
+    args = parse_accounts_args(argv)
+    from .admin import manage_accounts
+    from .datadir import default_db_path
+
+    db_path = args.db or str(default_db_path())
+    return manage_accounts(db_path, args.action, args.nick, sys.stdin, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_DELAY", "WINDOW", "AuthThrottle"]
+__all__ = ["MAX_DELAY", "WINDOW", "AuthThrottle", "LoginThrottle"]
 
 MAX_DELAY = 30.0
 WINDOW = 600.0
@@ -54,3 +54,45 @@ class AuthThrottle:
     def _forget_before(self, cutoff: float) -> None:
         for address in [a for a, r in self._by_address.items() if r.last < cutoff]:
             del self._by_address[address]
+
+
+LOGIN_FAILURES = 5  # failed account logins that start a block...
+LOGIN_WINDOW = 60.0  # ...when they fall within this many seconds...
+LOGIN_BLOCK = 60.0  # ...and how long the block lasts
+
+
+class LoginThrottle:
+    """Failed account logins per account and per source address (the contract's rule).
+
+    After `LOGIN_FAILURES` failures for one account, or from one address, within
+    `LOGIN_WINDOW` seconds, further attempts on it (or from it) are refused for
+    `LOGIN_BLOCK` seconds, without looking at the password.
+    """
+
+    def __init__(self) -> None:
+        self._failures: dict[str, list[float]] = {}  # "a:name" / "ip:address" -> times
+        self._blocked: dict[str, float] = {}  # same keys -> blocked until
+
+    def blocked(self, account: str, address: str, now: float) -> bool:
+        """True while the account or the address is blocked."""
+        return any(
+            self._blocked.get(k, 0.0) > now for k in (f"a:{account.lower()}", f"ip:{address}")
+        )
+
+    def failed(self, account: str, address: str, now: float) -> None:
+        """Record a failed login for `account` from `address`."""
+        for k in (f"a:{account.lower()}", f"ip:{address}"):
+            times = [t for t in self._failures.get(k, ()) if now - t < LOGIN_WINDOW]
+            times.append(now)
+            if len(times) >= LOGIN_FAILURES:
+                self._blocked[k] = now + LOGIN_BLOCK
+                times = []
+            self._failures[k] = times
+        if len(self._failures) > 10_000:  # many names or addresses: forget the stale ones
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        self._failures = {
+            k: t for k, t in self._failures.items() if t and now - t[-1] < LOGIN_WINDOW
+        }
+        self._blocked = {k: until for k, until in self._blocked.items() if until > now}

@@ -269,6 +269,20 @@ def _serve_parser() -> argparse.ArgumentParser:
             "SECONDS",
             "a dropped user's nick is held this long against other addresses",
         ),
+        (
+            "--max-sessions",
+            number(int, 1, "sessions"),
+            d.max_sessions,
+            "N",
+            "connections one account may be logged in from at once",
+        ),
+        (
+            "--hash-memory",
+            number(int, 1024, "memory"),
+            d.hash_memory_kib,
+            "KIB",
+            "memory of each new argon2id password hash (lower only on small machines)",
+        ),
     ]
     for flag, kind, default, metavar, text in flags:
         p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
@@ -346,6 +360,8 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         room_expiry=ns.room_expiry,
         tail_bytes=int(ns.tail_bytes),
         nick_grace=ns.nick_grace,
+        max_sessions=ns.max_sessions,
+        hash_memory_kib=ns.hash_memory,
         files=None if ns.no_files else _files_config(ns),
     )
     explicit_dir = Path(ns.data_dir) if ns.data_dir is not None else None
@@ -377,6 +393,22 @@ def parse_history_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument("--db", default=None, help="history file (default: in your data directory)")
     return p.parse_args(argv)
+
+
+def parse_accounts_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`chat-server accounts list | delete NICK | reset-password NICK [--db PATH]`."""
+    p = _Parser(
+        prog="chat-server accounts",
+        description="Manage accounts, also while the server runs. reset-password reads "
+        "the new password from standard input (one line), never from the command line.",
+    )
+    p.add_argument("action", choices=["list", "delete", "reset-password"])
+    p.add_argument("nick", nargs="?", help="the account (for delete and reset-password)")
+    p.add_argument("--db", default=None, help="history file (default: in your data directory)")
+    ns = p.parse_args(argv)
+    if ns.action != "list" and ns.nick is None:
+        p.error(f"{ns.action} needs the account's NICK")
+    return ns
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.features import grant
+from protocol.features import Feature, grant
 from protocol.files import FEATURE_FILES
 from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
 
@@ -61,6 +61,8 @@ class ServerConfig:
     tail_bytes: int = 32 << 20  # recent messages kept in memory, all rooms together
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses
     auth_delay: float = 0.5  # first delay after a wrong password; doubles per failure
+    max_sessions: int = 10  # sessions one account may have at once
+    hash_memory_kib: int = 65_536  # argon2id memory per new password hash (tests lower it)
     auth_failures: int = 3  # wrong passwords before the connection is closed
     shutdown_grace: float = 5.0
     tls_port: int | None = None  # None: no TLS listener; 0: a free port
@@ -75,9 +77,9 @@ class ServerConfig:
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
-    """The version-2 features this server offers in its `hello`."""
+    """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    return (FEATURE_TYPING, *files)
+    return (Feature.ACCOUNTS, FEATURE_TYPING, Feature.READ, *files, Feature.AWAY)
 
 
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:

@@ -73,11 +73,14 @@ class ClientConnection(asyncio.Protocol):
         "_transport",
         "_typing_bucket",
         "_worker",
+        "account",
+        "away",
         "closed",
         "created_rooms",
         "features",
         "ip",
         "last_heard",
+        "marks",
         "next_ping",
         "nick",
         "opened_at",
@@ -117,6 +120,9 @@ class ClientConnection(asyncio.Protocol):
         self.created_rooms = 0
         self.features: frozenset[str] = frozenset()
         self.registered = False
+        self.account = False
+        self.away: str | None = None
+        self.marks: dict[str, int] = {}
         self.closed = False
         self._admitted = False
         self.last_heard = self.opened_at = context.loop.time()

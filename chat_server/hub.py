@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel
 
 from protocol import (
+    AwayChanged,
     DirectMessage,
     ErrorCode,
     ErrorReply,
@@ -34,6 +35,7 @@ from protocol import (
     Joined,
     Left,
     NickChanged,
+    ReadMarker,
     RoomSummary,
     TopicChanged,
     TypingNotice,
@@ -42,6 +44,8 @@ from protocol import (
 )
 from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 
+from .account_store import DmPage, StoredDm, pair_key
+from .accounts import Accounts
 from .auth import AuthThrottle
 from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
@@ -56,6 +60,7 @@ __all__ = ["ChatHub", "Peer", "Result"]
 
 log = logging.getLogger(__name__)
 
+
 _UNAVAILABLE = "the history store cannot take writes now, so {what} was not stored; try again"
 
 
@@ -66,6 +71,10 @@ class Peer(Member, Protocol):
     closed: bool
     ip: str
     created_rooms: int  # rooms this connection made (capped)
+    account: bool  # logged in to an account (the nick is its name)
+    features: frozenset[str]  # version-2 features granted in `welcome`
+    away: str | None  # this session's away text (None: here)
+    marks: dict[str, int]  # a guest's read markers (an account's are shared, in `Accounts`)
 
     def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
 
@@ -86,7 +95,11 @@ class ChatHub:
         self.config = config
         self.store = store
         self.rooms = RoomRegistry(flusher, config.tail_bytes)
-        self._nicks: dict[str, Peer] = {}
+        # nick key -> its sessions: one for a guest, up to `max_sessions` for an account
+        self._online: dict[str, list[Peer]] = {}
+        self.accounts = Accounts(store, config.hash_memory_kib)
+        self._away: dict[str, str] = {}  # nick key -> away text, for those away
+        self._handed: set[tuple[str, int]] = set()  # pending DMs being delivered now
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
         self._auth = AuthThrottle(config.auth_delay)
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
@@ -111,12 +124,84 @@ class ChatHub:
             raise ChatError(ErrorCode.AUTH_FAILED, "wrong or missing password")
 
     def register(self, peer: Peer, nick: str) -> None:
+        """Register `peer` as a guest (a nick that is not an account)."""
         key = nick.lower()
-        if key in self._nicks:
+        if key in self._online:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        if self.accounts.is_account(nick):
+            raise ChatError(
+                ErrorCode.AUTH_REQUIRED, f"{nick} is an account: give its account_password"
+            )
         self._check_held(peer, key, nick)
-        self._nicks[key] = peer
+        self._online[key] = [peer]
         peer.nick = nick
+
+    async def login(self, peer: Peer, nick: str, password: str | None) -> None:
+        """Register `peer` as `nick`: a session of that account, or a guest when it is none."""
+        account = await self.accounts.check_login(nick, password, peer.ip)
+        if account is None:
+            self.register(peer, nick)
+            return
+        await self.accounts.load_markers(account.name)
+        key = account.name.lower()
+        sessions = self._online.get(key, [])
+        if sessions and not sessions[0].account:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken by a guest")
+        if len(sessions) >= self.config.max_sessions:
+            raise ChatError(
+                ErrorCode.TOO_MANY_SESSIONS,
+                f"{account.name} has {len(sessions)} sessions, the maximum",
+            )
+        before = self._away.get(key)
+        peer.nick, peer.account = account.name, True
+        self._online[key] = [*sessions, peer]
+        self._update_away(key, before)
+
+    async def register_account(self, peer: Peer, password: str) -> None:
+        """Make the registered nick of `peer` an account (`register`)."""
+        if peer.account:
+            raise ChatError(ErrorCode.ACCOUNT_EXISTS, f"{peer.nick} is already an account")
+        await self.accounts.create(peer.nick, password)
+        if not peer.closed:
+            peer.account = True
+            self.accounts.markers[peer.nick.lower()] = dict(peer.marks)
+            for target, seq in peer.marks.items():
+                self.store.set_marker(peer.nick, target, seq, _ignore_error)
+
+    def sessions(self, peer: Peer) -> list[Peer]:
+        """Every session of `peer`'s nick (itself alone for a guest)."""
+        return self._online.get(peer.nick.lower()) or [peer]
+
+    async def deliver_pending(self, peer: Peer) -> None:
+        """After `welcome`: the DMs stored while the account was offline, once, in order."""
+        await self._synced()
+        dms = [
+            dm
+            for dm in await self.store.pending_dms(peer.nick)
+            if (dm.pair, dm.seq) not in self._handed
+        ]
+        if not dms or peer.closed:
+            return
+        self._hand_out(peer, dms, [peer])
+
+    def _hand_out(self, peer: Peer, dms: list[StoredDm], sessions: list[Peer]) -> None:
+        handed = [(dm.pair, dm.seq) for dm in dms]
+        self._handed.update(handed)
+        for dm in dms:
+            out = Outgoing(dm.to_wire())
+            for session in sessions:
+                session.send(out)
+
+        def recorded(_error: BaseException | None) -> None:
+            self._handed.difference_update(handed)
+
+        self.store.dms_delivered(peer.nick, dms, recorded)
+
+    async def _synced(self) -> None:
+        """Wait until every write queued so far is committed (or failed)."""
+        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self.store.sync(done.set_result)
+        await done
 
     def _check_held(self, peer: Peer, key: str, nick: str) -> None:
         """Refuse a nick held for a dropped user to connections from other addresses."""
@@ -151,32 +236,49 @@ class ChatHub:
             room = self.rooms.get(name)
             if room is not None:
                 room.remove(peer)
-                room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
+                if not self._other_session_in(peer, room):
+                    room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
                 self._expire_if_unused(room)
         peer.rooms.clear()
         key = peer.nick.lower()
-        if self._nicks.get(key) is peer:
-            del self._nicks[key]
-            if hold_nick and self.config.nick_grace > 0:
-                self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
         if self.files is not None:
             self.files.forget(peer)
+        sessions = self._online.get(key)
+        if sessions is None or peer not in sessions:
+            return
+        before = self._away.get(key)
+        sessions.remove(peer)
+        if sessions:
+            self._update_away(key, before)
+            return
+        del self._online[key]
+        self._away.pop(key, None)
+        if peer.account:
+            self.accounts.forget_markers(peer.nick)
+        elif hold_nick and self.config.nick_grace > 0:
+            self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
 
     def room_names(self) -> list[str]:
         return self.rooms.names()
 
     def change_nick(self, peer: Peer, nick: str) -> None:
+        if peer.account:
+            raise ChatError(
+                ErrorCode.NOT_ALLOWED, "an account's nick is its name; it cannot change"
+            )
         key = nick.lower()
-        owner = self._nicks.get(key)
-        if owner is not None and owner is not peer:
+        owner = self._online.get(key)
+        if (owner is not None and owner != [peer]) or (
+            key != peer.nick.lower() and self.accounts.is_account(nick)
+        ):
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
         if owner is None:
             self._check_held(peer, key, nick)
         old = peer.nick
         if old == nick:
             return
-        del self._nicks[old.lower()]
-        self._nicks[key] = peer
+        del self._online[old.lower()]
+        self._online[key] = [peer]
         peer.nick = nick
         out = Outgoing(NickChanged(old=old, new=nick, ts=format_ts(now_ms())))
         for recipient in self._sharing_rooms_with(peer):
@@ -280,18 +382,33 @@ class ChatHub:
         return Result(room, [m for m in page.messages if m.seq <= room.delivered_seq], True)
 
     def enter(self, peer: Peer, room: Room) -> None:
-        """Finish a join: `peer` becomes a member and every member gets `joined`."""
+        """Finish a join: `peer` becomes a member and every member gets `joined`.
+
+        A later session of an account already in the room gets its own `joined` only.
+        """
         if peer in room:
             return
         room.add(peer)
         peer.rooms[room.name] = None
-        room.broadcast(Outgoing(Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))))
+        joined = Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))
+        if self._other_session_in(peer, room):
+            peer.send_message(joined)
+        else:
+            room.broadcast(Outgoing(joined))
+
+    def _other_session_in(self, peer: Peer, room: Room) -> bool:
+        if not peer.account:
+            return False
+        return any(s is not peer and s in room for s in self.sessions(peer))
 
     def part(self, peer: Peer, name: str, reason: str | None) -> None:
         room = self.joined_room(peer, name)
-        room.broadcast(
-            Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms())))
-        )
+        left = Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms()))
+        if self._other_session_in(peer, room):
+            room.seal()
+            peer.send_message(left)
+        else:
+            room.broadcast(Outgoing(left))
         room.remove(peer)
         peer.rooms.pop(name, None)
         self._expire_if_unused(room)
@@ -350,16 +467,133 @@ class ChatHub:
 
         self.store.set_topic(name, topic, committed)
 
-    def dm(self, peer: Peer, to: str, text: str) -> None:
-        target = self._nicks.get(to.lower())
-        if target is None:
+    def dm(self, peer: Peer, to: str, text: str, request_id: str | None) -> None:
+        """Send a DM: stored (and delivered later if need be) between two accounts."""
+        targets = self._online.get(to.lower())
+        if peer.account and self.accounts.is_account(to):
+            self._stored_dm(peer, self.accounts.names[to.lower()], text, request_id)
+            return
+        if not targets:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
         out = Outgoing(
-            DirectMessage(sender=peer.nick, to=target.nick, text=text, ts=format_ts(now_ms()))
+            DirectMessage(sender=peer.nick, to=targets[0].nick, text=text, ts=format_ts(now_ms()))
         )
-        target.send(out)
-        if target is not peer:
-            peer.send(out)
+        for session in dict.fromkeys([*targets, *self.sessions(peer)]):
+            session.send(out)
+        if request_id is not None:
+            peer.send_ack(request_id)
+
+    def _stored_dm(self, peer: Peer, to: str, text: str, request_id: str | None) -> None:
+        pair = pair_key(peer.nick, to)
+        dm = StoredDm(pair, self.accounts.next_dm_seq(pair), peer.nick, to, text, now_ms())
+        pending = to.lower() not in self._online
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                log.debug("could not store DM %s/%d: %s", pair, dm.seq, error)
+                self.accounts.dm_failed(pair, dm.seq)
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the DM"))
+                return
+            targets = self._online.get(to.lower(), [])
+            if pending and targets:  # came online meanwhile: hand it over now, once
+                self._hand_out(targets[0], [dm], [])
+            out = Outgoing(dm.to_wire())
+            for session in dict.fromkeys([*targets, *self._online.get(peer.nick.lower(), [])]):
+                session.send(out)
+            if request_id is not None:
+                peer.send_ack(request_id)
+
+        self.store.append_dm(dm, pending, committed)
+
+    async def dm_history(
+        self, peer: Peer, with_: str, before: int | None, after: int | None, limit: int
+    ) -> tuple[str, DmPage]:
+        """A page of `peer`'s stored conversation with `with_` (accounts only)."""
+        if not peer.account:
+            raise ChatError(ErrorCode.NOT_ALLOWED, "only accounts have stored DMs")
+        other = self.accounts.names.get(with_.lower())
+        if other is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{with_} is not an account")
+        page = await self.store.dm_history(pair_key(peer.nick, other), before, after, limit)
+        return other, page
+
+    # -- read markers and away ------------------------------------------------
+
+    def marker(self, peer: Peer, target: str) -> int:
+        marks = self.accounts.markers.get(peer.nick.lower()) if peer.account else peer.marks
+        return (marks or {}).get(target, 0)
+
+    def mark_read(
+        self, peer: Peer, room: str | None, with_: str | None, seq: int, request_id: str | None
+    ) -> None:
+        """Move `peer`'s marker forward (a lower seq is acked and ignored)."""
+        if with_ is not None:
+            if not peer.account:
+                raise ChatError(ErrorCode.NOT_ALLOWED, "only accounts have stored DMs")
+            target = "@" + with_.lower()
+        else:
+            assert room is not None
+            target = "#" + self.existing_room(room).name
+        marks = (
+            self.accounts.markers.setdefault(peer.nick.lower(), {}) if peer.account else peer.marks
+        )
+        previous = marks.get(target, 0)
+        if seq <= previous or not peer.account:
+            marks[target] = max(seq, previous)
+            if request_id is not None:
+                peer.send_ack(request_id)
+            return
+        marks[target] = seq
+        event = Outgoing(ReadMarker(room=room, with_=with_, seq=seq))
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                if marks.get(target) == seq:
+                    marks[target] = previous
+                _reply_error(peer, request_id, _UNAVAILABLE.format(what="the read marker"))
+                return
+            for session in self.sessions(peer):
+                if session is not peer and "read" in session.features:
+                    session.send(event)
+            if request_id is not None:
+                peer.send_ack(request_id)
+
+        self.store.set_marker(peer.nick, target, seq, committed)
+
+    def away_in(self, room: Room) -> dict[str, str]:
+        """The members of `room` who are away, with their texts."""
+        return {
+            sessions[0].nick: text
+            for key, text in self._away.items()
+            if (sessions := self._online.get(key)) and any(s in room for s in sessions)
+        }
+
+    def set_away(self, peer: Peer, text: str | None) -> None:
+        key = peer.nick.lower()
+        before = self._away.get(key)
+        peer.away = text or None
+        self._update_away(key, before, latest=peer.away)
+
+    def _update_away(self, key: str, before: str | None, latest: str | None = None) -> None:
+        """Recompute a nick's away state (away only while all its sessions are); tell rooms."""
+        sessions = self._online.get(key, [])
+        texts = [s.away for s in sessions]
+        after = None
+        if texts and None not in texts:
+            after = latest or before or texts[-1]
+        if after is None:
+            self._away.pop(key, None)
+        else:
+            self._away[key] = after
+        if after == before or not sessions:
+            return
+        out = Outgoing(AwayChanged(nick=sessions[0].nick, text=after))
+        recipients: dict[Member, None] = {}
+        for session in sessions:
+            recipients.update(dict.fromkeys(self._sharing_rooms_with(session)))
+        for member in recipients:
+            if "away" in getattr(member, "features", ()):
+                member.send(out)
 
     def typing(self, peer: Peer, room_name: str | None, to: str | None, state: str) -> None:
         """Forward a typing state to a room's other members, or to a user, granted `typing`.
@@ -371,14 +605,16 @@ class ChatHub:
             targets: Iterable[Member] = room.members
             notice = TypingNotice(room=room.name, sender=peer.nick, state=state)
         else:
-            target = self._nicks.get((to or "").lower())
-            if target is None:
+            sessions = self._online.get((to or "").lower())
+            if not sessions:
                 raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
-            targets = (target,)
+            targets = tuple(sessions)
             notice = TypingNotice(sender=peer.nick, state=state)
         out: Outgoing | None = None
+        sender = peer.nick.lower()
         for member in targets:
-            if member is not peer and FEATURE_TYPING in member.features:
+            # Never to the sender's own sessions (an account's other terminals).
+            if member.nick.lower() != sender and FEATURE_TYPING in member.features:
                 out = out or Outgoing(notice)
                 member.send(out)
 
@@ -388,7 +624,7 @@ class ChatHub:
         """Refuse (`not_in_room`, `no_such_user`) unless `peer` may share a file there."""
         if room is not None:
             self.joined_room(peer, room)
-        elif to is not None and self._nicks.get(to.lower()) is None:
+        elif to is not None and not self._online.get(to.lower()):
             raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
 
     def post_file(
@@ -422,18 +658,17 @@ class ChatHub:
         self.store.append(message, committed)
 
     def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
-        target = self._nicks.get(to.lower())
-        if target is None:
+        targets = self._online.get(to.lower())
+        if not targets:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"{to} went offline before the file was in")
         out = Outgoing(
             DirectMessage(
-                sender=sender, to=target.nick, text=text, ts=format_ts(now_ms()), file=file
+                sender=sender, to=targets[0].nick, text=text, ts=format_ts(now_ms()), file=file
             )
         )
-        target.send(out)
-        source = self._nicks.get(sender.lower())
-        if source is not None and source is not target:
-            source.send(out)
+        # every session of both (a file DM is not a stored DM: it has no seq)
+        for session in dict.fromkeys([*targets, *self._online.get(sender.lower(), [])]):
+            session.send(out)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
         """Messages read back, with the files they share as those stand now (`expired`)."""
@@ -441,7 +676,7 @@ class ChatHub:
 
     def summaries(self) -> list[RoomSummary]:
         return [
-            RoomSummary(room=room.name, topic=room.topic, members=len(room.members))
+            RoomSummary(room=room.name, topic=room.topic, members=len(room.nicks))
             for room in sorted(self.rooms, key=lambda r: r.name)
             if not room.creating
         ]
@@ -504,6 +739,10 @@ def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMess
     if gap is None:
         return None
     return messages + gap
+
+
+def _ignore_error(_error: BaseException | None) -> None:
+    return None
 
 
 def _reply_error(peer: Peer, request_id: str | None, message: str) -> None:

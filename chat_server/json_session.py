@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from protocol import (
     ChangeNick,
     DeleteMessage,
+    DmHistoryPage,
     EditMessage,
     ErrorCode,
     ErrorReply,
@@ -24,6 +25,7 @@ from protocol import (
     HistoryPage,
     Join,
     ListRooms,
+    MarkRead,
     Members,
     Part,
     Ping,
@@ -32,11 +34,13 @@ from protocol import (
     Quit,
     React,
     Register,
+    RegisterAccount,
     RoomInfo,
     RoomList,
     Say,
     SendDm,
     ServerPong,
+    SetAway,
     SetTopic,
     Typing,
     Upload,
@@ -96,10 +100,11 @@ class JsonSession:
         self._auth_failures = 0
         self._typing_interval = hub.config.typing_interval
         self._last_active: dict[str, float] = {}  # typing target -> when `active` last went
+        self._server_password_failed = False  # account logins are throttled, not closed
 
     def _refused(self, exc: ChatError, request_id: str | None) -> None:
         self._error(exc.code, exc.message, request_id)
-        if exc.code is ErrorCode.AUTH_FAILED:
+        if exc.code is ErrorCode.AUTH_FAILED and self._server_password_failed:
             self._auth_failures += 1
             if self._auth_failures >= self._hub.config.auth_failures:
                 self._host.close_with_bye("auth_failed")
@@ -139,8 +144,30 @@ class JsonSession:
         wait = self._hub.password_wait(host)
         if wait > 0:
             return self._register_later(wait, message)
+        self._server_password_failed = True
         self._hub.check_password(host, message.password)
-        self._hub.register(host, message.nick)
+        self._server_password_failed = False
+        if message.account_password is None and not self._hub.accounts.is_account(message.nick):
+            self._hub.register(host, message.nick)  # a guest: no store read, as in version 1
+            self._welcome(message)
+            return None
+        return self._login(message)
+
+    async def _login(self, message: Register) -> None:
+        try:
+            await self._hub.login(self._host, message.nick, message.account_password)
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if self._host.closed:
+            self._hub.unregister(self._host, "disconnected")
+            return
+        self._welcome(message)
+        if self._host.account:
+            await self._hub.deliver_pending(self._host)
+
+    def _welcome(self, message: Register) -> None:
+        host = self._host
         host.registered = True
         granted = granted_features(message.features, supported_features(self._hub.config))
         host.features = frozenset(granted)
@@ -149,10 +176,10 @@ class JsonSession:
                 nick=host.nick,
                 rooms=self._hub.room_names(),
                 features=granted,
+                account=host.account,
                 re=message.id,
             )
         )
-        return None
 
     async def _register_later(self, wait: float, message: Register) -> None:
         """Check a password only once its address's wrong guesses have been waited out."""
@@ -188,8 +215,17 @@ class JsonSession:
 
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
-        members = room.nicks if host in room else [*room.nicks, host.nick]
-        host.reply(RoomInfo(room=room.name, topic=room.topic, members=members, re=request_id))
+        members = room.nicks if host in room else list(dict.fromkeys([*room.nicks, host.nick]))
+        host.reply(
+            RoomInfo(
+                room=room.name,
+                topic=room.topic,
+                members=members,
+                read=self._hub.marker(host, "#" + room.name),
+                away=self._hub.away_in(room),
+                re=request_id,
+            )
+        )
         host.reply(_history_page(self._hub, result, None))
         self._hub.enter(host, room)
 
@@ -205,8 +241,7 @@ class JsonSession:
         return None
 
     def _dm(self, message: SendDm) -> Pending:
-        self._hub.dm(self._host, message.to, message.text)
-        self._ack(message.id)
+        self._hub.dm(self._host, message.to, message.text, message.id)
         return None
 
     def _nick(self, message: ChangeNick) -> Pending:
@@ -220,7 +255,9 @@ class JsonSession:
 
     def _who(self, message: Who) -> Pending:
         room = self._hub.existing_room(message.room)
-        self._host.reply(Members(room=room.name, members=room.nicks, re=message.id))
+        self._host.reply(
+            Members(room=room.name, members=room.nicks, away=self._hub.away_in(room), re=message.id)
+        )
         return None
 
     def _rooms(self, message: ListRooms) -> Pending:
@@ -228,6 +265,9 @@ class JsonSession:
         return None
 
     def _history(self, message: GetHistory) -> Pending:
+        if message.room is None:
+            assert message.with_ is not None
+            return self._dm_history(message, message.with_)
         if message.around is not None:
             pending = self._hub.history_around(message.room, message.around, message.limit)
             return self._await_history(pending, message.id)
@@ -266,6 +306,46 @@ class JsonSession:
     def _forget_old_typing(self, now: float) -> None:
         interval = self._typing_interval
         self._last_active = {t: at for t, at in self._last_active.items() if now - at < interval}
+
+    async def _dm_history(self, message: GetHistory, with_: str) -> None:
+        try:
+            other, page = await self._hub.dm_history(
+                self._host, with_, message.before, message.after, message.limit
+            )
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if not self._host.closed:
+            self._host.reply(
+                DmHistoryPage(
+                    with_=other,
+                    messages=[dm.to_wire() for dm in page.messages],
+                    more=page.more,
+                    re=message.id,
+                )
+            )
+
+    # -- version 2: accounts, read markers, away ----------------------------------
+
+    def _register_account(self, message: RegisterAccount) -> Pending:
+        return self._await_register_account(message)
+
+    async def _await_register_account(self, message: RegisterAccount) -> None:
+        try:
+            await self._hub.register_account(self._host, message.password)
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        self._ack(message.id)
+
+    def _mark_read(self, message: MarkRead) -> Pending:
+        self._hub.mark_read(self._host, message.room, message.with_, message.seq, message.id)
+        return None
+
+    def _away(self, message: SetAway) -> Pending:
+        self._hub.set_away(self._host, message.text)
+        self._ack(message.id)
+        return None
 
     def _ping(self, message: Ping) -> Pending:
         self._host.reply(ServerPong(token=message.token, re=message.id))
@@ -316,11 +396,17 @@ HISTORY_HANDLERS: dict[type[BaseModel], Handler] = {
 TYPING_HANDLERS: dict[type[BaseModel], Handler] = {
     Typing: JsonSession._typing,
 }
+ACCOUNT_HANDLERS: dict[type[BaseModel], Handler] = {
+    RegisterAccount: JsonSession._register_account,
+    MarkRead: JsonSession._mark_read,
+    SetAway: JsonSession._away,
+}
 FILES_HANDLERS: dict[type[BaseModel], Handler] = {
     Upload: JsonSession._upload,
 }
 HANDLERS: dict[type[BaseModel], Handler] = {
     **SESSION_HANDLERS,
+    **ACCOUNT_HANDLERS,
     **ROOM_HANDLERS,
     **CHAT_HANDLERS,
     **HISTORY_HANDLERS,

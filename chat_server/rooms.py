@@ -88,7 +88,8 @@ class Room:
 
     @property
     def nicks(self) -> list[str]:
-        return [member.nick for member in self.members]
+        """Member nicks in join order, each once (an account may be in with several sessions)."""
+        return list(dict.fromkeys([member.nick for member in self.members]))
 
     def add(self, member: Member) -> None:
         self.seal()

@@ -157,6 +157,7 @@ class ChatServer:
         records = await store.open()
         context = self._context = ServerContext(self.config, store, loop)
         context.hub.rooms.load(records.values())
+        await context.hub.accounts.load()
         try:
             await self._listen(loop, context, ssl_context)
         except BaseException:

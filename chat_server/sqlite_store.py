@@ -36,6 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from protocol import now_ms
+
+from .account_store import Account, DmPage, StoredDm, key
+from .sqlite_accounts import (
+    ACCOUNTS_MIGRATION,
+    CREATE_ACCOUNT,
+    DMS_DELIVERED,
+    INSERT_DM,
+    SET_MARKER,
+    AccountReader,
+    load_dm_seqs,
+)
 from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
 
 __all__ = ["SCHEMA_VERSION", "HistoryReader", "SqliteStore", "open_database"]
@@ -63,6 +75,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (room_id, seq)
     ) WITHOUT ROWID;
     """,
+    ACCOUNTS_MIGRATION,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -84,7 +97,9 @@ class _Write:
 
     `room` and `seq` let the writer check the write before running it: a message
     (`seq` > 0) must follow its room's last stored seq, and every write but a
-    creation needs its room stored. An empty `sql` writes nothing (a barrier).
+    creation needs its room stored. A stored DM's `room` is `@` and its pair (its
+    seq must follow the pair's last); account writes have no `room`. An empty
+    `sql` writes nothing (a barrier).
     """
 
     sql: str
@@ -234,6 +249,8 @@ class SqliteStore(Store):
         self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
         self._writer: threading.Thread | None = None
         self._reader: HistoryReader | None = None
+        self._accounts: AccountReader | None = None
+        self._dm_seqs: dict[str, int] = {}
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._lock_fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -254,7 +271,14 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
             self._last_seqs = {name: record.last_seq for name, record in rooms.items()}
-            self._reader = HistoryReader(open_database(self.path, read_only=True))
+            try:
+                self._dm_seqs = load_dm_seqs(writer)
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+            self._last_seqs.update({f"@{pair}": seq for pair, seq in self._dm_seqs.items()})
+            reading = open_database(self.path, read_only=True)
+            self._reader = HistoryReader(reading)
+            self._accounts = AccountReader(reading)
         except BaseException:
             _release_lock(self._lock_fd)
             self._lock_fd = None
@@ -303,6 +327,55 @@ class SqliteStore(Store):
         writes, self._gathering = self._gathering, []
         if writes:
             self._queue.put(writes)
+
+    # -- accounts, stored DMs, markers (AccountStore) ---------------------------
+
+    async def account(self, name: str) -> Account | None:
+        return await self._read_accounts(lambda reader: reader.account(name))
+
+    async def account_names(self) -> list[str]:
+        return await self._read_accounts(lambda reader: reader.account_names())
+
+    def create_account(self, account: Account, done: CommitCallback) -> None:
+        row = (key(account.name), account.name, account.password_hash, now_ms())
+        self._put(_Write(CREATE_ACCOUNT, row, done))
+
+    async def dm_seqs(self) -> dict[str, int]:
+        return dict(self._dm_seqs)  # read at open; the hub counts on from there
+
+    def append_dm(self, dm: StoredDm, pending: bool, done: CommitCallback) -> None:
+        row = (dm.pair, dm.seq, dm.sender, dm.to, key(dm.to), dm.text, dm.ts_ms, int(pending))
+        self._put(_Write(INSERT_DM, row, done, f"@{dm.pair}", dm.seq))
+
+    async def pending_dms(self, name: str) -> list[StoredDm]:
+        return await self._read_accounts(lambda reader: reader.pending_dms(name))
+
+    def dms_delivered(self, name: str, dms: list[StoredDm], done: CommitCallback) -> None:
+        for dm in dms[:-1]:
+            self._put(_Write(DMS_DELIVERED, (dm.pair, dm.seq), None))
+        if dms:
+            self._put(_Write(DMS_DELIVERED, (dms[-1].pair, dms[-1].seq), done))
+        else:
+            done(None)
+
+    async def dm_history(
+        self, pair: str, before: int | None, after: int | None, limit: int
+    ) -> DmPage:
+        return await self._read_accounts(
+            lambda reader: reader.dm_history(pair, before, after, limit)
+        )
+
+    async def markers(self, name: str) -> dict[str, int]:
+        return await self._read_accounts(lambda reader: reader.markers(name))
+
+    def set_marker(self, name: str, target: str, seq: int, done: CommitCallback) -> None:
+        self._put(_Write(SET_MARKER, (key(name), target, seq), done))
+
+    async def _read_accounts(self, query: Callable[[AccountReader], T]) -> T:
+        reader, loop = self._accounts, self._loop
+        if reader is None or loop is None:
+            raise StoreError("the history store is not open")
+        return await loop.run_in_executor(self._read_pool, query, reader)
 
     async def latest(self, room: str, limit: int) -> HistoryPage:
         return await self._read(lambda reader: reader.latest(room, limit))
@@ -415,6 +488,14 @@ def _check(write: _Write, last_seqs: dict[str, int]) -> StoreError | None:
         return None
     if sql is _INSERT_ROOM:
         last_seqs.setdefault(write.room, 0)
+        return None
+    if not write.room:  # accounts and markers: no order to keep
+        return None
+    if write.room.startswith("@"):  # a stored DM: its pair's next seq
+        last_dm = last_seqs.get(write.room, 0)
+        if write.seq != last_dm + 1:
+            return StoreError(f"DM seq {write.seq} does not follow {last_dm}")
+        last_seqs[write.room] = write.seq
         return None
     last = last_seqs.get(write.room)
     if last is None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from protocol import ChatMessage, FileInfo, encode, encode_chat_message, format_ts
 
+from .account_store import AccountStore, MemoryAccounts
+
 __all__ = [
     "CommitCallback",
     "HistoryPage",
@@ -103,8 +105,8 @@ class HistoryPage:
     more: bool
 
 
-class Store(abc.ABC):
-    """Where rooms, topics and messages live."""
+class Store(AccountStore):
+    """Where rooms, topics and messages live (and, as an `AccountStore`, accounts)."""
 
     # Called on the loop after each batch of commit callbacks has run. The server
     # flushes output here, so committed messages go out in the same loop pass
@@ -158,10 +160,11 @@ class _MemoryRoom:
     messages: list[StoredMessage] = field(default_factory=list)
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryAccounts, Store):
     """Keeps everything in memory and forgets it at exit (`--db :memory:`)."""
 
     def __init__(self) -> None:
+        MemoryAccounts.__init__(self)
         self._rooms: dict[str, _MemoryRoom] = {}
 
     async def open(self) -> dict[str, RoomRecord]:

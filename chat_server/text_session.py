@@ -1,7 +1,9 @@
 """A plain-text session, for a person typing into netcat.
 
 The first line is the password where one is required, then the nick (both
-asked for again until right); then the person is in #lobby. A line starting
+asked for again until right); a nick that is an account asks for its account
+password next (the line `/back` goes back to choosing a nick); then the person is
+in #lobby. A line starting
 with `/` is a command, any other line is said in the current room. Output is
 readable lines (see text_render), never JSON.
 """
@@ -16,7 +18,15 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from protocol import ErrorCode
-from protocol.fields import ChatText, NickName, Reason, RoomName, TopicText
+from protocol.fields import (
+    AccountPassword,
+    AwayText,
+    ChatText,
+    NickName,
+    Reason,
+    RoomName,
+    TopicText,
+)
 
 from .errors import ChatError
 from .hub import ChatHub, Result
@@ -31,6 +41,8 @@ _ROOM: TypeAdapter[str] = TypeAdapter(RoomName)
 _TEXT: TypeAdapter[str] = TypeAdapter(ChatText)
 _TOPIC: TypeAdapter[str] = TypeAdapter(TopicText)
 _REASON: TypeAdapter[str] = TypeAdapter(Reason)
+_ACCOUNT_PASSWORD: TypeAdapter[str] = TypeAdapter(AccountPassword)
+_AWAY: TypeAdapter[str] = TypeAdapter(AwayText)
 
 LOBBY = "lobby"
 JOIN_LINES = 15  # history lines shown on join; a terminal is not a log viewer
@@ -45,6 +57,8 @@ HELP = """\
 *   /topic [TEXT]     show or set the room's topic
 *   /who              who is in the current room
 *   /rooms            list rooms
+*   /register PASSWORD  make your nick an account (8-128 characters)
+*   /away [TEXT]      be away (no text: back)
 *   /help             this help
 *   /quit [REASON]    leave
 * Any other line is said in the current room.
@@ -54,6 +68,7 @@ HELP = """\
 class _Stage(enum.Enum):
     PASSWORD = "password"
     NICK = "nick"
+    ACCOUNT_PASSWORD = "account_password"
     CHAT = "chat"
 
 
@@ -66,6 +81,7 @@ class TextSession:
         self._stage = _Stage.PASSWORD if hub.config.password is not None else _Stage.NICK
         self._current: str | None = None
         self._auth_failures = 0
+        self._account = ""  # the account nick whose password is asked for
         self._commands: dict[str, Callable[[str], Pending]] = {
             "join": self._join,
             "j": self._join,
@@ -79,6 +95,8 @@ class TextSession:
             "names": self._who,
             "rooms": self._rooms,
             "list": self._rooms,
+            "register": self._register,
+            "away": self._away,
             "help": self._help,
             "quit": self._quit,
         }
@@ -94,6 +112,8 @@ class TextSession:
                 return self._password(line)
             if self._stage is _Stage.NICK:
                 return self._choose_nick(line)
+            if self._stage is _Stage.ACCOUNT_PASSWORD:
+                return self._account_password(line)
             if line.startswith("/") and not line.startswith("//"):
                 name, _, rest = line[1:].partition(" ")
                 command = self._commands.get(name.lower())
@@ -148,16 +168,49 @@ class TextSession:
         except ChatError as exc:
             self._write(f"! {exc.message}; type another nick")
             return None
+        if self._hub.accounts.is_account(line):
+            self._account, self._stage = line, _Stage.ACCOUNT_PASSWORD
+            self._write(f"* {line} is an account. Type its password (or /back for another nick).")
+            return None
         try:
             self._hub.register(self._host, line)
         except ChatError:
             self._write(f"! the nick {line} is taken; type another nick")
             return None
+        return self._welcome()
+
+    def _welcome(self) -> Pending:
         self._host.registered = True
         self._stage = _Stage.CHAT
         rooms = ", ".join(f"#{name}" for name in self._hub.room_names()) or "none yet"
-        self._write(f"* Welcome, {line}! Rooms: {rooms}. Type /help for commands.")
+        self._write(f"* Welcome, {self._host.nick}! Rooms: {rooms}. Type /help for commands.")
         return self._join(LOBBY)
+
+    def _account_password(self, line: str) -> Pending:
+        if line == "/back":
+            self._stage = _Stage.NICK
+            self._write("* Type your nick.")
+            return None
+        return self._login(line)
+
+    async def _login(self, password: str) -> None:
+        """Log in to the account; the password line is never echoed or logged."""
+        try:
+            await self._hub.login(self._host, self._account, password)
+        except ChatError as exc:
+            if exc.code is ErrorCode.AUTH_FAILED:
+                self._write("! wrong password; type it again (or /back for another nick)")
+            else:
+                self._stage = _Stage.NICK
+                self._write(f"! {exc.message}; type a nick")
+            return
+        if self._host.closed:
+            self._hub.unregister(self._host, "disconnected")
+            return
+        joined = self._welcome()
+        if joined is not None:
+            await joined
+        await self._hub.deliver_pending(self._host)
 
     # -- commands -----------------------------------------------------------------
 
@@ -228,7 +281,7 @@ class TextSession:
         to, _, text = arg.partition(" ")
         if not to or not text.strip():
             raise ChatError(ErrorCode.INVALID_MESSAGE, "usage: /msg NICK TEXT")
-        self._hub.dm(self._host, _valid(_NICK, to), self._text(text))
+        self._hub.dm(self._host, _valid(_NICK, to), self._text(text), None)
         return None
 
     def _nick(self, arg: str) -> Pending:
@@ -254,6 +307,24 @@ class TextSession:
         for summary in summaries:
             topic = f" - {summary.topic}" if summary.topic else ""
             self._write(f"*   #{summary.room} ({summary.members}){topic}")
+        return None
+
+    def _register(self, arg: str) -> Pending:
+        password = _valid(_ACCOUNT_PASSWORD, arg, "password")
+        return self._await_register(password)
+
+    async def _await_register(self, password: str) -> None:
+        try:
+            await self._hub.register_account(self._host, password)
+        except ChatError as exc:
+            self._say_error(exc.message, exc.code)
+            return
+        self._write(f"* {self._host.nick} is now an account: log in with its password next time")
+
+    def _away(self, arg: str) -> Pending:
+        text = _valid(_AWAY, arg, "away text") or None
+        self._hub.set_away(self._host, text)
+        self._write(f"* you are away: {text}" if text else "* you are back")
         return None
 
     def _help(self, _arg: str) -> Pending:

@@ -11,10 +11,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .fields import (
+    AccountPassword,
+    AwayText,
     ChatText,
     ClientName,
     Emoji,
     FeatureNames,
+    LoginPassword,
     NickName,
     Password,
     Reason,
@@ -35,14 +38,17 @@ __all__ = [
     "GetHistory",
     "Join",
     "ListRooms",
+    "MarkRead",
     "Part",
     "Ping",
     "Pong",
     "Quit",
     "React",
     "Register",
+    "RegisterAccount",
     "Say",
     "SendDm",
+    "SetAway",
     "SetTopic",
     "Typing",
     "Who",
@@ -63,6 +69,7 @@ class Register(_Request):
     password: Password | None = None
     client: ClientName | None = None
     features: FeatureNames | None = None
+    account_password: LoginPassword | None = None  # version 2: the nick is an account
 
 
 class Join(_Request):
@@ -138,13 +145,16 @@ class ListRooms(_Request):
 
 
 class GetHistory(_Request):
-    """`history`: page through a room's stored messages.
+    """`history`: page through a room's stored messages, or (`with`) a DM conversation.
 
     At most one of `before`, `after`, `around` (seqs) and `changed_since` (a rev).
     """
 
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
+
     type: Literal["history"] = "history"
-    room: RoomName
+    room: RoomName | None = None
+    with_: NickName | None = Field(default=None, alias="with")
     before: Seq | None = None
     after: Seq | None = None
     around: Seq | None = None
@@ -156,6 +166,10 @@ class GetHistory(_Request):
         given = [self.before, self.after, self.around, self.changed_since]
         if sum(value is not None for value in given) > 1:
             raise ValueError("give at most one of `before`, `after`, `around`, `changed_since`")
+        if (self.room is None) == (self.with_ is None):
+            raise ValueError("give `room` or `with`")
+        if self.with_ is not None and (self.around is not None or self.changed_since is not None):
+            raise ValueError("`around` and `changed_since` page rooms, not DM conversations")
         return self
 
 
@@ -201,6 +215,37 @@ class Typing(_Request):
         return self
 
 
+class RegisterAccount(_Request):
+    """`register` (version 2): make the registered nick an account with this password."""
+
+    type: Literal["register"] = "register"
+    password: AccountPassword
+
+
+class MarkRead(_Request):
+    """`mark_read` (version 2): read up to `seq` in a room or a DM conversation (`with`)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", validate_by_name=True)
+
+    type: Literal["mark_read"] = "mark_read"
+    room: RoomName | None = None
+    with_: NickName | None = Field(default=None, alias="with")
+    seq: Seq
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MarkRead:
+        if (self.room is None) == (self.with_ is None):
+            raise ValueError("give `room` or `with`")
+        return self
+
+
+class SetAway(_Request):
+    """`away` (version 2): be away with `text`; empty or absent means back."""
+
+    type: Literal["away"] = "away"
+    text: AwayText | None = None
+
+
 class Ping(_Request):
     """`ping`: the server answers `pong` with the same token."""
 
@@ -237,6 +282,9 @@ ClientMessage = Annotated[
     | DeleteMessage
     | React
     | Typing
+    | RegisterAccount
+    | MarkRead
+    | SetAway
     | Ping
     | Pong
     | Quit

@@ -39,6 +39,10 @@ class ErrorCode(StrEnum):
     FILE_CORRUPT = "file_corrupt"
     FILE_TOO_LARGE = "file_too_large"
     UNAVAILABLE = "unavailable"
+    # version 2: accounts and sessions
+    AUTH_REQUIRED = "auth_required"
+    ACCOUNT_EXISTS = "account_exists"
+    TOO_MANY_SESSIONS = "too_many_sessions"
     INTERNAL = "internal"
 
 

@@ -20,6 +20,8 @@ from pydantic_core import PydanticCustomError
 from .limits import (
     CONTROL_CHARS,
     LINE_CONTROL_CHARS,
+    MAX_ACCOUNT_PASSWORD,
+    MAX_AWAY,
     MAX_CLIENT_NAME,
     MAX_EMOJI,
     MAX_FEATURES,
@@ -30,16 +32,20 @@ from .limits import (
     MAX_TEXT_CHARS,
     MAX_TOKEN,
     MAX_TOPIC,
+    MIN_ACCOUNT_PASSWORD,
     NICK_RE,
     ROOM_RE,
     WHITESPACE,
 )
 
 __all__ = [
+    "AccountPassword",
+    "AwayText",
     "ChatText",
     "ClientName",
     "Emoji",
     "FeatureNames",
+    "LoginPassword",
     "NickName",
     "Password",
     "Reason",
@@ -144,6 +150,28 @@ Emoji = Annotated[
     str, AfterValidator(_check_emoji), _schema(minLength=1, maxLength=MAX_EMOJI, pattern=r"^\S+$")
 ]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
+
+
+def _long_enough(value: str) -> str:
+    if len(value) < MIN_ACCOUNT_PASSWORD:
+        raise PydanticCustomError(
+            "invalid_text", "shorter than {limit} characters", {"limit": MIN_ACCOUNT_PASSWORD}
+        )
+    return value
+
+
+# Version 2: a new account password (`register`), and the one given at login, which
+# is only compared (a too-short one is simply wrong, so the rule is not disclosed twice).
+AccountPassword = Annotated[
+    str,
+    _single_line(MAX_ACCOUNT_PASSWORD),
+    AfterValidator(_long_enough),
+    _schema(minLength=MIN_ACCOUNT_PASSWORD, maxLength=MAX_ACCOUNT_PASSWORD),
+]
+LoginPassword = Annotated[
+    str, _single_line(MAX_ACCOUNT_PASSWORD), _schema(maxLength=MAX_ACCOUNT_PASSWORD)
+]
+AwayText = Annotated[str, _single_line(MAX_AWAY), _schema(maxLength=MAX_AWAY)]
 # Version 2 feature names a client asks for; unknown names are ignored by the server.
 FeatureNames = Annotated[list[Token], Field(max_length=MAX_FEATURES)]
 RequestId = Annotated[str, Field(max_length=MAX_ID)]

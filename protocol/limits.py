@@ -14,6 +14,8 @@ __all__ = [
     "HISTORY_MAX",
     "JOIN_HISTORY",
     "LINE_CONTROL_CHARS",
+    "MAX_ACCOUNT_PASSWORD",
+    "MAX_AWAY",
     "MAX_CLIENT_NAME",
     "MAX_EMOJI",
     "MAX_FEATURES",
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_TOKEN",
     "MAX_TOPIC",
+    "MIN_ACCOUNT_PASSWORD",
     "NICK_RE",
     "PROTOCOL_VERSION",
     "REPLAY_MAX",
@@ -47,6 +50,9 @@ MAX_CLIENT_NAME = 100
 MAX_TOKEN = 64
 MAX_ID = 64
 MAX_PASSWORD = 1_024
+MIN_ACCOUNT_PASSWORD = 8  # version 2: an account password, one line
+MAX_ACCOUNT_PASSWORD = 128
+MAX_AWAY = 100  # characters of an away text
 MAX_SEQ = 2**63 - 1  # seqs are SQLite integers; a larger `since`/`before`/`after` is refused
 MAX_FEATURES = 32  # names in a client `hello`'s `features` (version 2)
 MAX_EMOJI = 32  # characters of a reaction's `emoji` (version 2)

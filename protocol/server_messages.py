@@ -9,16 +9,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    model_serializer,
+)
 
 from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
 
 __all__ = [
     "Ack",
+    "AnyHistoryPage",
+    "AwayChanged",
     "Bye",
     "ChatMessage",
     "DirectMessage",
+    "DmHistoryPage",
     "ErrorReply",
     "HistoryPage",
     "Joined",
@@ -28,6 +39,7 @@ __all__ = [
     "MessageEdited",
     "NickChanged",
     "ReactionChanged",
+    "ReadMarker",
     "RoomInfo",
     "RoomList",
     "RoomSummary",
@@ -89,6 +101,8 @@ class RoomInfo(_Event):
     room: str
     topic: str
     members: list[str]
+    read: int | None = None  # version 2 (`read`): the caller's marker, 0 when none
+    away: dict[str, str] | None = None  # version 2 (`away`): members who are away, and why
     re: str | None = None
 
 
@@ -117,13 +131,17 @@ class ChatMessage(_Event):
 
 
 class DirectMessage(_Event):
-    """`dm`: a private message, to its recipient and as an echo to its sender."""
+    """`dm`: a private message, to its recipient and as an echo to its sender.
+
+    `seq` (version 2) numbers a stored conversation between two accounts, from 1.
+    """
 
     type: Literal["dm"] = "dm"
     sender: str = Field(alias="from")
     to: str
     text: str
     ts: str
+    seq: int | None = None
     file: FileInfo | None = None
 
 
@@ -171,6 +189,7 @@ class Members(_Event):
     type: Literal["members"] = "members"
     room: str
     members: list[str]
+    away: dict[str, str] | None = None  # version 2 (`away`)
     re: str | None = None
 
 
@@ -247,6 +266,52 @@ class HistoryPage(_Event):
     re: str | None = None
 
 
+class DmHistoryPage(_Event):
+    """`history` with `with` (version 2): a page of the caller's stored DM conversation."""
+
+    type: Literal["history"] = "history"
+    with_: str = Field(alias="with")
+    messages: list[DirectMessage]
+    more: bool
+    re: str | None = None
+
+
+def _history_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "with" if "with" in value else "room"
+    return "with" if isinstance(value, DmHistoryPage) else "room"
+
+
+# Both `history` replies share the wire type; a `with` field tells them apart.
+AnyHistoryPage = Annotated[
+    Annotated[HistoryPage, Tag("room")] | Annotated[DmHistoryPage, Tag("with")],
+    Discriminator(_history_kind),
+]
+
+
+class ReadMarker(_Event):
+    """`read` (version 2): another session of the same account moved a read marker."""
+
+    type: Literal["read"] = "read"
+    room: str | None = None
+    with_: str | None = Field(default=None, alias="with")
+    seq: int
+
+
+class AwayChanged(_Event):
+    """`away` (version 2): a user sharing a room went away (`text`) or came back (null)."""
+
+    type: Literal["away"] = "away"
+    nick: str
+    text: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _null_when_back(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data.setdefault("text", None)
+        return data
+
+
 class Ack(_Event):
     """`ack`: a request with an `id` succeeded; for `say`, `seq` is the message's seq."""
 
@@ -302,7 +367,9 @@ ServerMessage = Annotated[
     | TypingNotice
     | Members
     | RoomList
-    | HistoryPage
+    | AnyHistoryPage
+    | ReadMarker
+    | AwayChanged
     | Ack
     | ErrorReply
     | ServerPing

@@ -39,6 +39,7 @@ def make_config(**overrides: Any) -> ServerConfig:
         byte_rate=0,
         address_byte_rate=0,
         shutdown_grace=1.0,
+        hash_memory_kib=1024,  # a cheap argon2id: tests hash many passwords on a busy machine
     )
     return replace(base, **overrides)
 
@@ -222,7 +223,7 @@ def _safe(args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 async def run_command(
-    *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None
+    *args: str, timeout: float = 4 * TIMEOUT, home: str | None = None, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
     """Run `python -m chat_server ARGS...`; return exit code, stdout and stderr.
 
@@ -233,11 +234,11 @@ async def run_command(
         "-m",
         "chat_server",
         *_safe(args),
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=hermetic_env(home or _scratch_home()),
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()

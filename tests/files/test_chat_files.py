@@ -227,14 +227,19 @@ async def test_hello_offers_files_and_welcome_grants_it(
     files_server: ChatServer, server: ChatServer, clients: Clients
 ) -> None:
     with_files = await clients.connect(files_server.port)
-    assert (await with_files.recv())["features"] == ["typing", "files"]
+    assert (await with_files.recv())["features"] == ["accounts", "typing", "read", "files", "away"]
     welcome = await with_files.request({"type": "hello", "nick": "a", "features": ["files", "x"]})
     assert welcome["features"] == ["files"]
     old = await clients.open(files_server.port)
     # A version-1 client asks for nothing and is granted nothing.
     assert (await old.request({"type": "hello", "nick": "b"}))["features"] == []
     without = await clients.connect(server.port)
-    assert (await without.recv())["features"] == ["typing"]  # files off: not offered
+    assert (await without.recv())["features"] == [
+        "accounts",
+        "typing",
+        "read",
+        "away",
+    ]  # files off: not offered
 
 
 async def test_with_tls_on_the_files_port_is_https_with_the_chat_certificate(

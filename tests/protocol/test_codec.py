@@ -10,7 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 import protocol
 from protocol import (
+    AwayChanged,
     ChatMessage,
+    ClientMessage,
     ErrorCode,
     GetHistory,
     Join,
@@ -23,6 +25,7 @@ from protocol import (
     Say,
     SendDm,
     ServerHello,
+    ServerMessage,
     SetTopic,
     Welcome,
     Who,
@@ -31,7 +34,13 @@ from protocol import (
     encode,
     validation_error,
 )
-from tests.protocol.wire_samples import CLIENT_SAMPLES, CLIENT_TYPES, SERVER_SAMPLES, SERVER_TYPES
+from tests.protocol.wire_samples import (
+    CLIENT_SAMPLES,
+    CLIENT_TYPES,
+    SERVER_SAMPLES,
+    SERVER_TYPES,
+    union_members,
+)
 
 FP = ":".join(["AB"] * 32)
 
@@ -60,8 +69,10 @@ def _nulls(value: object) -> list[object]:
 
 
 def test_samples_cover_every_type() -> None:
-    assert sorted({_type(m) for m in CLIENT_SAMPLES}) == sorted(CLIENT_TYPES)
-    assert sorted({_type(m) for m in SERVER_SAMPLES}) == sorted(SERVER_TYPES)
+    assert sorted({_type(m) for m in CLIENT_SAMPLES}) == sorted(set(CLIENT_TYPES))
+    assert sorted({_type(m) for m in SERVER_SAMPLES}) == sorted(set(SERVER_TYPES))
+    models = {type(m) for m in CLIENT_SAMPLES + SERVER_SAMPLES}  # both `history` replies too
+    assert models >= set(union_members(ClientMessage)) | set(union_members(ServerMessage))
 
 
 def _type(message: BaseModel) -> str:
@@ -84,8 +95,9 @@ def test_server_message_round_trips(message: BaseModel) -> None:
     assert decoded == message
 
 
-# The only nulls the contract asks for: the server hello's TLS fields when TLS is off.
-CONTRACT_NULLS = {"hello": {"tls_port", "fingerprint"}}
+# The only nulls the contract asks for: the server hello's TLS fields when TLS is off,
+# and an `away` event's text when its user is back.
+CONTRACT_NULLS = {"hello": {"tls_port", "fingerprint"}, "away": {"text"}}
 
 
 @pytest.mark.parametrize("message", CLIENT_SAMPLES + SERVER_SAMPLES, ids=_id)
@@ -98,8 +110,8 @@ def test_encode_gives_one_compact_utf8_line_without_nulls(message: BaseModel) ->
     assert isinstance(parsed, dict)
     assert parsed["type"] == _type(message)
     assert body == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
-    if isinstance(message, ServerHello):
-        for key in CONTRACT_NULLS["hello"]:
+    if isinstance(message, ServerHello | AwayChanged):
+        for key in CONTRACT_NULLS[parsed["type"]]:
             if parsed[key] is None:
                 del parsed[key]
     assert _nulls(parsed) == []

@@ -8,12 +8,14 @@ from pydantic import BaseModel
 
 from protocol import (
     Ack,
+    AwayChanged,
     Bye,
     ChangeNick,
     ChatMessage,
     ClientMessage,
     DeleteMessage,
     DirectMessage,
+    DmHistoryPage,
     EditMessage,
     ErrorReply,
     FileInfo,
@@ -23,6 +25,7 @@ from protocol import (
     Joined,
     Left,
     ListRooms,
+    MarkRead,
     Members,
     MessageDeleted,
     MessageEdited,
@@ -33,7 +36,9 @@ from protocol import (
     Quit,
     React,
     ReactionChanged,
+    ReadMarker,
     Register,
+    RegisterAccount,
     RoomInfo,
     RoomList,
     RoomSummary,
@@ -43,6 +48,7 @@ from protocol import (
     ServerMessage,
     ServerPing,
     ServerPong,
+    SetAway,
     SetTopic,
     TopicChanged,
     Typing,
@@ -66,9 +72,17 @@ TS = "2026-11-23T15:04:05.123Z"
 
 
 def union_members(union: object) -> list[type[BaseModel]]:
-    """The model classes of a discriminated union alias such as `ClientMessage`."""
+    """The model classes of a discriminated union alias such as `ClientMessage`.
+
+    Nested unions (both `history` replies, told apart by `with`) are flattened.
+    """
     members, *_field_info = get_args(union)
-    classes = list(get_args(members))
+    classes: list[type[BaseModel]] = []
+    for member in get_args(members) or (members,):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            classes.append(member)
+        else:
+            classes.extend(union_members(member))
     assert classes, f"{union!r} is not an Annotated union"
     return classes
 
@@ -127,6 +141,13 @@ CLIENT_SAMPLES: list[BaseModel] = [
     Pong(token="abc"),
     Quit(),
     Quit(reason="bye now", id="q1"),
+    Register(nick="alice", account_password="correct horse", features=["accounts"], id="r3"),
+    RegisterAccount(password="correct horse", id="a1"),
+    MarkRead(room="lobby", seq=12, id="m1"),
+    MarkRead(with_="bob", seq=3),
+    SetAway(text="lunch, back at 2", id="aw1"),
+    SetAway(),
+    GetHistory(with_="bob", before=10, limit=20, id="h2"),
     Upload(room="lobby", name="report.pdf", size=2_100_000, sha256=SHA, id="u1"),
     Upload(to="bob", name="photo 1 (ünï).jpg", size=1, sha256=SHA.upper()),
 ]
@@ -181,6 +202,22 @@ SERVER_SAMPLES: list[BaseModel] = [
     ServerPing(),
     ServerPong(token="abc", re="pi1"),
     Bye(reason="shutdown"),
+    Welcome(nick="alice", rooms=["lobby"], features=["accounts", "read"], account=True, re="r3"),
+    RoomInfo(
+        room="lobby", topic="", members=["alice", "bob"], read=12, away={"bob": "lunch"}, re="j2"
+    ),
+    Members(room="lobby", members=["alice", "bob"], away={"bob": "lunch"}, re="w2"),
+    DirectMessage(sender="alice", to="bob", text="while you were out", ts=TS, seq=3),
+    DmHistoryPage(
+        with_="bob",
+        messages=[DirectMessage(sender="bob", to="alice", text="hi", ts=TS, seq=1)],
+        more=False,
+        re="h2",
+    ),
+    ReadMarker(room="lobby", seq=12),
+    ReadMarker(with_="bob", seq=3),
+    AwayChanged(nick="bob", text="lunch"),
+    AwayChanged(nick="bob"),
     UploadReady(
         file="7f3a9c0e11d2b4a5",
         url="http://192.168.1.10:7779/u/Zt1xKq9Vn3bLw0Yc8RfH2sDa6GeJ4mPu",

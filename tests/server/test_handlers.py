@@ -33,6 +33,7 @@ def test_each_type_is_handled_by_one_feature_group() -> None:
         json_session.CHAT_HANDLERS,
         json_session.HISTORY_HANDLERS,
         json_session.TYPING_HANDLERS,
+        json_session.ACCOUNT_HANDLERS,
         json_session.FILES_HANDLERS,
     ]
     assert sum(len(group) for group in groups) == len(HANDLERS)

@@ -35,6 +35,8 @@ async def test_join_sends_room_history_then_joined(server: ChatServer, clients: 
         "room": "lobby",
         "topic": "welcome all",
         "members": ["alice", "bob"],
+        "read": 0,
+        "away": {},
         "re": "j",
     }
     assert (history["type"], history["room"], history["more"]) == ("history", "lobby", False)
