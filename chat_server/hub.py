@@ -49,7 +49,9 @@ from .accounts import Accounts
 from .auth import AuthThrottle
 from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
+from .eventlog import MessageLog, StoreLog
 from .outbox import Flusher, Outgoing
+from .presence import LocalPresence, Presence
 from .rooms import Member, Room, RoomRegistry
 from .store import HistoryPage, Store, StoredMessage
 
@@ -91,9 +93,21 @@ class Result:
 class ChatHub:
     """Every nick and room of one server."""
 
-    def __init__(self, config: ServerConfig, store: Store, flusher: Flusher) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        flusher: Flusher,
+        log: MessageLog | None = None,
+        presence: Presence | None = None,
+    ) -> None:
         self.config = config
         self.store = store
+        # The event-log seam: numbers, commits and fans out room messages (see eventlog.py).
+        self.log = log if log is not None else StoreLog(store)
+        self.log.subscriber = self._fan_out
+        # Nicks and members shared with the other nodes of a chat (nothing to share alone).
+        self.presence = presence if presence is not None else LocalPresence()
         self.rooms = RoomRegistry(flusher, config.tail_bytes)
         # nick key -> its sessions: one for a guest, up to `max_sessions` for an account
         self._online: dict[str, list[Peer]] = {}
@@ -136,18 +150,37 @@ class ChatHub:
         self._online[key] = [peer]
         peer.nick = nick
 
+    async def register_guest(self, peer: Peer, nick: str) -> None:
+        """`register`, then the nick claimed on every node of a cluster (undone if refused)."""
+        before = peer.nick
+        self.register(peer, nick)
+        try:
+            await self.presence.claim(nick, False)
+        except BaseException:
+            if self._online.get(nick.lower()) == [peer]:
+                del self._online[nick.lower()]
+            peer.nick = before
+            raise
+
     async def login(self, peer: Peer, nick: str, password: str | None) -> None:
         """Register `peer` as `nick`: a session of that account, or a guest when it is none."""
         account = await self.accounts.check_login(nick, password, peer.ip)
         if account is None:
-            self.register(peer, nick)
+            if self.presence.clustered:
+                await self.register_guest(peer, nick)
+            else:
+                self.register(peer, nick)
             return
+        if self.presence.clustered:
+            await self.presence.claim(account.name, True)
         await self.accounts.load_markers(account.name)
         key = account.name.lower()
         sessions = self._online.get(key, [])
         if sessions and not sessions[0].account:
             raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken by a guest")
         if len(sessions) >= self.config.max_sessions:
+            if not sessions:
+                self.presence.release(account.name)
             raise ChatError(
                 ErrorCode.TOO_MANY_SESSIONS,
                 f"{account.name} has {len(sessions)} sessions, the maximum",
@@ -238,6 +271,7 @@ class ChatHub:
                 room.remove(peer)
                 if not self._other_session_in(peer, room):
                     room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
+                    self.presence.left(name, peer.nick, reason)
                 self._expire_if_unused(room)
         peer.rooms.clear()
         key = peer.nick.lower()
@@ -252,6 +286,7 @@ class ChatHub:
             self._update_away(key, before)
             return
         del self._online[key]
+        self.presence.release(peer.nick)
         self._away.pop(key, None)
         if peer.account:
             self.accounts.forget_markers(peer.nick)
@@ -261,7 +296,33 @@ class ChatHub:
     def room_names(self) -> list[str]:
         return self.rooms.names()
 
-    def change_nick(self, peer: Peer, nick: str) -> None:
+    def change_nick(self, peer: Peer, nick: str) -> Awaitable[None] | None:
+        """Change a guest's nick; in a cluster an awaitable (the new nick is claimed first)."""
+        if self.presence.clustered and nick.lower() != peer.nick.lower():
+            self._check_nick_change(peer, nick)
+            return self._change_nick_clustered(peer, nick)
+        self._change_nick(peer, nick)
+        return None
+
+    async def _change_nick_clustered(self, peer: Peer, nick: str) -> None:
+        await self.presence.claim(nick, False)
+        old = peer.nick
+        try:
+            self._change_nick(peer, nick)
+        except BaseException:
+            self.presence.release(nick)
+            raise
+        if peer.nick != old:
+            self.presence.release(old)
+            self.presence.nick_changed(old, nick)
+
+    def _check_nick_change(self, peer: Peer, nick: str) -> None:
+        if peer.account:
+            raise ChatError(
+                ErrorCode.NOT_ALLOWED, "an account's nick is its name; it cannot change"
+            )
+
+    def _change_nick(self, peer: Peer, nick: str) -> None:
         if peer.account:
             raise ChatError(
                 ErrorCode.NOT_ALLOWED, "an account's nick is its name; it cannot change"
@@ -369,9 +430,9 @@ class ChatHub:
     async def _join_from_store(self, room: Room, since: int | None) -> Result:
         for _ in range(3):
             if since is None:
-                page = await self.store.latest(room.name, JOIN_HISTORY)
+                page = await self.log.latest(room.name, JOIN_HISTORY)
             else:
-                page = await self.store.after(room.name, since, REPLAY_MAX)
+                page = await self.log.after(room.name, since, REPLAY_MAX)
             settled = _settle(room, page, since)
             if settled is not None:
                 if since is None:
@@ -395,6 +456,7 @@ class ChatHub:
             peer.send_message(joined)
         else:
             room.broadcast(Outgoing(joined))
+            self.presence.joined(room.name, peer.nick)
 
     def _other_session_in(self, peer: Peer, room: Room) -> bool:
         if not peer.account:
@@ -409,6 +471,7 @@ class ChatHub:
             peer.send_message(left)
         else:
             room.broadcast(Outgoing(left))
+            self.presence.left(name, peer.nick, reason)
         room.remove(peer)
         peer.rooms.pop(name, None)
         self._expire_if_unused(room)
@@ -434,20 +497,20 @@ class ChatHub:
 
     def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
         room = self.joined_room(peer, name)
-        message = StoredMessage(name, room.next_seq(), peer.nick, text, action, now_ms())
 
-        def committed(error: BaseException | None) -> None:
-            if error is not None:
-                log.debug("could not store message %s/%d: %s", name, message.seq, error)
-                room.commit_failed(message.seq)
+        def committed(message: StoredMessage | None, error: BaseException | None) -> None:
+            if message is None:
+                log.debug("could not store a message in #%s: %s", name, error)
                 _reply_error(peer, request_id, _UNAVAILABLE.format(what="the message"))
-                return
-            room.delivered(message)
-            room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
-            if request_id is not None:
+            elif request_id is not None:
                 peer.send_ack(request_id, message.seq)
 
-        self.store.append(message, committed)
+        self.log.append(room, peer.nick, text, action, None, committed)
+
+    def _fan_out(self, room: Room, message: StoredMessage) -> None:
+        """The log's subscriber: a committed message goes to the room's members here."""
+        room.delivered(message)
+        room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
 
     def set_topic(self, peer: Peer, name: str, topic: str, request_id: str | None) -> None:
         room = self.joined_room(peer, name)
@@ -643,19 +706,17 @@ class ChatHub:
             done(None, None)
             return
         target = self.existing_room(room)
-        message = StoredMessage(room, target.next_seq(), sender, text, False, now_ms(), file)
 
-        def committed(error: BaseException | None) -> None:
-            if error is not None:
-                log.debug("could not store message %s/%d: %s", room, message.seq, error)
-                target.commit_failed(message.seq)
+        def committed(message: StoredMessage | None, error: BaseException | None) -> None:
+            if message is None:
+                log.debug("could not store a file message in #%s: %s", room, error)
                 done(None, error)
                 return
-            done(message.seq, None)  # the files index links the message before anyone sees it
-            target.delivered(message)
-            target.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
+            # The files index links the message in the same loop pass as its fan-out,
+            # before any read can see it.
+            done(message.seq, None)
 
-        self.store.append(message, committed)
+        self.log.append(target, sender, text, False, file, committed)
 
     def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
         targets = self._online.get(to.lower())
@@ -689,8 +750,8 @@ class ChatHub:
         return self._around_from_store(room, seq, limit)
 
     async def _around_from_store(self, room: Room, seq: int, limit: int) -> Result:
-        older = await self.store.before(room.name, seq, (limit - 1) // 2)
-        newer = await self.store.after(room.name, seq - 1, limit - len(older.messages))
+        older = await self.log.before(room.name, seq, (limit - 1) // 2)
+        newer = await self.log.after(room.name, seq - 1, limit - len(older.messages))
         delivered = room.delivered_seq
         tail = [m for m in newer.messages if m.seq <= delivered]
         later = newer.more or len(tail) < len(newer.messages)
@@ -706,17 +767,17 @@ class ChatHub:
         self, room: Room, before: int | None, after: int | None, limit: int
     ) -> Result:
         if after is not None:
-            page = await self.store.after(room.name, after, limit)
+            page = await self.log.after(room.name, after, limit)
         elif before is not None:
-            page = await self.store.before(room.name, before, limit)
+            page = await self.log.before(room.name, before, limit)
         else:
-            page = await self.store.latest(room.name, limit)
+            page = await self.log.latest(room.name, limit)
         delivered = room.delivered_seq
         messages = [m for m in page.messages if m.seq <= delivered]
         trimmed = len(messages) < len(page.messages)
         if after is None and before is None and trimmed:
             # Latest page: slide back to the latest delivered ones.
-            page = await self.store.before(room.name, delivered + 1, limit)
+            page = await self.log.before(room.name, delivered + 1, limit)
             messages, trimmed = page.messages, False
         more = page.more or (trimmed and after is not None)
         return Result(room, messages, more)

@@ -147,7 +147,11 @@ class JsonSession:
         self._server_password_failed = True
         self._hub.check_password(host, message.password)
         self._server_password_failed = False
-        if message.account_password is None and not self._hub.accounts.is_account(message.nick):
+        if (
+            message.account_password is None
+            and not self._hub.presence.clustered
+            and not self._hub.accounts.is_account(message.nick)
+        ):
             self._hub.register(host, message.nick)  # a guest: no store read, as in version 1
             self._welcome(message)
             return None
@@ -245,9 +249,19 @@ class JsonSession:
         return None
 
     def _nick(self, message: ChangeNick) -> Pending:
-        self._hub.change_nick(self._host, message.nick)
+        pending = self._hub.change_nick(self._host, message.nick)
+        if pending is not None:
+            return self._nick_later(pending, message.id)
         self._ack(message.id)
         return None
+
+    async def _nick_later(self, pending: Awaitable[None], request_id: str | None) -> None:
+        try:
+            await pending
+        except ChatError as exc:
+            self._refused(exc, request_id)
+            return
+        self._ack(request_id)
 
     def _topic(self, message: SetTopic) -> Pending:
         self._hub.set_topic(self._host, message.room, message.topic, message.id)

@@ -172,12 +172,28 @@ class TextSession:
             self._account, self._stage = line, _Stage.ACCOUNT_PASSWORD
             self._write(f"* {line} is an account. Type its password (or /back for another nick).")
             return None
+        if self._hub.presence.clustered:
+            return self._claim_nick(line)
         try:
             self._hub.register(self._host, line)
         except ChatError:
             self._write(f"! the nick {line} is taken; type another nick")
             return None
         return self._welcome()
+
+    async def _claim_nick(self, line: str) -> None:
+        """In a cluster the nick is claimed on every node before the welcome."""
+        try:
+            await self._hub.register_guest(self._host, line)
+        except ChatError as exc:
+            self._write(f"! {exc.message}; type another nick")
+            return
+        if self._host.closed:
+            self._hub.unregister(self._host, "disconnected")
+            return
+        joined = self._welcome()
+        if joined is not None:
+            await joined
 
     def _welcome(self) -> Pending:
         self._host.registered = True
@@ -285,8 +301,14 @@ class TextSession:
         return None
 
     def _nick(self, arg: str) -> Pending:
-        self._hub.change_nick(self._host, _valid(_NICK, arg))
-        return None
+        pending = self._hub.change_nick(self._host, _valid(_NICK, arg))
+        return None if pending is None else self._nick_later(pending)
+
+    async def _nick_later(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except ChatError as exc:
+            self._say_error(exc.message, exc.code)
 
     def _topic(self, arg: str) -> Pending:
         room = self._hub.joined_room(self._host, self._current_room())

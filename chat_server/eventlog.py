@@ -1,0 +1,118 @@
+"""The event-log seam: who gives a room message its seq, commits it and fans it out.
+
+The hub never numbers messages itself. It hands a message's content to a
+`MessageLog`, which
+
+1. assigns the room's next seq (and, later, rev) where that is decided: on the
+   event loop for the single-process stores, inside Redis for a cluster, so
+   nodes never hand out the same seq;
+2. commits the message;
+3. calls its one `subscriber` with the committed message, in seq order per
+   room, on the event loop: the hub's fan-out to the room's members here;
+4. then calls the append's `done` (the sender's ack, or `unavailable`).
+
+A message that was not committed is never given to the subscriber, and its
+seq is not used. History queries are behind the same interface, so a log kept
+elsewhere (Redis Streams) answers them from where it keeps messages.
+
+Edits, deletes and reactions become further methods here (`edit`, `delete`,
+`react`: each assigns the room's next rev and reaches the same subscriber as
+a changed message), so every implementation keeps one order per room.
+
+`StoreLog` is the single-process implementation over a `Store`: the seq is
+assigned on the loop (`Room.next_seq`), as before the seam, so the say path
+costs what it did.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+from protocol import FileInfo, now_ms
+
+from .rooms import Room
+from .store import HistoryPage, Store, StoredMessage
+
+__all__ = ["AppendDone", "MessageLog", "StoreLog", "Subscriber"]
+
+# The fan-out: called once per committed message, in seq order per room.
+Subscriber = Callable[[Room, StoredMessage], None]
+# An append's outcome: the committed message, or the error that kept it out.
+AppendDone = Callable[[StoredMessage | None, BaseException | None], None]
+
+
+def _no_subscriber(_room: Room, _message: StoredMessage) -> None:
+    return None
+
+
+class MessageLog(abc.ABC):
+    """Where a chat's room messages are numbered, committed and read back."""
+
+    def __init__(self) -> None:
+        self.subscriber: Subscriber = _no_subscriber
+
+    @abc.abstractmethod
+    def append(
+        self,
+        room: Room,
+        sender: str,
+        text: str,
+        action: bool,
+        file: FileInfo | None,
+        done: AppendDone,
+    ) -> None:
+        """Number and commit a message; the subscriber, then `done`, run once committed.
+
+        On failure only `done` runs, with the error; the message took no seq.
+        """
+
+    @abc.abstractmethod
+    async def latest(self, room: str, limit: int) -> HistoryPage:
+        """The latest `limit` committed messages; `more` if older ones exist."""
+
+    @abc.abstractmethod
+    async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        """The latest `limit` messages with a seq below `seq`; `more` if older ones exist."""
+
+    @abc.abstractmethod
+    async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        """The first `limit` messages with a seq above `seq`; `more` if later ones exist."""
+
+
+class StoreLog(MessageLog):
+    """One process: seqs from the room's counter on the loop, commits by the `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+
+    def append(
+        self,
+        room: Room,
+        sender: str,
+        text: str,
+        action: bool,
+        file: FileInfo | None,
+        done: AppendDone,
+    ) -> None:
+        message = StoredMessage(room.name, room.next_seq(), sender, text, action, now_ms(), file)
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                room.commit_failed(message.seq)
+                done(None, error)
+                return
+            self.subscriber(room, message)
+            done(message, None)
+
+        self.store.append(message, committed)
+
+    async def latest(self, room: str, limit: int) -> HistoryPage:
+        return await self.store.latest(room, limit)
+
+    async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
+        return await self.store.before(room, seq, limit)
+
+    async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
+        return await self.store.after(room, seq, limit)

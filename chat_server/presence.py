@@ -1,0 +1,45 @@
+"""The presence registry seam: nicks and room members shared by every node of a chat.
+
+The hub keeps its own sessions (`ChatHub._online`) and room members (`Room.members`):
+those are connections on this process. A `Presence` is told of every change, so a
+chat of several processes can keep one namespace of nicks and one member list per
+room (`RedisPresence` in chat_server/cluster.py). Alone, a server has nothing to
+share: `LocalPresence` does nothing, and the hub's own checks are the whole story.
+
+`claim` is the only call that can refuse: a nick one node hands out is taken on
+every node. The others publish what already happened here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LocalPresence", "Presence"]
+
+
+class Presence:
+    """Every node's nicks and members; the single-process one shares nothing."""
+
+    clustered = False  # True: claims need a round trip, so registration is awaited
+
+    async def claim(self, nick: str, account: bool) -> None:
+        """Take `nick` on every node (an account may hold it from several). Raises ChatError."""
+        return None
+
+    def release(self, nick: str) -> None:
+        """This node's last session of `nick` is gone."""
+        return None
+
+    def joined(self, room: str, nick: str) -> None:
+        """`nick` is now in `room` (its first session there on this node)."""
+        return None
+
+    def left(self, room: str, nick: str, reason: str | None) -> None:
+        """`nick` left `room` (its last session there on this node)."""
+        return None
+
+    def nick_changed(self, old: str, new: str) -> None:
+        """A guest changed nick (`new` was claimed first)."""
+        return None
+
+
+class LocalPresence(Presence):
+    """One process: the hub's own sessions are every session."""
