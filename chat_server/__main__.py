@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import resource
@@ -120,9 +121,17 @@ async def _serve(config: ServerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     _announce(server, config)
-    await stop.wait()
-    log.info("shutting down")
-    await server.close()
+    stopping = asyncio.ensure_future(stop.wait())
+    serving = asyncio.ensure_future(server.serve_forever())
+    await asyncio.wait([stopping, serving], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not serving.done():
+        log.info("shutting down")
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    if server.fatal is not None:
+        fail(server.fatal)
 
 
 class _QuietAcceptErrors:
@@ -158,7 +167,9 @@ class _QuietAcceptErrors:
 
 def _announce(server: ChatServer, config: ServerConfig) -> None:
     """The start-up lines: what the host tells the others."""
-    if config.db_path == MEMORY_DB:
+    if config.redis_url is not None:
+        log.info("history: in Redis at %s, shared by every node of this chat", config.redis_url)
+    elif config.db_path == MEMORY_DB:
         log.info("history: nowhere (history is not kept)")
     else:
         log.info(

@@ -149,6 +149,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="SQLite history file, or :memory: to keep nothing (default: in your data directory)",
     )
     p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="share one chat with every server on this Redis (redis://HOST:PORT/DB); "
+        "it needs appendonly yes and appendfsync always (see docs/ARCHITECTURE.md)",
+    )
+    p.add_argument(
         "--fsync",
         action="store_true",
         help="flush every commit to disk, so the last messages survive a power cut too "
@@ -363,9 +370,12 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         max_sessions=ns.max_sessions,
         hash_memory_kib=ns.hash_memory,
         files=None if ns.no_files else _files_config(ns),
+        redis_url=ns.redis,
     )
     explicit_dir = Path(ns.data_dir) if ns.data_dir is not None else None
-    return ServeArgs(config, ns.log_level, db_given=ns.db is not None, data_dir=explicit_dir)
+    # With --redis the chat lives in Redis: no default SQLite file is opened.
+    db_given = ns.db is not None or ns.redis is not None
+    return ServeArgs(config, ns.log_level, db_given=db_given, data_dir=explicit_dir)
 
 
 def _files_config(ns: argparse.Namespace) -> FilesConfig:

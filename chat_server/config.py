@@ -74,6 +74,7 @@ class ServerConfig:
     announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface
     typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
     files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+    redis_url: str | None = None  # one chat over several nodes kept in this Redis (cluster.py)
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:

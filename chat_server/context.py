@@ -15,8 +15,10 @@ from typing import Protocol
 from protocol import ServerHello, encode
 
 from .config import ServerConfig, supported_features
+from .eventlog import MessageLog
 from .hub import ChatHub
 from .outbox import Flusher
+from .presence import Presence
 from .ratelimit import TokenBucket
 from .store import Store
 
@@ -67,11 +69,18 @@ def greeting_motd(config: ServerConfig) -> str:
 class ServerContext:
     """What every connection of one server shares."""
 
-    def __init__(self, config: ServerConfig, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        loop: asyncio.AbstractEventLoop,
+        log: MessageLog | None = None,
+        presence: Presence | None = None,
+    ) -> None:
         self.config = config
         self.loop = loop
         self.flusher = Flusher(loop)
-        self.hub = ChatHub(config, store, self.flusher)
+        self.hub = ChatHub(config, store, self.flusher, log, presence)
         store.after_commits = self.flusher.flush_all
         self.connections: set[Connection] = set()
         self.hello_line = b""

@@ -314,7 +314,7 @@ class ChatHub:
             raise
         if peer.nick != old:
             self.presence.release(old)
-            self.presence.nick_changed(old, nick)
+            self.presence.nick_changed(old, nick, list(peer.rooms))
 
     def _check_nick_change(self, peer: Peer, nick: str) -> None:
         if peer.account:
@@ -478,7 +478,7 @@ class ChatHub:
 
     def _expire_if_unused(self, room: Room) -> None:
         """Start the clock of a room that is now empty and has no history and no topic."""
-        if not _unused(room):
+        if not _unused(room) or self.presence.clustered:  # other nodes may be using it
             return
         self._empty[room] = time.monotonic()
 
@@ -525,6 +525,7 @@ class ChatHub:
             room.broadcast(
                 Outgoing(TopicChanged(room=name, topic=topic, by=by, ts=format_ts(now_ms())))
             )
+            self.presence.topic_changed(name, topic, by)
             if request_id is not None:
                 peer.send_ack(request_id)
 

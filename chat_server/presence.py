@@ -36,8 +36,12 @@ class Presence:
         """`nick` left `room` (its last session there on this node)."""
         return None
 
-    def nick_changed(self, old: str, new: str) -> None:
-        """A guest changed nick (`new` was claimed first)."""
+    def nick_changed(self, old: str, new: str, rooms: list[str]) -> None:
+        """A guest in `rooms` changed nick (`new` was claimed first)."""
+        return None
+
+    def topic_changed(self, room: str, topic: str, by: str) -> None:
+        """A topic set here was committed."""
         return None
 
 

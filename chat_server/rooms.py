@@ -58,6 +58,7 @@ class Room:
         "delivered_seq",
         "members",
         "name",
+        "remote",
         "tail",
         "topic",
         "waiters",
@@ -76,6 +77,8 @@ class Room:
         self.assigned_seq = last_seq
         self.delivered_seq = last_seq
         self.members: dict[Member, None] = {}
+        # Members on the other nodes of a cluster: nick -> the nodes it is in the room from.
+        self.remote: dict[str, set[str]] = {}
         self.tail: deque[StoredMessage] = deque()
         self._tails = tails if tails is not None else TailBudget(1 << 20)
         self.batch: RoomBatch | None = None
@@ -89,7 +92,10 @@ class Room:
     @property
     def nicks(self) -> list[str]:
         """Member nicks in join order, each once (an account may be in with several sessions)."""
-        return list(dict.fromkeys([member.nick for member in self.members]))
+        local = [member.nick for member in self.members]
+        if self.remote:
+            local.extend(self.remote)
+        return list(dict.fromkeys(local))
 
     def add(self, member: Member) -> None:
         self.seal()

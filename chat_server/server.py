@@ -45,6 +45,7 @@ from .tls import (
 from .tls_listener import TlsListener
 
 if TYPE_CHECKING:
+    from .cluster import ClusterNode
     from .files.http import FilesListener
 
 __all__ = ["ChatServer", "FilesListenError", "ListenError", "Listener", "ServerContext"]
@@ -96,6 +97,8 @@ class ChatServer:
         self._announcer: Announcer | None = None
         self.certificate: ServerCertificate | None = None
         self._closed = asyncio.Event()
+        self._node: ClusterNode | None = None
+        self.fatal: str | None = None  # why the server stopped by itself (Redis lost data)
 
     @property
     def context(self) -> ServerContext:
@@ -152,18 +155,27 @@ class ChatServer:
         loop = asyncio.get_running_loop()
         ssl_context = self._tls_context()
         server_id = self._server_id() if self.config.announce else ""
-        store = self._store or _open_store(self.config.db_path, self.config.fsync)
-        self._store = store
-        records = await store.open()
-        context = self._context = ServerContext(self.config, store, loop)
-        context.hub.rooms.load(records.values())
-        await context.hub.accounts.load()
+        if self.config.redis_url is not None:
+            context = await self._start_node(loop, self.config.redis_url)
+            store = context.hub.store
+            server_id = self._store_chat_id()
+        else:
+            store = self._store or _open_store(self.config.db_path, self.config.fsync)
+            self._store = store
+            records = await store.open()
+            context = self._context = ServerContext(self.config, store, loop)
+            context.hub.rooms.load(records.values())
+            await context.hub.accounts.load()
         try:
             await self._listen(loop, context, ssl_context)
+            if self._node is not None:
+                await self._node.start(context.hub)
         except BaseException:
             for _, server in self._servers:
                 server.close()
             self._servers.clear()
+            if self._node is not None:
+                await self._node.close()
             await store.close()
             raise
         if self.config.files is not None:
@@ -179,6 +191,30 @@ class ChatServer:
         if self.config.announce:
             self._announcer = self._make_announcer(context, server_id)
             await self._announcer.start()
+
+    async def _start_node(self, loop: asyncio.AbstractEventLoop, url: str) -> ServerContext:
+        """One node of a chat kept in Redis (chat_server/cluster.py)."""
+        from .cluster import ClusterNode
+
+        node = self._node = ClusterNode(url, on_fatal=self._fail)
+        await node.prepare()
+        self._store = node.store
+        records = await node.store.open()
+        context = self._context = ServerContext(
+            self.config, node.store, loop, log=node.log, presence=node.presence
+        )
+        context.hub.rooms.load(records.values())
+        await context.hub.accounts.load()
+        return context
+
+    def _store_chat_id(self) -> str:
+        """Every node of one chat announces the id kept in Redis: one server to discovery."""
+        assert self._node is not None
+        return self._node.store.chat_id
+
+    def _fail(self, reason: str) -> None:
+        self.fatal = reason
+        asyncio.get_running_loop().create_task(self.close())
 
     def _tls_context(self) -> ssl.SSLContext | None:
         config = self.config
@@ -301,6 +337,8 @@ class ChatServer:
         await self._wait_for_connections(context)
         for _, server in self._servers:
             await server.wait_closed()
+        if self._node is not None:
+            await self._node.close()
         if self._store is not None:
             await self._store.close()
         if self._files_tmp is not None:
