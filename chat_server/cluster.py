@@ -41,7 +41,6 @@ from .redis_store import (
     RedisLog,
     RedisStore,
     connect,
-    parse_entry,
     run_script,
 )
 from .store import RoomRecord
@@ -58,7 +57,6 @@ HEARTBEAT_INTERVAL: Final = 1.0  # seconds between two heartbeats (and two check
 HEARTBEAT_TTL: Final = 3.0  # a node without a heartbeat this long is dead
 READ_BLOCK_MS: Final = 2000
 EVENTS: Final = PREFIX + "events"
-LOG: Final = PREFIX + "log:"
 
 # KEYS: nick hash, node-nicks set. ARGV: node, name, kind, key.
 _CLAIM = """
@@ -293,11 +291,10 @@ class ClusterNode:
         hub = self._hub
         assert hub is not None
         while not self._closing:
-            streams: dict[Any, Any] = {EVENTS: self._events_id}
-            for room in hub.rooms:
-                streams[LOG + room.name] = f"{room.delivered_seq}-0"
             try:
-                got = await self._reader.xread(streams, count=1000, block=READ_BLOCK_MS)
+                got = await self.log.pump(
+                    self._reader, list(hub.rooms), {EVENTS: self._events_id}, READ_BLOCK_MS
+                )
                 if self._down:
                     await self._check_fence(hub)
             except (RedisError, OSError) as exc:
@@ -309,18 +306,10 @@ class ClusterNode:
             if self._down:
                 self._down = False
                 log.warning("Redis is back: reading the room logs from where this node was")
-            for stream, entries in got or []:
-                if stream == EVENTS:
-                    for entry_id, fields in entries:
-                        self._events_id = entry_id
-                        self._apply(hub, fields)
-                    continue
-                name = stream[len(LOG) :]
-                target = hub.rooms.get(name)
-                if target is None:
-                    continue
+            for _stream, entries in got:  # the events: the room logs were delivered
                 for entry_id, fields in entries:
-                    self.log.deliver(target, parse_entry(name, entry_id, fields))
+                    self._events_id = entry_id
+                    self._apply(hub, fields)
             flush = self.store.after_commits
             if flush is not None:
                 flush()

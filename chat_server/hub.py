@@ -53,7 +53,7 @@ from .eventlog import MessageLog, StoreLog
 from .outbox import Flusher, Outgoing
 from .presence import LocalPresence, Presence
 from .rooms import Member, Room, RoomRegistry
-from .store import HistoryPage, Store, StoredMessage
+from .store import HistoryPage, Store, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from .files.sharing import FileSharing
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 
 _UNAVAILABLE = "the history store cannot take writes now, so {what} was not stored; try again"
+_UNREADABLE = "the history store cannot be read now; try again"
 
 
 class Peer(Member, Protocol):
@@ -428,6 +429,12 @@ class ChatHub:
         return result if isinstance(result, Result) else await result
 
     async def _join_from_store(self, room: Room, since: int | None) -> Result:
+        try:
+            return await self._join_from_log(room, since)
+        except StoreError as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, _UNREADABLE) from exc
+
+    async def _join_from_log(self, room: Room, since: int | None) -> Result:
         for _ in range(3):
             if since is None:
                 page = await self.log.latest(room.name, JOIN_HISTORY)
@@ -751,6 +758,12 @@ class ChatHub:
         return self._around_from_store(room, seq, limit)
 
     async def _around_from_store(self, room: Room, seq: int, limit: int) -> Result:
+        try:
+            return await self._around_from_log(room, seq, limit)
+        except StoreError as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, _UNREADABLE) from exc
+
+    async def _around_from_log(self, room: Room, seq: int, limit: int) -> Result:
         older = await self.log.before(room.name, seq, (limit - 1) // 2)
         newer = await self.log.after(room.name, seq - 1, limit - len(older.messages))
         delivered = room.delivered_seq
@@ -765,6 +778,14 @@ class ChatHub:
         return self._history_from_store(room, before, after, limit)
 
     async def _history_from_store(
+        self, room: Room, before: int | None, after: int | None, limit: int
+    ) -> Result:
+        try:
+            return await self._history_from_log(room, before, after, limit)
+        except StoreError as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, _UNREADABLE) from exc
+
+    async def _history_from_log(
         self, room: Room, before: int | None, after: int | None, limit: int
     ) -> Result:
         if after is not None:

@@ -293,7 +293,11 @@ class JsonSession:
         return self._await_history(result, message.id)
 
     async def _await_history(self, pending: Awaitable[Result], request_id: str | None) -> None:
-        result = await pending
+        try:
+            result = await pending
+        except ChatError as exc:  # the shared store is gone (`unavailable`)
+            self._error(exc.code, exc.message, request_id)
+            return
         if not self._host.closed:
             self._host.reply(_history_page(self._hub, result, request_id))
 

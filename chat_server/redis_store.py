@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from protocol import FileInfo, now_ms
@@ -128,7 +129,7 @@ Build = Callable[[Any], object]  # adds one write's commands to a pipeline
 Finish = Callable[[list[Any] | None, BaseException | None], None]
 
 
-def connect(url: str, *, blocking: bool = False) -> Any:
+def connect(url: str, *, blocking: bool = False, retries: int = 0) -> Any:
     """A client for `url` that fails fast (no retries: a node says `unavailable` at once).
 
     Typed `Any`: redis-py's stubs type every reply as a union of bytes and str, and
@@ -139,7 +140,8 @@ def connect(url: str, *, blocking: bool = False) -> Any:
         decode_responses=True,
         socket_connect_timeout=2.0,
         socket_timeout=None if blocking else 5.0,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries),
+        retry_on_error=[RedisConnectionError] if retries else [],
     )
 
 
@@ -257,6 +259,9 @@ class RedisStore(Store):
         self.node = node
         self.check_persistence = check_persistence
         self.client: Any = connect(url)
+        # Reads may be sent twice (a pooled connection Redis closed when it restarted);
+        # writes never are: a write that may have gone through is refused, not repeated.
+        self.reads: Any = connect(url, retries=1)
         self._writer = _Writer(self.client, self._after_batch)
         self._assign = self.client.register_script(_ASSIGN)
         self._append = self.client.register_script(_APPEND)
@@ -334,20 +339,20 @@ class RedisStore(Store):
         self._put(lambda pipe: run_script(pipe, self._set_topic, keys, [room, topic]), done)
 
     async def latest(self, room: str, limit: int) -> HistoryPage:
-        entries = await self._read(self.client.xrevrange(_log(room), count=limit + 1))
+        entries = await self._read(self.reads.xrevrange(_log(room), count=limit + 1))
         return _page(room, entries[:limit][::-1], len(entries) > limit)
 
     async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
         if seq <= 1:
             return HistoryPage([], False)
         entries = await self._read(
-            self.client.xrevrange(_log(room), max=f"({seq}-0", min="-", count=limit + 1)
+            self.reads.xrevrange(_log(room), max=f"({seq}-0", min="-", count=limit + 1)
         )
         return _page(room, entries[:limit][::-1], len(entries) > limit)
 
     async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
         entries = await self._read(
-            self.client.xrange(_log(room), min=f"({seq}-0", max="+", count=limit + 1)
+            self.reads.xrange(_log(room), min=f"({seq}-0", max="+", count=limit + 1)
         )
         return _page(room, entries[:limit], len(entries) > limit)
 
@@ -360,18 +365,19 @@ class RedisStore(Store):
     async def close(self) -> None:
         await self._writer.close()
         await self.client.aclose()
+        await self.reads.aclose()
 
     # -- accounts, stored DMs, markers ------------------------------------------------
 
     async def account(self, name: str) -> Account | None:
-        found = await self._read(self.client.hget(PREFIX + "accounts", key(name)))
+        found = await self._read(self.reads.hget(PREFIX + "accounts", key(name)))
         if found is None:
             return None
         data = json.loads(found)
         return Account(data["name"], data["hash"])
 
     async def account_names(self) -> list[str]:
-        found = await self._read(self.client.hgetall(PREFIX + "accounts"))
+        found = await self._read(self.reads.hgetall(PREFIX + "accounts"))
         return [json.loads(found[k])["name"] for k in sorted(found)]
 
     def create_account(self, account: Account, done: CommitCallback) -> None:
@@ -385,7 +391,7 @@ class RedisStore(Store):
         self.put(lambda pipe: pipe.hsetnx(PREFIX + "accounts", key(account.name), value), 1, finish)
 
     async def dm_seqs(self) -> dict[str, int]:
-        found = await self._read(self.client.hgetall(PREFIX + "dm-last"))
+        found = await self._read(self.reads.hgetall(PREFIX + "dm-last"))
         return {pair: int(seq) for pair, seq in found.items()}
 
     def append_dm(self, dm: StoredDm, pending: bool, done: CommitCallback) -> None:
@@ -394,12 +400,12 @@ class RedisStore(Store):
         self._put(lambda pipe: run_script(pipe, self._append_dm, keys, args), done)
 
     async def pending_dms(self, name: str) -> list[StoredDm]:
-        refs = await self._read(self.client.lrange(PREFIX + "pending:" + key(name), 0, -1))
+        refs = await self._read(self.reads.lrange(PREFIX + "pending:" + key(name), 0, -1))
         found: list[StoredDm] = []
         for ref in refs:
             pair, _, seq = ref.rpartition(" ")
             entries = await self._read(
-                self.client.xrange(PREFIX + "dm:" + pair, min=f"{seq}-0", max=f"{seq}-0")
+                self.reads.xrange(PREFIX + "dm:" + pair, min=f"{seq}-0", max=f"{seq}-0")
             )
             found.extend(_dm(pair, entry_id, fields) for entry_id, fields in entries)
         return found
@@ -425,19 +431,19 @@ class RedisStore(Store):
         stream = PREFIX + "dm:" + pair
         if after is not None:
             entries = await self._read(
-                self.client.xrange(stream, min=f"({after}-0", max="+", count=limit + 1)
+                self.reads.xrange(stream, min=f"({after}-0", max="+", count=limit + 1)
             )
             rows = entries[:limit]
         else:
             top = "+" if before is None else f"({before}-0"
             if before is not None and before <= 1:
                 return DmPage([], False)
-            entries = await self._read(self.client.xrevrange(stream, max=top, count=limit + 1))
+            entries = await self._read(self.reads.xrevrange(stream, max=top, count=limit + 1))
             rows = entries[:limit][::-1]
         return DmPage([_dm(pair, i, f) for i, f in rows], len(entries) > limit)
 
     async def markers(self, name: str) -> dict[str, int]:
-        found = await self._read(self.client.hgetall(PREFIX + "markers:" + key(name)))
+        found = await self._read(self.reads.hgetall(PREFIX + "markers:" + key(name)))
         return {target: int(seq) for target, seq in found.items()}
 
     def set_marker(self, name: str, target: str, seq: int, done: CommitCallback) -> None:
@@ -486,6 +492,33 @@ class RedisLog(MessageLog):
                 self._waiting[(name, message.seq)] = (done, message)
 
         self.store.put(lambda pipe: run_script(pipe, self.store._assign, keys, args), 1, finish)
+
+    async def pump(
+        self, client: Any, rooms: Iterable[Room], others: dict[str, str], block_ms: int
+    ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+        """One blocking `XREAD` of every room's log after its delivered seq, and of `others`
+        (stream -> last id read); deliver the room messages in order, return the rest.
+
+        `client` is a connection of its own (`connect(url, blocking=True)`): a blocking
+        read must not hold up the writes. Raises what redis-py raises when Redis is gone.
+        """
+        by_stream = {_log(room.name): room for room in rooms}
+        streams: dict[str, str] = dict(others)
+        for stream, room in by_stream.items():
+            streams[stream] = f"{room.delivered_seq}-0"
+        if not streams:
+            await asyncio.sleep(block_ms / 1000)
+            return []
+        got = await client.xread(streams, count=1000, block=block_ms)
+        rest: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
+        for stream, entries in got or []:
+            target = by_stream.get(stream)
+            if target is None:
+                rest.append((stream, entries))
+                continue
+            for entry_id, fields in entries:
+                self.deliver(target, parse_entry(target.name, entry_id, fields))
+        return rest
 
     def deliver(self, room: Room, message: StoredMessage) -> None:
         """The reader's next message of `room` (seqs in order): fan out, then ack."""

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_support import RedisServer
 from tests.support import ServerProcess
-
-from .redis_support import RedisServer
 
 Nodes = Callable[..., Awaitable[ServerProcess]]
 

@@ -1,19 +1,209 @@
-"""Several `chat-server --redis` processes on one real Redis behave as one server."""
+"""Several `chat-server --redis` processes on one real Redis behave as one server.
+
+Every node here is a real subprocess, Redis is a real redis-server, and the clients
+speak JSON lines over loopback.
+"""
 
 from __future__ import annotations
 
-from tests.support import registered
+import asyncio
+from typing import Any
+
+from tests.redis_support import RedisServer
+from tests.support import TIMEOUT, UNIT, LineClient, ServerProcess, open_client, registered
 
 from .conftest import Nodes
+
+
+async def messages(client: LineClient, room: str, count: int) -> list[dict[str, Any]]:
+    """The next `count` `message` events of `room` (others are skipped)."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        event = await client.expect("message", room=room, timeout=2 * TIMEOUT)
+        got.append(event)
+    return got
+
+
+async def join_since(client: LineClient, room: str, since: int) -> list[int]:
+    """Join `room` with `since`; the seqs of the history the join brings."""
+    reply = await client.request({"type": "join", "room": room, "since": since})
+    assert reply["type"] == "room", reply
+    history = await client.expect("history", room=room)
+    return [m["seq"] for m in history["messages"]]
 
 
 async def test_nicks_are_unique_across_nodes(node: Nodes) -> None:
     a, b = await node(), await node()
     alice = await registered(a.port, "alice")
-    from tests.support import open_client
-
     other = await open_client(b.port)
     reply = await other.request({"type": "hello", "nick": "ALICE"})
-    assert reply["type"] == "error" and reply["code"] == "nick_taken", reply
+    assert (reply["type"], reply["code"]) == ("error", "nick_taken"), reply
     await alice.close()
+    await asyncio.sleep(0.3 * UNIT)  # the release is written after the close is seen
+    again = await other.request({"type": "hello", "nick": "alice"})
+    assert again["type"] == "welcome", again
     await other.close()
+
+
+async def test_a_say_on_one_node_reaches_every_node_in_seq_order(node: Nodes) -> None:
+    a, b, c = await node(), await node(), await node()
+    alice = await registered(a.port, "alice", "x")
+    bob = await registered(b.port, "bob", "x")
+    carol = await registered(c.port, "carol", "x")
+    members = await carol.request({"type": "who", "room": "x"})
+    assert sorted(members["members"]) == ["alice", "bob", "carol"]
+    # Two senders on two nodes at once: one order, no gap, the same on every node.
+    for i in range(20):
+        await alice.send({"type": "say", "room": "x", "text": f"a{i}", "id": f"a{i}"})
+        await bob.send({"type": "say", "room": "x", "text": f"b{i}", "id": f"b{i}"})
+    seen = [await messages(client, "x", 40) for client in (alice, bob, carol)]
+    orders = [[(m["seq"], m["text"]) for m in got] for got in seen]
+    assert [seq for seq, _ in orders[0]] == list(range(1, 41))
+    assert orders[0] == orders[1] == orders[2]
+    assert [t for _, t in orders[0] if t.startswith("a")] == [f"a{i}" for i in range(20)]
+    while sum(1 for m in alice.seen if m.get("type") == "ack") < 20:
+        await alice.expect("ack")
+    acks = [m for m in alice.seen if m.get("type") == "ack"]
+    by_text = {text: seq for seq, text in orders[0]}
+    assert {m["re"]: m["seq"] for m in acks} == {f"a{i}": by_text[f"a{i}"] for i in range(20)}
+    for client in (alice, bob, carol):
+        await client.close()
+
+
+async def test_history_and_since_across_nodes(node: Nodes) -> None:
+    a, b = await node(), await node()
+    alice = await registered(a.port, "alice", "x")
+    for i in range(12):
+        reply = await alice.request({"type": "say", "room": "x", "text": f"m{i + 1}"})
+        assert reply == {"type": "ack", "re": reply["re"], "seq": i + 1}
+    late = await registered(b.port, "bob")
+    assert await join_since(late, "x", 9) == [10, 11, 12]
+    page = await late.request({"type": "history", "room": "x", "before": 5, "limit": 3})
+    assert ([m["text"] for m in page["messages"]], page["more"]) == (["m2", "m3", "m4"], True)
+    page = await late.request({"type": "history", "room": "x", "after": 10, "limit": 5})
+    assert [m["seq"] for m in page["messages"]] == [11, 12]
+    await alice.close()
+    await late.close()
+
+
+async def test_a_killed_node_loses_nobody_a_line(node: Nodes) -> None:
+    """kill -9 of the reader's node mid-stream: it resumes on another with no gap, no twin,
+    and the dead node's member leaves the room on the others within 10 s."""
+    a, b = await node(), await node()
+    reader = await registered(a.port, "reader", "x")
+    writer = await registered(b.port, "writer", "x")
+    total = 120
+    sending = asyncio.create_task(_send_all(writer, total))
+    first = await messages(reader, "x", 30)
+    a.process.kill()  # SIGKILL: no goodbye, no clean-up
+    await a.wait()
+    # The reader's own buffered lines are read to the end, as a client would.
+    received = [m["seq"] for m in first]
+    try:
+        while True:
+            event = await reader.recv(0.5 * UNIT)
+            if event.get("type") == "message":
+                received.append(event["seq"])
+    except (TimeoutError, ConnectionError):
+        pass
+    await reader.close()
+    last = received[-1]
+    loop = asyncio.get_running_loop()
+    gone_by = loop.time() + 10.0
+    left = await writer.expect("left", room="x", nick="reader", timeout=12.0)
+    assert loop.time() <= gone_by + 1.0, left  # within 10 s of the kill (1 s of slack)
+    again = await open_client(b.port)
+    welcome = await again.request({"type": "hello", "nick": "reader"})  # the nick is free
+    assert welcome["type"] == "welcome", welcome
+    resumed = await join_since(again, "x", last)
+    await sending
+    rest = total - last - len(resumed)
+    if rest > 0:
+        resumed += [m["seq"] for m in await messages(again, "x", rest)]
+    assert received + resumed == list(range(1, total + 1))
+    await again.close()
+    await writer.close()
+
+
+async def _send_all(writer: LineClient, total: int) -> None:
+    for i in range(total):
+        await writer.send({"type": "say", "room": "x", "text": f"m{i + 1}", "id": f"s{i + 1}"})
+        if i % 10 == 9:
+            await asyncio.sleep(0.02)
+
+
+async def test_redis_restarted_under_load_loses_nothing_acknowledged(
+    node: Nodes, redis_server: RedisServer
+) -> None:
+    """Redis is killed (SIGKILL, as in a crash) and started again while a sender streams:
+    writes meanwhile are refused with `unavailable`; every acked seq is kept with its
+    text, none is given twice, and the nodes go on by themselves afterwards."""
+    a, b = await node(), await node()
+    alice = await registered(a.port, "alice", "x")
+    watcher = await registered(b.port, "watcher", "x")
+    total = 300
+    replies: dict[str, dict[str, Any]] = {}
+
+    async def send() -> None:
+        for i in range(total):
+            await alice.send({"type": "say", "room": "x", "text": f"m{i}", "id": f"m{i}"})
+            await asyncio.sleep(0.005)
+
+    async def collect() -> None:
+        while len(replies) < total:
+            reply = await alice.recv(4 * TIMEOUT)
+            if reply.get("re", "").startswith("m"):
+                replies[reply["re"]] = reply
+
+    collecting = asyncio.create_task(collect())
+    sending = asyncio.create_task(send())
+    await asyncio.sleep(0.4)
+    await redis_server.kill()
+    await asyncio.sleep(0.5)
+    await redis_server.start()
+    await sending
+    await collecting
+    acked = {r["seq"]: r["re"] for r in replies.values() if r["type"] == "ack"}
+    refused = [r for r in replies.values() if r["type"] == "error"]
+    assert all(r["code"] == "unavailable" for r in refused), refused
+    assert len(acked) == sum(1 for r in replies.values() if r["type"] == "ack")  # no seq twice
+    print(f"redis killed under load: {len(acked)} acked, {len(refused)} refused")
+    assert refused, "Redis was down for half a second: some writes must have been refused"
+    assert acked, "nothing went through"
+    # After the restart the node takes writes again by itself.
+    reply = await alice.request({"type": "say", "room": "x", "text": "after"})
+    assert reply["type"] == "ack" and reply["seq"] > max(acked), reply
+    stored: dict[int, str] = {}
+    more = True
+    while more:
+        after = max(stored, default=0)
+        page = await watcher.request({"type": "history", "room": "x", "after": after})
+        assert page["type"] == "history", page
+        stored.update({m["seq"]: m["text"] for m in page["messages"]})
+        more = page["more"]
+    assert sorted(stored) == list(range(1, len(stored) + 1))  # no gap
+    assert all(stored[seq] == text for seq, text in acked.items())  # nothing acked lost
+    assert stored[reply["seq"]] == "after"
+    # The watcher on the other node saw every stored message once, in order.
+    if not any(m.get("type") == "message" and m["seq"] == reply["seq"] for m in watcher.seen):
+        await watcher.expect("message", room="x", seq=reply["seq"])
+    live = [m["seq"] for m in watcher.seen if m.get("type") == "message" and m["room"] == "x"]
+    assert live == sorted(stored)
+    assert "Redis unavailable" in "".join(a.log)
+    await alice.close()
+    await watcher.close()
+
+
+async def test_a_node_refuses_a_redis_that_can_forget(tmp_path: Any) -> None:
+    loose = RedisServer(tmp_path, appendfsync="everysec")
+    await loose.start()
+    try:
+        try:
+            process = await ServerProcess.start("--redis", loose.url, "--no-tls", "--no-files")
+        except RuntimeError as exc:
+            assert "appendfsync always" in str(exc)
+        else:
+            await process.kill()
+            raise AssertionError("a node started on a Redis with appendfsync everysec")
+    finally:
+        await loose.stop()

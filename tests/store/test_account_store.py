@@ -1,4 +1,4 @@
-"""One contract suite for every `AccountStore` (memory, SQLite), and the schema migration."""
+"""One contract suite for every `AccountStore` (memory, SQLite, Redis), and the schema migration."""
 
 from __future__ import annotations
 
@@ -12,16 +12,29 @@ import pytest
 from chat_server.account_store import Account, AccountStore, StoredDm, pair_key
 from chat_server.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from chat_server.store import MemoryStore, Store, StoredMessage
+from tests.redis_support import running_redis
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "a.db"))
-    )
-    await made.open()
-    yield made
-    await made.close()
+    made: Store
+    redis = None
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SqliteStore(str(tmp_path / "a.db"))
+    else:
+        from chat_server.redis_store import RedisStore
+
+        redis = await running_redis(tmp_path)
+        made = RedisStore(redis.url)
+    try:
+        await made.open()
+        yield made
+        await made.close()
+    finally:
+        if redis is not None:
+            await redis.stop()
 
 
 async def done_of(call: object, *args: object) -> BaseException | None:

@@ -12,7 +12,6 @@ import asyncio
 import shutil
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -33,28 +32,26 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", self.appendfsync,
-                "--daemonize", "no",
-                "--logfile", str(self.directory / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.process = await asyncio.create_subprocess_exec(
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         client = aioredis.Redis(host="127.0.0.1", port=self.port)
         try:
@@ -73,9 +70,9 @@ class RedisServer:
         if process is None:
             return
         self.process = None
-        if process.poll() is None:
+        if process.returncode is None:
             process.send_signal(sig)
-        await asyncio.to_thread(process.wait, 10)
+        await asyncio.wait_for(process.wait(), 10)
 
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
@@ -83,3 +80,19 @@ class RedisServer:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+
+async def running_redis(directory: Path) -> RedisServer:
+    """A started RedisServer in `directory` (the caller stops it)."""
+    server = RedisServer(directory)
+    await server.start()
+    return server
+
+
+async def flushed(url: str) -> None:
+    """Empty the database at `url` (one test's leftovers never reach the next)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
