@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "server",
         nargs="?",
-        help="HOST, HOST:PORT (port 7777 by default) or the NAME a server announces on the LAN",
+        help="HOST, HOST:PORT (port 7777 by default), the NAME a server announces on the LAN, "
+        "or HOST:PORT,HOST:PORT,... for the nodes of one chat (the next is tried on a drop)",
     )
     parser.add_argument("--nick", help="your nick: letters, digits, _ and -")
     parser.add_argument(
@@ -143,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     interfaces = _interfaces(args.interfaces)
     host: str | None = None
     port: int | None = None
+    alternates: list[tuple[str, int]] = []
+    if args.server and "," in args.server:  # the nodes of one chat: the first, then the others
+        try:
+            nodes = [parse_address(part) for part in args.server.split(",")]
+        except ValueError as exc:
+            return _fail(str(exc))
+        args.server, alternates = args.server.split(",")[0], nodes[1:]
     route = _by_name(args.server, interfaces, fingerprint) if args.server else None
     if isinstance(route, str):
         return _fail(route)
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         fingerprint=fingerprint,
         insecure=args.insecure,
         lan=tuple(interfaces) if interfaces else None,
+        alternates=tuple(alternates),
     )
     app = ChatApp(options)
     if args.theme:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -103,6 +103,9 @@ class ChatClient:
         tls: connect over TLS, checking the certificate (`secure.TlsOptions`); None: plain
             text, which is refused to a host once reached over TLS unless `insecure`.
         insecure: allow that plain-text connection anyway.
+        alternates: other nodes of the same chat (`chat-server --redis`), tried in turn
+            after `host`:`port` when a connection cannot be made or is lost; the session
+            resumes there (rooms rejoined with `since`), so nothing is missed.
     """
 
     def __init__(
@@ -118,9 +121,13 @@ class ChatClient:
         account_password: str | None = None,
         tls: TlsOptions | None = None,
         insecure: bool = False,
+        alternates: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.host = host
         self.port = port
+        # Every address of the chat, the current one first; a failed or lost connection
+        # moves on to the next.
+        self.addresses: list[tuple[str, int]] = list(dict.fromkeys([(host, port), *alternates]))
         self.tls = tls
         self.insecure = insecure
         self.security: Security = PLAIN  # what protects the current connection
@@ -205,7 +212,16 @@ class ChatClient:
             TrustError: the certificate is not the one pinned or given (nothing was sent).
         """
         self._queue.put(Connecting(self.host, self.port, 1))
-        reader, writer = await self._open()
+        for _ in range(len(self.addresses) - 1):
+            try:
+                reader, writer = await self._open()
+                break
+            except (OSError, TimeoutError) as exc:
+                log.info("cannot reach %s:%d (%s); trying the next node", self.host, self.port, exc)
+                self._next_address()
+                self._queue.put(Connecting(self.host, self.port, 1))
+        else:
+            reader, writer = await self._open()
         self._runner = asyncio.create_task(self._run(reader, writer))
         assert self.session.welcome is not None
         return self.session.welcome
@@ -449,6 +465,8 @@ class ChatClient:
                 delay = self._backoff(attempt)
                 self._queue.put(Disconnected(ending.reason, delay))
                 await asyncio.sleep(delay)
+                if len(self.addresses) > 1:
+                    self._next_address()
                 self._queue.put(Connecting(self.host, self.port, attempt + 1))
                 try:
                     reader, writer = await self._open()
@@ -460,6 +478,12 @@ class ChatClient:
                 else:
                     attempt = 0
                     break
+
+    def _next_address(self) -> None:
+        """Move on to the chat's next address (the nodes are tried in turn)."""
+        here = (self.host, self.port)
+        index = self.addresses.index(here) if here in self.addresses else -1
+        self.host, self.port = self.addresses[(index + 1) % len(self.addresses)]
 
     def _failed_attempt(self, exc: Exception) -> Ending:
         ending = self.session.ending

@@ -31,6 +31,7 @@ __all__ = [
     "find_by_name",
     "looks_like_address",
     "parse_address",
+    "parse_addresses",
     "route_to",
     "route_to_address",
     "route_to_discovered",
@@ -79,6 +80,14 @@ def parse_address(text: str) -> tuple[str, int | None]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise RouteError(f"{port_text!r} is not a port number (1-65535)")
     return host, int(port_text)
+
+
+def parse_addresses(text: str) -> list[tuple[str, int | None]]:
+    """`h1:7777,h2:7777`: the addresses of the nodes of one chat, in the order given.
+
+    One address is a list of one. Raises RouteError for an empty or bad one.
+    """
+    return [parse_address(part) for part in text.split(",")]
 
 
 def looks_like_address(text: str) -> bool:

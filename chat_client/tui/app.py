@@ -62,6 +62,7 @@ class StartOptions:
     fingerprint: str | None = None  # the user's: checked, then trusted
     insecure: bool = False  # plain text allowed to a host once reached over TLS
     lan: tuple[str, ...] | None = ()  # where the connect screen looks: None all, () nowhere
+    alternates: tuple[tuple[str, int], ...] = ()  # the chat's other nodes (host:port,...)
 
 
 class ChatApp(App[None]):
@@ -141,6 +142,9 @@ class ChatApp(App[None]):
             settings=options.settings,
             tls=route.tls,
             insecure=options.insecure,
+            alternates=options.alternates
+            if (request.host, request.port) == (options.host, options.port)
+            else (),
         )
         try:
             await client.connect()

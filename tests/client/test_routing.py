@@ -115,3 +115,14 @@ def test_parse_address() -> None:
     assert parse_address("[::1]:7778") == ("::1", 7778)
     with pytest.raises(RouteError):
         parse_address("h:99999")
+
+
+def test_the_nodes_of_one_chat_parse_in_order() -> None:
+    assert routing.parse_addresses("h1:7777,h2,[::1]:7000") == [
+        ("h1", 7777),
+        ("h2", None),
+        ("::1", 7000),
+    ]
+    assert routing.parse_addresses("solo:1") == [("solo", 1)]
+    with pytest.raises(routing.RouteError):
+        routing.parse_addresses("h1:7777,")

@@ -207,3 +207,24 @@ async def test_a_node_refuses_a_redis_that_can_forget(tmp_path: Any) -> None:
             raise AssertionError("a node started on a Redis with appendfsync everysec")
     finally:
         await loose.stop()
+
+
+async def test_a_node_stops_when_redis_comes_back_without_what_it_sent(
+    node: Nodes, redis_server: RedisServer
+) -> None:
+    """Redis restarted empty (its files lost): the node refuses to hand out seq 1 again."""
+    a = await node()
+    alice = await registered(a.port, "alice", "x")
+    for i in range(3):
+        reply = await alice.request({"type": "say", "room": "x", "text": f"m{i}"})
+        assert reply["type"] == "ack"
+    await redis_server.kill()
+    for path in redis_server.directory.rglob("*.aof"):
+        path.unlink()
+    for path in redis_server.directory.rglob("*.manifest"):
+        path.unlink()
+    await redis_server.start()
+    code = await a.wait(timeout=4 * TIMEOUT)
+    assert code == 1
+    assert "lost acknowledged writes" in "".join(a.log)
+    await alice.close()
