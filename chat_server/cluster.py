@@ -349,6 +349,9 @@ class ClusterNode:
             return
         if node == self.node:
             return
+        if kind == "account":
+            hub.accounts.names[fields["u"].lower()] = fields["u"]
+            return
         room = hub.rooms.get(fields.get("r", ""))
         ts = format_ts(now_ms())
         if kind == "topic" and room is not None:

@@ -96,6 +96,15 @@ end
 return 0
 """
 
+# An account made once; the other nodes learn its name (a guest can never take it).
+# KEYS: accounts hash, events. ARGV: key, value, name, node, maxlen.
+_CREATE_ACCOUNT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', 'account', 'u', ARGV[3],
+  'n', ARGV[4])
+return 1
+"""
+
 # KEYS: rooms hash. ARGV: room, topic.
 _SET_TOPIC = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
@@ -269,6 +278,7 @@ class RedisStore(Store):
         self._set_topic = self.client.register_script(_SET_TOPIC)
         self._append_dm = self.client.register_script(_APPEND_DM)
         self._set_marker = self.client.register_script(_SET_MARKER)
+        self._create_account = self.client.register_script(_CREATE_ACCOUNT)
         self.chat_id = ""
 
     # -- opening ------------------------------------------------------------------
@@ -388,7 +398,9 @@ class RedisStore(Store):
                 error = StoreError(f"{account.name} is already an account")
             done(error)
 
-        self.put(lambda pipe: pipe.hsetnx(PREFIX + "accounts", key(account.name), value), 1, finish)
+        keys = [PREFIX + "accounts", PREFIX + "events"]
+        args = [key(account.name), value, account.name, self.node, EVENTS_MAXLEN]
+        self.put(lambda pipe: run_script(pipe, self._create_account, keys, args), 1, finish)
 
     async def dm_seqs(self) -> dict[str, int]:
         found = await self._read(self.reads.hgetall(PREFIX + "dm-last"))

@@ -29,9 +29,8 @@ async def node(redis_server: RedisServer) -> AsyncIterator[Nodes]:
     started: list[ServerProcess] = []
 
     async def start(*args: str) -> ServerProcess:
-        process = await ServerProcess.start(
-            "--redis", redis_server.url, "--no-tls", "--no-files", "--rate", "0", *args
-        )
+        flags = ("--redis", redis_server.url, "--no-tls", "--no-files", "--rate", "0")
+        process = await ServerProcess.start(*flags, "--hash-memory", "1024", *args)
         started.append(process)
         return process
 

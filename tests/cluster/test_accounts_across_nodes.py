@@ -1,0 +1,51 @@
+"""Accounts and stored DMs are the chat's, not a node's."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.support import UNIT, LineClient, open_client
+
+from .conftest import Nodes
+
+PASSWORD = "correct horse"
+FEATURES = ["accounts", "read", "away"]
+
+
+async def account(port: int, nick: str) -> LineClient:
+    client = await open_client(port)
+    welcome = await client.request({"type": "hello", "nick": nick, "features": FEATURES})
+    assert welcome["type"] == "welcome", welcome
+    reply = await client.request({"type": "register", "password": PASSWORD})
+    assert reply["type"] == "ack", reply
+    return client
+
+
+async def test_an_account_made_on_one_node_logs_in_on_another_and_gets_its_dms(
+    node: Nodes,
+) -> None:
+    a, b, c = await node(), await node(), await node()
+    alice = await account(a.port, "alice")
+    bob = await account(b.port, "bob")
+    await bob.close()
+    await asyncio.sleep(0.5 * UNIT)  # A learns of bob's account through Redis
+    sent = await alice.request({"type": "dm", "to": "bob", "text": "while you were out"})
+    assert sent["type"] == "ack", sent
+    # A guest can take an account's nick on no node.
+    guest = await open_client(c.port)
+    refused = await guest.request({"type": "hello", "nick": "BOB"})
+    assert (refused["type"], refused["code"]) == ("error", "auth_required"), refused
+    wrong = await guest.request({"type": "hello", "nick": "bob", "account_password": "nope!!!!"})
+    assert (wrong["type"], wrong["code"]) == ("error", "auth_failed"), wrong
+    await guest.close()
+    back = await open_client(c.port)
+    welcome = await back.request(
+        {"type": "hello", "nick": "bob", "account_password": PASSWORD, "features": FEATURES}
+    )
+    assert welcome["type"] == "welcome" and welcome["account"] is True, welcome
+    dm = await back.expect("dm")
+    assert (dm["from"], dm["text"], dm["seq"]) == ("alice", "while you were out", 1)
+    page = await back.request({"type": "history", "with": "alice"})
+    assert [m["text"] for m in page["messages"]] == ["while you were out"]
+    await alice.close()
+    await back.close()
