@@ -91,6 +91,11 @@ class Accounts:
         self._dm_seqs[pair] = seq
         return seq
 
+    def seen_dm_seq(self, pair: str, seq: int) -> None:
+        """Another node stored `seq` for `pair`: number on from there."""
+        if seq > self._dm_seqs.get(pair, 0):
+            self._dm_seqs[pair] = seq
+
     def dm_failed(self, pair: str, seq: int) -> None:
         """The DM given `seq` was not stored: hand the seq out again (see `Room.commit_failed`)."""
         if self._dm_seqs.get(pair, 0) >= seq:

@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 from redis.exceptions import RedisError
 
-from protocol import ErrorCode, Joined, Left, NickChanged, TopicChanged, format_ts, now_ms
+from protocol import (
+    DirectMessage,
+    ErrorCode,
+    Joined,
+    Left,
+    NickChanged,
+    TopicChanged,
+    format_ts,
+    now_ms,
+)
 
 from .errors import ChatError
 from .outbox import Outgoing
@@ -58,19 +67,25 @@ HEARTBEAT_TTL: Final = 3.0  # a node without a heartbeat this long is dead
 READ_BLOCK_MS: Final = 2000
 EVENTS: Final = PREFIX + "events"
 
-# KEYS: nick hash, node-nicks set. ARGV: node, name, kind, key.
+# KEYS: nick hash, node-nicks set, events. ARGV: node, name, kind, key, maxlen.
 _CLAIM = """
 local kind = redis.call('HGET', KEYS[1], 'kind')
 if kind and (kind == 'guest' or ARGV[3] == 'guest') then return 0 end
 redis.call('HSET', KEYS[1], 'kind', ARGV[3], 'name', ARGV[2], 'n:' .. ARGV[1], 1)
-redis.call('SADD', KEYS[2], ARGV[4])
+if redis.call('SADD', KEYS[2], ARGV[4]) == 1 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'k', 'online', 'u', ARGV[2],
+    'n', ARGV[1])
+end
 return 1
 """
 
-# KEYS: nick hash, node-nicks set. ARGV: node, key.
+# KEYS: nick hash, node-nicks set, events. ARGV: node, key, maxlen.
 _RELEASE = """
 redis.call('HDEL', KEYS[1], 'n:' .. ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SREM', KEYS[2], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'k', 'offline', 'u', ARGV[2],
+    'n', ARGV[1])
+end
 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(f, 1, 2) == 'n:' then return 1 end
 end
@@ -91,6 +106,8 @@ for _, k in ipairs(redis.call('SMEMBERS', p .. 'node-nicks:' .. node)) do
     if string.sub(f, 1, 2) == 'n:' then others = others + 1 end
   end
   if others == 0 then redis.call('DEL', h) end
+  redis.call('XADD', p .. 'events', 'MAXLEN', '~', ARGV[3], '*', 'k', 'offline', 'u', k,
+    'n', node)
 end
 redis.call('DEL', p .. 'node-nicks:' .. node)
 for _, m in ipairs(redis.call('SMEMBERS', p .. 'node-members:' .. node)) do
@@ -115,11 +132,13 @@ class RedisPresence(Presence):
         self.node = node
         self._claim = store.client.register_script(_CLAIM)
         self._release = store.client.register_script(_RELEASE)
+        # Who is online on the other nodes: nick key -> (name, the nodes it is on).
+        self.elsewhere: dict[str, tuple[str, set[str]]] = {}
 
     async def claim(self, nick: str, account: bool) -> None:
         k = nick.lower()
-        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node]
-        args = [self.node, nick, "account" if account else "guest", k]
+        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node, EVENTS]
+        args = [self.node, nick, "account" if account else "guest", k, EVENTS_MAXLEN]
         answer: asyncio.Future[tuple[list[Any] | None, BaseException | None]]
         answer = asyncio.get_running_loop().create_future()
 
@@ -138,10 +157,9 @@ class RedisPresence(Presence):
 
     def release(self, nick: str) -> None:
         k = nick.lower()
-        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node]
-        self.store.put(
-            lambda pipe: run_script(pipe, self._release, keys, [self.node, k]), 1, _ignore
-        )
+        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node, EVENTS]
+        args = [self.node, k, EVENTS_MAXLEN]
+        self.store.put(lambda pipe: run_script(pipe, self._release, keys, args), 1, _ignore)
 
     def joined(self, room: str, nick: str) -> None:
         def build(pipe: Any) -> None:
@@ -176,6 +194,27 @@ class RedisPresence(Presence):
     def topic_changed(self, room: str, topic: str, by: str) -> None:
         event = {"k": "topic", "r": room, "t": topic, "u": by, "n": self.node}
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
+
+    def online_elsewhere(self, nick: str) -> str | None:
+        found = self.elsewhere.get(nick.lower())
+        return found[0] if found is not None and found[1] else None
+
+    def dm_sent(self, dm: DirectMessage, pair: str | None) -> None:
+        event = {"k": "dm", "f": dm.sender, "u": dm.to, "t": dm.text, "ts": dm.ts, "n": self.node}
+        if pair is not None and dm.seq is not None:
+            event.update(pair=pair, seq=str(dm.seq))
+        self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
+
+    def online(self, name: str, node: str) -> None:
+        entry = self.elsewhere.setdefault(name.lower(), (name, set()))
+        self.elsewhere[name.lower()] = (name, {*entry[1], node})
+
+    def offline(self, nick_key: str, node: str) -> None:
+        entry = self.elsewhere.get(nick_key)
+        if entry is not None:
+            entry[1].discard(node)
+            if not entry[1]:
+                del self.elsewhere[nick_key]
 
 
 def _ignore(_results: list[Any] | None, _error: BaseException | None) -> None:
@@ -217,6 +256,13 @@ class ClusterNode:
     async def start(self, hub: ChatHub) -> None:
         """After the hub loaded the rooms: mirror the other nodes' members, start the tasks."""
         self._hub = hub
+        for node in await self._beater.hkeys(PREFIX + "nodes"):
+            if node == self.node:
+                continue
+            for k in await self._beater.smembers(PREFIX + "node-nicks:" + node):
+                name = await self._beater.hget(PREFIX + "nick:" + k, "name")
+                if name is not None:
+                    self.presence.online(name, node)
         for room in hub.rooms:
             members = await self._beater.hgetall(PREFIX + "members:" + room.name)
             for field in members:
@@ -351,6 +397,23 @@ class ClusterNode:
             return
         if kind == "account":
             hub.accounts.names[fields["u"].lower()] = fields["u"]
+            return
+        if kind == "online":
+            self.presence.online(fields["u"], str(node))
+            return
+        if kind == "offline":
+            self.presence.offline(fields["u"], str(node))
+            return
+        if kind == "dm":
+            seq = fields.get("seq")
+            dm = DirectMessage(
+                sender=fields["f"],
+                to=fields["u"],
+                text=fields["t"],
+                ts=fields["ts"],
+                seq=int(seq) if seq else None,
+            )
+            hub.dm_from_elsewhere(dm, fields.get("pair"))
             return
         room = hub.rooms.get(fields.get("r", ""))
         ts = format_ts(now_ms())

@@ -545,7 +545,17 @@ class ChatHub:
             self._stored_dm(peer, self.accounts.names[to.lower()], text, request_id)
             return
         if not targets:
-            raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+            elsewhere = self.presence.online_elsewhere(to)
+            if elsewhere is None:
+                raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+            sent = DirectMessage(sender=peer.nick, to=elsewhere, text=text, ts=format_ts(now_ms()))
+            self.presence.dm_sent(sent, None)
+            out = Outgoing(sent)
+            for session in self.sessions(peer):
+                session.send(out)
+            if request_id is not None:
+                peer.send_ack(request_id)
+            return
         out = Outgoing(
             DirectMessage(sender=peer.nick, to=targets[0].nick, text=text, ts=format_ts(now_ms()))
         )
@@ -557,7 +567,7 @@ class ChatHub:
     def _stored_dm(self, peer: Peer, to: str, text: str, request_id: str | None) -> None:
         pair = pair_key(peer.nick, to)
         dm = StoredDm(pair, self.accounts.next_dm_seq(pair), peer.nick, to, text, now_ms())
-        pending = to.lower() not in self._online
+        pending = to.lower() not in self._online and self.presence.online_elsewhere(to) is None
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
@@ -568,13 +578,24 @@ class ChatHub:
             targets = self._online.get(to.lower(), [])
             if pending and targets:  # came online meanwhile: hand it over now, once
                 self._hand_out(targets[0], [dm], [])
-            out = Outgoing(dm.to_wire())
+            wire = dm.to_wire()
+            out = Outgoing(wire)
             for session in dict.fromkeys([*targets, *self._online.get(peer.nick.lower(), [])]):
                 session.send(out)
+            self.presence.dm_sent(wire, pair)
             if request_id is not None:
                 peer.send_ack(request_id)
 
         self.store.append_dm(dm, pending, committed)
+
+    def dm_from_elsewhere(self, dm: DirectMessage, pair: str | None) -> None:
+        """A DM another node sent: to this node's sessions of both ends; its seq is used."""
+        if pair is not None and dm.seq is not None:
+            self.accounts.seen_dm_seq(pair, dm.seq)
+        out = Outgoing(dm)
+        sessions = [*self._online.get(dm.to.lower(), []), *self._online.get(dm.sender.lower(), [])]
+        for session in dict.fromkeys(sessions):
+            session.send(out)
 
     async def dm_history(
         self, peer: Peer, with_: str, before: int | None, after: int | None, limit: int

@@ -12,6 +12,8 @@ every node. The others publish what already happened here.
 
 from __future__ import annotations
 
+from protocol import DirectMessage
+
 __all__ = ["LocalPresence", "Presence"]
 
 
@@ -42,6 +44,15 @@ class Presence:
 
     def topic_changed(self, room: str, topic: str, by: str) -> None:
         """A topic set here was committed."""
+        return None
+
+    def online_elsewhere(self, nick: str) -> str | None:
+        """The name `nick` is online as on another node, or None."""
+        return None
+
+    def dm_sent(self, dm: DirectMessage, pair: str | None) -> None:
+        """A DM went out here (stored for `pair`, or live only): the other nodes deliver it
+        to their sessions of both ends, and learn the pair's last seq."""
         return None
 
 

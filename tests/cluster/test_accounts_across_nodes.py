@@ -49,3 +49,30 @@ async def test_an_account_made_on_one_node_logs_in_on_another_and_gets_its_dms(
     assert [m["text"] for m in page["messages"]] == ["while you were out"]
     await alice.close()
     await back.close()
+
+
+async def test_dms_reach_a_user_on_another_node(node: Nodes) -> None:
+    a, b = await node(), await node()
+    carol = await open_client(a.port)
+    assert (await carol.request({"type": "hello", "nick": "carol"}))["type"] == "welcome"
+    dave = await open_client(b.port)
+    assert (await dave.request({"type": "hello", "nick": "dave"}))["type"] == "welcome"
+    await asyncio.sleep(0.3 * UNIT)  # A learns that dave is online on B
+    sent = await carol.request({"type": "dm", "to": "DAVE", "text": "hi across"})
+    assert sent["type"] == "ack", sent
+    got = await dave.expect("dm")
+    assert (got["from"], got["to"], got["text"]) == ("carol", "dave", "hi across")
+    nobody = await carol.request({"type": "dm", "to": "nobody", "text": "?"})
+    assert (nobody["type"], nobody["code"]) == ("error", "no_such_user")
+    # Two accounts on two nodes: a stored conversation, numbered as one.
+    alice = await account(a.port, "alice")
+    bob = await account(b.port, "bob")
+    await asyncio.sleep(0.3 * UNIT)
+    assert (await alice.request({"type": "dm", "to": "bob", "text": "one"}))["type"] == "ack"
+    first = await bob.expect("dm", text="one")
+    await asyncio.sleep(0.3 * UNIT)  # B learns the pair's seq from the event
+    assert (await bob.request({"type": "dm", "to": "alice", "text": "two"}))["type"] == "ack"
+    second = await alice.expect("dm", text="two")
+    assert (first["seq"], second["seq"]) == (1, 2)
+    for client in (carol, dave, alice, bob):
+        await client.close()
