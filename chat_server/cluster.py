@@ -93,6 +93,15 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# A guest's nick became an account: held by this node, it may now be held by others too.
+# KEYS: nick hash. ARGV: node.
+_UPGRADE = """
+if redis.call('HEXISTS', KEYS[1], 'n:' .. ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'kind', 'account')
+end
+return 1
+"""
+
 # ARGV: prefix, dead node, events maxlen. Only one node wins (HDEL), so one `left` each.
 _REAP = """
 local p, node = ARGV[1], ARGV[2]
@@ -132,6 +141,7 @@ class RedisPresence(Presence):
         self.node = node
         self._claim = store.client.register_script(_CLAIM)
         self._release = store.client.register_script(_RELEASE)
+        self._upgrade = store.client.register_script(_UPGRADE)
         # Who is online on the other nodes: nick key -> (name, the nodes it is on).
         self.elsewhere: dict[str, tuple[str, set[str]]] = {}
 
@@ -160,6 +170,11 @@ class RedisPresence(Presence):
         keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node, EVENTS]
         args = [self.node, k, EVENTS_MAXLEN]
         self.store.put(lambda pipe: run_script(pipe, self._release, keys, args), 1, _ignore)
+
+    def account_made(self, nick: str) -> None:
+        k = nick.lower()
+        keys = [PREFIX + "nick:" + k]
+        self.store.put(lambda pipe: run_script(pipe, self._upgrade, keys, [self.node]), 1, _ignore)
 
     def joined(self, room: str, nick: str) -> None:
         def build(pipe: Any) -> None:

@@ -196,6 +196,7 @@ class ChatHub:
         if peer.account:
             raise ChatError(ErrorCode.ACCOUNT_EXISTS, f"{peer.nick} is already an account")
         await self.accounts.create(peer.nick, password)
+        self.presence.account_made(peer.nick)
         if not peer.closed:
             peer.account = True
             self.accounts.markers[peer.nick.lower()] = dict(peer.marks)

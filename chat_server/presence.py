@@ -30,6 +30,10 @@ class Presence:
         """This node's last session of `nick` is gone."""
         return None
 
+    def account_made(self, nick: str) -> None:
+        """The guest holding `nick` here made it an account: other sessions may log in."""
+        return None
+
     def joined(self, room: str, nick: str) -> None:
         """`nick` is now in `room` (its first session there on this node)."""
         return None

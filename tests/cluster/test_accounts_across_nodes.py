@@ -67,6 +67,12 @@ async def test_dms_reach_a_user_on_another_node(node: Nodes) -> None:
     # Two accounts on two nodes: a stored conversation, numbered as one.
     alice = await account(a.port, "alice")
     bob = await account(b.port, "bob")
+    # The account made on B (from a guest) takes a second session on A.
+    other = await open_client(a.port)
+    hello = {"type": "hello", "nick": "bob", "account_password": PASSWORD, "features": FEATURES}
+    welcome = await other.request(hello)
+    assert welcome["type"] == "welcome" and welcome["account"] is True, welcome
+    await other.close()
     await asyncio.sleep(0.3 * UNIT)
     assert (await alice.request({"type": "dm", "to": "bob", "text": "one"}))["type"] == "ack"
     first = await bob.expect("dm", text="one")
