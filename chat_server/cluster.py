@@ -359,14 +359,14 @@ class ClusterNode:
                 if self._down:
                     await self._check_fence(hub)
             except (RedisError, OSError) as exc:
-                if not self._down:
-                    self._down = True
-                    log.error("Redis unavailable: %s; retrying", exc)
+                self._down = True
+                self.store.health.failed(exc)
                 await asyncio.sleep(0.3)
                 continue
             if self._down:
                 self._down = False
-                log.warning("Redis is back: reading the room logs from where this node was")
+                self.store.health.works()
+                log.info("reading the room logs again from where this node was")
             for _stream, entries in got:  # the events: the room logs were delivered
                 for entry_id, fields in entries:
                     self._events_id = entry_id

@@ -154,6 +154,24 @@ def connect(url: str, *, blocking: bool = False, retries: int = 0) -> Any:
     )
 
 
+class RedisHealth:
+    """Whether this node reaches Redis: the loss is logged once, the recovery once,
+    whichever of the writer and the reader notices first."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            log.error("Redis unavailable: refusing writes until it is back (%s)", exc)
+
+    def works(self) -> None:
+        if self.down:
+            self.down = False
+            log.warning("Redis works again: taking writes")
+
+
 @dataclass(slots=True)
 class _Write:
     build: Build
@@ -164,13 +182,13 @@ class _Write:
 class _Writer:
     """One task that sends queued writes as pipelines, in order, and calls back on the loop."""
 
-    def __init__(self, client: Any, after_batch: Callable[[], None]) -> None:
+    def __init__(self, client: Any, after_batch: Callable[[], None], health: RedisHealth) -> None:
         self._client = client
         self._after_batch = after_batch
+        self._health = health
         self._queue: list[_Write] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
         self.closing = False
 
     def start(self) -> None:
@@ -202,16 +220,12 @@ class _Writer:
         try:
             results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
-            if not self._failing:
-                self._failing = True
-                log.error("Redis unavailable: refusing writes until it is back (%s)", exc)
+            self._health.failed(exc)
             error = StoreError(f"Redis is unavailable ({exc})")
             for write in batch:
                 _finish(write, None, error)
             return
-        if self._failing:
-            self._failing = False
-            log.warning("Redis works again: taking writes")
+        self._health.works()
         position = 0
         for write in batch:
             mine = list(results[position : position + write.commands])
@@ -271,7 +285,8 @@ class RedisStore(Store):
         # Reads may be sent twice (a pooled connection Redis closed when it restarted);
         # writes never are: a write that may have gone through is refused, not repeated.
         self.reads: Any = connect(url, retries=1)
-        self._writer = _Writer(self.client, self._after_batch)
+        self.health = RedisHealth()
+        self._writer = _Writer(self.client, self._after_batch, self.health)
         self._assign = self.client.register_script(_ASSIGN)
         self._append = self.client.register_script(_APPEND)
         self._create_room = self.client.register_script(_CREATE_ROOM)

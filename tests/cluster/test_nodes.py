@@ -228,3 +228,32 @@ async def test_a_node_stops_when_redis_comes_back_without_what_it_sent(
     assert code == 1
     assert "lost acknowledged writes" in "".join(a.log)
     await alice.close()
+
+
+async def test_while_redis_is_down_writes_are_refused_and_memory_still_answers(
+    node: Nodes, redis_server: RedisServer
+) -> None:
+    a = await node()
+    alice = await registered(a.port, "alice", "x")
+    for i in range(3):
+        assert (await alice.request({"type": "say", "room": "x", "text": f"m{i}"}))["type"] == "ack"
+    await redis_server.stop()
+    refused = await alice.request({"type": "say", "room": "x", "text": "lost?"})
+    assert (refused["type"], refused["code"]) == ("error", "unavailable"), refused
+    topic = await alice.request({"type": "topic", "room": "x", "topic": "t"})
+    assert (topic["type"], topic["code"]) == ("error", "unavailable"), topic
+    # A join the node's memory can answer is answered; a page from Redis is refused.
+    assert await join_since(alice, "x", 1) == [2, 3]
+    page = await alice.request({"type": "history", "room": "x", "before": 2})
+    assert (page["type"], page["code"]) == ("error", "unavailable"), page
+    await asyncio.sleep(1.0 * UNIT)
+    await redis_server.start()
+    for _ in range(50):  # the node goes on by itself
+        reply = await alice.request({"type": "say", "room": "x", "text": "back"})
+        if reply["type"] == "ack":
+            break
+        await asyncio.sleep(0.1)
+    assert reply == {"type": "ack", "re": reply["re"], "seq": 4}  # the refused one took no seq
+    log = "".join(a.log)
+    assert log.count("Redis unavailable") == 1 and log.count("Redis works again") == 1, log
+    await alice.close()
