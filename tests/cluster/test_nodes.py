@@ -78,6 +78,10 @@ async def test_history_and_since_across_nodes(node: Nodes) -> None:
         assert reply == {"type": "ack", "re": reply["re"], "seq": i + 1}
     late = await registered(b.port, "bob")
     assert await join_since(late, "x", 9) == [10, 11, 12]
+    changed = await late.request({"type": "join", "room": "x", "changed_since": 10})
+    assert changed["type"] == "room", changed
+    history = await late.expect("history", room="x")
+    assert [m["seq"] for m in history["messages"]] == [11, 12]
     page = await late.request({"type": "history", "room": "x", "before": 5, "limit": 3})
     assert ([m["text"] for m in page["messages"]], page["more"]) == (["m2", "m3", "m4"], True)
     page = await late.request({"type": "history", "room": "x", "after": 10, "limit": 5})
@@ -95,6 +99,7 @@ async def test_a_killed_node_loses_nobody_a_line(node: Nodes) -> None:
     total = 120
     sending = asyncio.create_task(_send_all(writer, total))
     first = await messages(reader, "x", 30)
+    killed_at = asyncio.get_running_loop().time()
     a.process.kill()  # SIGKILL: no goodbye, no clean-up
     await a.wait()
     # The reader's own buffered lines are read to the end, as a client would.
@@ -108,10 +113,10 @@ async def test_a_killed_node_loses_nobody_a_line(node: Nodes) -> None:
         pass
     await reader.close()
     last = received[-1]
-    loop = asyncio.get_running_loop()
-    gone_by = loop.time() + 10.0
     left = await writer.expect("left", room="x", nick="reader", timeout=12.0)
-    assert loop.time() <= gone_by + 1.0, left  # within 10 s of the kill (1 s of slack)
+    took = asyncio.get_running_loop().time() - killed_at
+    print(f"the killed node's member left after {took:.1f} s")
+    assert took <= 10.0, left
     again = await open_client(b.port)
     welcome = await again.request({"type": "hello", "nick": "reader"})  # the nick is free
     assert welcome["type"] == "welcome", welcome
