@@ -37,6 +37,7 @@ from protocol import (
     Left,
     NickChanged,
     TopicChanged,
+    TypingNotice,
     format_ts,
     now_ms,
 )
@@ -218,6 +219,14 @@ class RedisPresence(Presence):
         event = {"k": "dm", "f": dm.sender, "u": dm.to, "t": dm.text, "ts": dm.ts, "n": self.node}
         if pair is not None and dm.seq is not None:
             event.update(pair=pair, seq=str(dm.seq))
+        self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
+
+    def typing(self, notice: TypingNotice, to: str | None) -> None:
+        event = {"k": "typing", "f": notice.sender, "s": notice.state, "n": self.node}
+        if notice.room is not None:
+            event["r"] = notice.room
+        if to is not None:
+            event["u"] = to
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
 
     def online(self, name: str, node: str) -> None:
@@ -431,6 +440,14 @@ class ClusterNode:
             hub.dm_from_elsewhere(dm, fields.get("pair"))
             return
         room = hub.rooms.get(fields.get("r", ""))
+        if kind == "typing":
+            if room is not None:
+                notice = TypingNotice(room=room.name, sender=fields["f"], state=fields["s"])
+                hub.typing_from_elsewhere(notice, room.members)
+            elif "u" in fields:
+                notice = TypingNotice(sender=fields["f"], state=fields["s"])
+                hub.typing_from_elsewhere(notice, hub.sessions_of(fields["u"]))
+            return
         ts = format_ts(now_ms())
         if kind == "topic" and room is not None:
             room.topic = fields["t"]

@@ -589,6 +589,10 @@ class ChatHub:
 
         self.store.append_dm(dm, pending, committed)
 
+    def sessions_of(self, nick: str) -> list[Peer]:
+        """This node's sessions of `nick` (none when it is not online here)."""
+        return list(self._online.get(nick.lower(), []))
+
     def dm_from_elsewhere(self, dm: DirectMessage, pair: str | None) -> None:
         """A DM another node sent: to this node's sessions of both ends; its seq is used."""
         if pair is not None and dm.seq is not None:
@@ -697,14 +701,24 @@ class ChatHub:
             room = self.joined_room(peer, room_name)
             targets: Iterable[Member] = room.members
             notice = TypingNotice(room=room.name, sender=peer.nick, state=state)
+            if room.remote:
+                self.presence.typing(notice, None)
         else:
             sessions = self._online.get((to or "").lower())
             if not sessions:
-                raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+                elsewhere = self.presence.online_elsewhere(to or "")
+                if elsewhere is None:
+                    raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
+                self.presence.typing(TypingNotice(sender=peer.nick, state=state), elsewhere)
+                return
             targets = tuple(sessions)
             notice = TypingNotice(sender=peer.nick, state=state)
+        self.typing_from_elsewhere(notice, targets)
+
+    def typing_from_elsewhere(self, notice: TypingNotice, targets: Iterable[Member]) -> None:
+        """Send a typing notice to `targets` granted `typing`, never to the sender's sessions."""
         out: Outgoing | None = None
-        sender = peer.nick.lower()
+        sender = notice.sender.lower()
         for member in targets:
             # Never to the sender's own sessions (an account's other terminals).
             if member.nick.lower() != sender and FEATURE_TYPING in member.features:

@@ -12,7 +12,7 @@ every node. The others publish what already happened here.
 
 from __future__ import annotations
 
-from protocol import DirectMessage
+from protocol import DirectMessage, TypingNotice
 
 __all__ = ["LocalPresence", "Presence"]
 
@@ -52,6 +52,10 @@ class Presence:
 
     def online_elsewhere(self, nick: str) -> str | None:
         """The name `nick` is online as on another node, or None."""
+        return None
+
+    def typing(self, notice: TypingNotice, to: str | None) -> None:
+        """A typing notice for a room with members elsewhere, or for `to` on another node."""
         return None
 
     def dm_sent(self, dm: DirectMessage, pair: str | None) -> None:

@@ -262,3 +262,23 @@ async def test_while_redis_is_down_writes_are_refused_and_memory_still_answers(
     log = "".join(a.log)
     assert log.count("Redis unavailable") == 1 and log.count("Redis works again") == 1, log
     await alice.close()
+
+
+async def test_typing_reaches_members_and_users_on_other_nodes(node: Nodes) -> None:
+    a, b = await node(), await node()
+    alice, bob = await open_client(a.port), await open_client(b.port)
+    for client, nick in ((alice, "alice"), (bob, "bob")):
+        welcome = await client.request({"type": "hello", "nick": nick, "features": ["typing"]})
+        assert "typing" in welcome["features"], welcome
+        reply = await client.request({"type": "join", "room": "x"})
+        assert reply["type"] == "room", reply
+    await alice.expect("joined", nick="bob")  # B's join reached A: x has members there
+    await alice.send({"type": "typing", "room": "x", "state": "active"})
+    notice = await bob.expect("typing", timeout=TIMEOUT)
+    assert (notice.get("room"), notice["from"], notice["state"]) == ("x", "alice", "active")
+    await bob.send({"type": "typing", "to": "alice", "state": "done"})
+    direct = await alice.expect("typing", timeout=TIMEOUT)
+    assert ("room" not in direct, direct["from"], direct["state"]) == (True, "bob", "done")
+    assert not [m for m in alice.seen if m.get("type") == "typing" and m["from"] == "alice"]
+    await alice.close()
+    await bob.close()
