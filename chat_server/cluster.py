@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from redis.exceptions import RedisError
 
 from protocol import (
+    AwayChanged,
     DirectMessage,
     ErrorCode,
     Joined,
@@ -145,6 +146,8 @@ class RedisPresence(Presence):
         self._upgrade = store.client.register_script(_UPGRADE)
         # Who is online on the other nodes: nick key -> (name, the nodes it is on).
         self.elsewhere: dict[str, tuple[str, set[str]]] = {}
+        # Away states on the other nodes: nick key -> node -> text.
+        self.away: dict[str, dict[str, str]] = {}
 
     async def claim(self, nick: str, account: bool) -> None:
         k = nick.lower()
@@ -221,6 +224,27 @@ class RedisPresence(Presence):
             event.update(pair=pair, seq=str(dm.seq))
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
 
+    def away_changed(self, nick: str, text: str | None) -> None:
+        event = {"k": "away", "u": nick, "t": text or "", "n": self.node}
+        self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
+
+    def away_elsewhere(self, nick: str) -> str | None:
+        """Away when every other node holding `nick` says so (the latest text)."""
+        k = nick.lower()
+        states = self.away.get(k)
+        holders = self.elsewhere.get(k, ("", set()))[1]
+        if not states or not holders or not holders <= states.keys():
+            return None
+        return next(reversed(states.values()))
+
+    def set_away(self, nick: str, node: str, text: str) -> None:
+        states = self.away.setdefault(nick.lower(), {})
+        states.pop(node, None)
+        if text:
+            states[node] = text
+        elif not states:
+            del self.away[nick.lower()]
+
     def typing(self, notice: TypingNotice, to: str | None) -> None:
         event = {"k": "typing", "f": notice.sender, "s": notice.state, "n": self.node}
         if notice.room is not None:
@@ -234,6 +258,11 @@ class RedisPresence(Presence):
         self.elsewhere[name.lower()] = (name, {*entry[1], node})
 
     def offline(self, nick_key: str, node: str) -> None:
+        states = self.away.get(nick_key)
+        if states is not None:
+            states.pop(node, None)
+            if not states:
+                del self.away[nick_key]
         entry = self.elsewhere.get(nick_key)
         if entry is not None:
             entry[1].discard(node)
@@ -440,6 +469,14 @@ class ClusterNode:
             hub.dm_from_elsewhere(dm, fields.get("pair"))
             return
         room = hub.rooms.get(fields.get("r", ""))
+        if kind == "away":
+            nick = fields["u"]
+            before = self.presence.away_elsewhere(nick)
+            self.presence.set_away(nick, str(node), fields["t"])
+            after = self.presence.away_elsewhere(nick)
+            if after != before:
+                self._tell_away(hub, nick, after)
+            return
         if kind == "typing":
             if room is not None:
                 notice = TypingNotice(room=room.name, sender=fields["f"], state=fields["s"])
@@ -473,6 +510,19 @@ class ClusterNode:
                     room.broadcast(Outgoing(Left(room=room.name, nick=nick, reason=reason, ts=ts)))
         elif kind == "nick":
             self._renamed(hub, fields["old"], fields["u"], str(node), ts)
+
+    def _tell_away(self, hub: ChatHub, nick: str, text: str | None) -> None:
+        """Members here sharing a room with `nick` (on another node) and granted `away`."""
+        out = Outgoing(AwayChanged(nick=nick, text=text))
+        told: set[Member] = set()
+        for room in hub.rooms:
+            if nick not in room.remote:
+                continue
+            room.seal()
+            for member in room.members:
+                if member not in told and "away" in member.features:
+                    told.add(member)
+                    member.send(out)
 
     def _renamed(self, hub: ChatHub, old: str, new: str, node: str, ts: str) -> None:
         out = Outgoing(NickChanged(old=old, new=new, ts=ts))

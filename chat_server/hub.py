@@ -659,11 +659,16 @@ class ChatHub:
 
     def away_in(self, room: Room) -> dict[str, str]:
         """The members of `room` who are away, with their texts."""
-        return {
+        away = {
             sessions[0].nick: text
             for key, text in self._away.items()
             if (sessions := self._online.get(key)) and any(s in room for s in sessions)
         }
+        for nick in room.remote:
+            text = self.presence.away_elsewhere(nick)
+            if text is not None and nick not in away:
+                away[nick] = text
+        return away
 
     def set_away(self, peer: Peer, text: str | None) -> None:
         key = peer.nick.lower()
@@ -684,6 +689,7 @@ class ChatHub:
             self._away[key] = after
         if after == before or not sessions:
             return
+        self.presence.away_changed(sessions[0].nick, after)
         out = Outgoing(AwayChanged(nick=sessions[0].nick, text=after))
         recipients: dict[Member, None] = {}
         for session in sessions:

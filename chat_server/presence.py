@@ -54,6 +54,14 @@ class Presence:
         """The name `nick` is online as on another node, or None."""
         return None
 
+    def away_changed(self, nick: str, text: str | None) -> None:
+        """`nick`'s away state on this node changed (None: here)."""
+        return None
+
+    def away_elsewhere(self, nick: str) -> str | None:
+        """`nick`'s away text as the other nodes holding it say (None: here, or unknown)."""
+        return None
+
     def typing(self, notice: TypingNotice, to: str | None) -> None:
         """A typing notice for a room with members elsewhere, or for `to` on another node."""
         return None

@@ -282,3 +282,25 @@ async def test_typing_reaches_members_and_users_on_other_nodes(node: Nodes) -> N
     assert not [m for m in alice.seen if m.get("type") == "typing" and m["from"] == "alice"]
     await alice.close()
     await bob.close()
+
+
+async def test_away_is_seen_from_other_nodes(node: Nodes) -> None:
+    a, b = await node(), await node()
+    alice, bob = await open_client(a.port), await open_client(b.port)
+    for client, nick in ((alice, "alice"), (bob, "bob")):
+        welcome = await client.request({"type": "hello", "nick": nick, "features": ["away"]})
+        assert "away" in welcome["features"], welcome
+        assert (await client.request({"type": "join", "room": "x"}))["type"] == "room"
+    await alice.expect("joined", nick="bob")  # each node knows the other's member
+    assert (await alice.request({"type": "away", "text": "lunch"}))["type"] == "ack"
+    changed = await bob.expect("away", nick="alice")
+    assert changed.get("text") == "lunch"
+    who = await bob.request({"type": "who", "room": "x"})
+    assert who["away"] == {"alice": "lunch"}, who
+    assert (await alice.request({"type": "away"}))["type"] == "ack"
+    back = await bob.expect("away", nick="alice")
+    assert back.get("text") is None
+    who = await bob.request({"type": "who", "room": "x"})
+    assert not who.get("away"), who
+    await alice.close()
+    await bob.close()
