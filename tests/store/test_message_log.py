@@ -101,14 +101,16 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         yield harness
     finally:
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-            await reader.aclose()
-        await store.close()
-        if redis is not None:
-            await redis.stop()
+        try:
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+                await reader.aclose()
+            await store.close()
+        finally:  # the redis-server is stopped whatever went wrong above
+            if redis is not None:
+                await redis.stop()
 
 
 async def test_seqs_follow_on_per_room_and_fan_out_in_order(harness: Harness) -> None:
