@@ -49,9 +49,6 @@ __all__ = [
 ]
 
 BLOCK = 1 << 20
-# How much a download may have buffered before aiohttp pauses the socket: with its
-# 64 KiB default the transport pauses and resumes reading many times per megabyte.
-READ_BUFSIZE = 4 << 20
 RETRIES = 5
 RETRY_DELAY = 0.2  # seconds, doubled after each failed attempt
 
@@ -248,7 +245,7 @@ async def download(
         raise FileTransferError(f"{dest} exists already")
     part = part_path(dest, file)
     delay = RETRY_DELAY
-    async with aiohttp.ClientSession(read_bufsize=READ_BUFSIZE) as session:
+    async with aiohttp.ClientSession() as session:
         for attempt in range(retries + 1):
             try:
                 hasher = await _fetch(session, file, part, progress, ssl)
