@@ -57,6 +57,7 @@ class ServerConfig:
     max_per_ip: int = 50
     max_rooms: int = 1_000  # rooms on the server; 0: unlimited
     max_rooms_per_client: int = 20  # rooms one connection may create; 0: unlimited
+    presence_limit: int = 1_000  # above this many members, joined/left go to their session only
     room_expiry: float = 300.0  # seconds an empty room without history or topic is kept
     tail_bytes: int = 32 << 20  # recent messages kept in memory, all rooms together
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses

@@ -235,8 +235,9 @@ class ChatHub:
         for name in sorted(peer.rooms):
             room = self.rooms.get(name)
             if room is not None:
+                crowded = self._crowded(room)  # counted with the leaver, before it goes
                 room.remove(peer)
-                if not self._other_session_in(peer, room):
+                if not crowded and not self._other_session_in(peer, room):
                     room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
                 self._expire_if_unused(room)
         peer.rooms.clear()
@@ -391,10 +392,19 @@ class ChatHub:
         room.add(peer)
         peer.rooms[room.name] = None
         joined = Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))
-        if self._other_session_in(peer, room):
+        if self._crowded(room) or self._other_session_in(peer, room):
             peer.send_message(joined)
         else:
             room.broadcast(Outgoing(joined))
+
+    def _crowded(self, room: Room) -> bool:
+        """More members than `--presence-limit`: joins and parts are not announced.
+
+        Members are counted as connections (an account in the room from two sessions
+        counts twice), which keeps the check O(1) on every join.
+        """
+        limit = self.config.presence_limit
+        return limit > 0 and len(room.members) > limit
 
     def _other_session_in(self, peer: Peer, room: Room) -> bool:
         if not peer.account:
@@ -404,7 +414,7 @@ class ChatHub:
     def part(self, peer: Peer, name: str, reason: str | None) -> None:
         room = self.joined_room(peer, name)
         left = Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms()))
-        if self._other_session_in(peer, room):
+        if self._crowded(room) or self._other_session_in(peer, room):
             room.seal()
             peer.send_message(left)
         else:
