@@ -281,6 +281,9 @@ class ChatHub:
         del self._online[old.lower()]
         self._online[key] = [peer]
         peer.nick = nick
+        for name in peer.rooms:
+            if (room := self.rooms.get(name)) is not None:
+                room.nick_changed()
         out = Outgoing(NickChanged(old=old, new=nick, ts=format_ts(now_ms())))
         for recipient in self._sharing_rooms_with(peer):
             recipient.send(out)

@@ -215,7 +215,9 @@ class JsonSession:
 
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
-        members = room.nicks if host in room else list(dict.fromkeys([*room.nicks, host.nick]))
+        members = room.nicks
+        if host not in room and not room.has_nick(host.nick):
+            members.append(host.nick)
         host.reply(
             RoomInfo(
                 room=room.name,

@@ -105,3 +105,22 @@ def test_the_flag_and_its_default() -> None:
     args = parse_serve_args(["--presence-limit", "3", "--no-tls", "--no-files"])
     assert args.config.presence_limit == 3
     assert parse_serve_args(["--no-tls"]).config.presence_limit == 1_000
+
+
+async def test_member_lists_follow_joins_parts_and_nick_changes(
+    start_server: StartServer, clients: Clients
+) -> None:
+    server = await start_server()
+    port = server.port
+    a = await clients.registered(port, "a", "r")
+    b = await clients.registered(port, "b", "r")
+    assert (await join(await clients.registered(port, "c"), "r", "c"))["members"] == ["a", "b", "c"]
+    await b.request({"type": "nick", "nick": "bee"})
+    who = await a.request({"type": "who", "room": "r"})
+    assert who["members"] == ["a", "bee", "c"]
+    await b.request({"type": "part", "room": "r"})
+    reply = await join(await clients.registered(port, "d"), "r", "d")
+    assert reply["members"] == ["a", "c", "d"]
+    await join(b, "r", "bee")
+    who = await a.request({"type": "who", "room": "r"})
+    assert who["members"] == ["a", "c", "d", "bee"]
