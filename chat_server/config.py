@@ -18,6 +18,7 @@ __all__ = [
     "FEATURE_TYPING",
     "MEMORY_DB",
     "ServerConfig",
+    "feature_set",
     "granted_features",
     "supported_features",
 ]
@@ -86,3 +87,16 @@ def supported_features(config: ServerConfig) -> tuple[str, ...]:
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
     """What `welcome` grants: requested and supported, in the server's order."""
     return grant(requested, supported)
+
+
+_FEATURE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def feature_set(granted: list[str]) -> frozenset[str]:
+    """`granted` as a frozenset shared by every connection granted the same features.
+
+    A frozenset is 216 bytes; thousands of idle connections need only a handful of them.
+    Granted features are a subset of the supported ones, so the cache stays small.
+    """
+    features = frozenset(granted)
+    return _FEATURE_SETS.setdefault(features, features)

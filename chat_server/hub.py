@@ -133,7 +133,7 @@ class ChatHub:
                 ErrorCode.AUTH_REQUIRED, f"{nick} is an account: give its account_password"
             )
         self._check_held(peer, key, nick)
-        self._online[key] = [peer]
+        self._online[nick if key == nick else key] = [peer]  # one string, not two, when equal
         peer.nick = nick
 
     async def login(self, peer: Peer, nick: str, password: str | None) -> None:
