@@ -18,6 +18,7 @@ __all__ = [
     "FEATURE_TYPING",
     "MEMORY_DB",
     "ServerConfig",
+    "feature_set",
     "granted_features",
     "supported_features",
 ]
@@ -57,6 +58,7 @@ class ServerConfig:
     max_per_ip: int = 50
     max_rooms: int = 1_000  # rooms on the server; 0: unlimited
     max_rooms_per_client: int = 20  # rooms one connection may create; 0: unlimited
+    presence_limit: int = 1_000  # above this many members, joined/left go to their session only
     room_expiry: float = 300.0  # seconds an empty room without history or topic is kept
     tail_bytes: int = 32 << 20  # recent messages kept in memory, all rooms together
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses
@@ -85,3 +87,16 @@ def supported_features(config: ServerConfig) -> tuple[str, ...]:
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
     """What `welcome` grants: requested and supported, in the server's order."""
     return grant(requested, supported)
+
+
+_FEATURE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def feature_set(granted: list[str]) -> frozenset[str]:
+    """`granted` as a frozenset shared by every connection granted the same features.
+
+    A frozenset is 216 bytes; thousands of idle connections need only a handful of them.
+    Granted features are a subset of the supported ones, so the cache stays small.
+    """
+    features = frozenset(granted)
+    return _FEATURE_SETS.setdefault(features, features)

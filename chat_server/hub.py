@@ -133,7 +133,7 @@ class ChatHub:
                 ErrorCode.AUTH_REQUIRED, f"{nick} is an account: give its account_password"
             )
         self._check_held(peer, key, nick)
-        self._online[key] = [peer]
+        self._online[nick if key == nick else key] = [peer]  # one string, not two, when equal
         peer.nick = nick
 
     async def login(self, peer: Peer, nick: str, password: str | None) -> None:
@@ -235,8 +235,9 @@ class ChatHub:
         for name in sorted(peer.rooms):
             room = self.rooms.get(name)
             if room is not None:
+                crowded = self._crowded(room)  # counted with the leaver, before it goes
                 room.remove(peer)
-                if not self._other_session_in(peer, room):
+                if not crowded and not self._other_session_in(peer, room):
                     room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
                 self._expire_if_unused(room)
         peer.rooms.clear()
@@ -280,6 +281,9 @@ class ChatHub:
         del self._online[old.lower()]
         self._online[key] = [peer]
         peer.nick = nick
+        for name in peer.rooms:
+            if (room := self.rooms.get(name)) is not None:
+                room.nick_changed()
         out = Outgoing(NickChanged(old=old, new=nick, ts=format_ts(now_ms())))
         for recipient in self._sharing_rooms_with(peer):
             recipient.send(out)
@@ -391,10 +395,19 @@ class ChatHub:
         room.add(peer)
         peer.rooms[room.name] = None
         joined = Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))
-        if self._other_session_in(peer, room):
+        if self._crowded(room) or self._other_session_in(peer, room):
             peer.send_message(joined)
         else:
             room.broadcast(Outgoing(joined))
+
+    def _crowded(self, room: Room) -> bool:
+        """More members than `--presence-limit`: joins and parts are not announced.
+
+        Members are counted as connections (an account in the room from two sessions
+        counts twice), which keeps the check O(1) on every join.
+        """
+        limit = self.config.presence_limit
+        return limit > 0 and len(room.members) > limit
 
     def _other_session_in(self, peer: Peer, room: Room) -> bool:
         if not peer.account:
@@ -404,7 +417,7 @@ class ChatHub:
     def part(self, peer: Peer, name: str, reason: str | None) -> None:
         room = self.joined_room(peer, name)
         left = Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms()))
-        if self._other_session_in(peer, room):
+        if self._crowded(room) or self._other_session_in(peer, room):
             room.seal()
             peer.send_message(left)
         else:

@@ -49,7 +49,7 @@ from protocol import (
     decode_client_line,
 )
 
-from .config import granted_features, supported_features
+from .config import feature_set, granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
@@ -99,7 +99,8 @@ class JsonSession:
         self._max_text = hub.config.max_text
         self._auth_failures = 0
         self._typing_interval = hub.config.typing_interval
-        self._last_active: dict[str, float] = {}  # typing target -> when `active` last went
+        # typing target -> when `active` last went; made by the first `typing`
+        self._last_active: dict[str, float] | None = None
         self._server_password_failed = False  # account logins are throttled, not closed
 
     def _refused(self, exc: ChatError, request_id: str | None) -> None:
@@ -170,7 +171,7 @@ class JsonSession:
         host = self._host
         host.registered = True
         granted = granted_features(message.features, supported_features(self._hub.config))
-        host.features = frozenset(granted)
+        host.features = feature_set(granted)
         host.reply(
             Welcome(
                 nick=host.nick,
@@ -215,7 +216,9 @@ class JsonSession:
 
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
-        members = room.nicks if host in room else list(dict.fromkeys([*room.nicks, host.nick]))
+        members = room.nicks
+        if host not in room and not room.has_nick(host.nick):
+            members.append(host.nick)
         host.reply(
             RoomInfo(
                 room=room.name,
@@ -295,17 +298,21 @@ class JsonSession:
             return True
         target = f"#{message.room}" if message.room is not None else (message.to or "").lower()
         now = time.monotonic()
-        last = self._last_active.get(target)
+        seen = self._last_active
+        if seen is None:
+            seen = self._last_active = {}
+        last = seen.get(target)
         if last is not None and now - last < self._typing_interval:
             return False
-        if len(self._last_active) >= TYPING_TARGETS:
-            self._forget_old_typing(now)
-        self._last_active[target] = now
+        if len(seen) >= TYPING_TARGETS:
+            seen = self._forget_old_typing(seen, now)
+        seen[target] = now
         return True
 
-    def _forget_old_typing(self, now: float) -> None:
+    def _forget_old_typing(self, seen: dict[str, float], now: float) -> dict[str, float]:
         interval = self._typing_interval
-        self._last_active = {t: at for t, at in self._last_active.items() if now - at < interval}
+        self._last_active = {t: at for t, at in seen.items() if now - at < interval}
+        return self._last_active
 
     async def _dm_history(self, message: GetHistory, with_: str) -> None:
         try:

@@ -51,6 +51,7 @@ class Room:
 
     __slots__ = (
         "_flusher",
+        "_nicks",
         "_tails",
         "assigned_seq",
         "batch",
@@ -82,22 +83,43 @@ class Room:
         self.creating = False  # the store has not confirmed this new room yet
         self.waiters: list[asyncio.Future[bool]] = []  # joiners waiting for that
         self._flusher = flusher
+        self._nicks: dict[str, None] | None = None  # members' nicks in join order, when known
 
     def __contains__(self, member: object) -> bool:
         return member in self.members
 
     @property
     def nicks(self) -> list[str]:
-        """Member nicks in join order, each once (an account may be in with several sessions)."""
-        return list(dict.fromkeys([member.nick for member in self.members]))
+        """Member nicks in join order, each once (an account may be in with several sessions).
+
+        A new list each time; the nicks behind it are kept between calls, so a room of
+        15,000 is not walked again for every join.
+        """
+        return list(self._nick_index())
+
+    def has_nick(self, nick: str) -> bool:
+        return nick in self._nick_index()
+
+    def _nick_index(self) -> dict[str, None]:
+        nicks = self._nicks
+        if nicks is None:
+            nicks = self._nicks = dict.fromkeys([member.nick for member in self.members])
+        return nicks
 
     def add(self, member: Member) -> None:
         self.seal()
         self.members[member] = None
+        if self._nicks is not None:
+            self._nicks[member.nick] = None  # a nick already in keeps its place
 
     def remove(self, member: Member) -> None:
         self.seal()
         self.members.pop(member, None)
+        self._nicks = None  # another session may hold the same nick: read them again
+
+    def nick_changed(self) -> None:
+        """A member's nick changed: read the nicks again."""
+        self._nicks = None
 
     def seal(self) -> None:
         """Start a new batch for the next broadcast (after a membership change or a direct send
