@@ -113,6 +113,15 @@ class Recorder:
     def download(self, name: str | None) -> None:
         self.calls.append(("download", name))
 
+    def register(self) -> None:
+        self.calls.append(("register", None))
+
+    def forget_typed(self) -> None:
+        self.calls.append(("forget", None))
+
+    def set_away(self, text: str | None) -> None:
+        self.calls.append(("away", text))
+
 
 @pytest.mark.parametrize(
     ("line", "call"),
@@ -132,6 +141,9 @@ class Recorder:
         ("/upload ~/My Files/report.pdf", ("upload", "~/My Files/report.pdf")),
         ("/download", ("download", None)),
         ("/save report.pdf", ("download", "report.pdf")),
+        ("/register", ("register", None)),
+        ("/away lunch, back at 2", ("away", "lunch, back at 2")),
+        ("/away", ("away", None)),
     ],
 )
 def test_the_command_table(line: str, call: tuple[str, object]) -> None:
@@ -156,6 +168,14 @@ def test_the_command_table(line: str, call: tuple[str, object]) -> None:
 def test_command_mistakes_say_what_to_type(line: str, error: str) -> None:
     with pytest.raises(commands.CommandError, match=error):
         commands.run(Recorder(), line)
+
+
+def test_a_password_typed_after_register_is_refused_and_forgotten() -> None:
+    recorder = Recorder()
+    with pytest.raises(commands.CommandError) as caught:
+        commands.run(recorder, "/register hunter22hunter")
+    assert "hunter22" not in str(caught.value)
+    assert recorder.calls == [("forget", None)]
 
 
 def test_plain_text_is_no_command() -> None:
