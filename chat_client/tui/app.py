@@ -141,6 +141,10 @@ class ChatApp(App[None]):
 
         self.push_screen(ConnectScreen(last, problem, self.options.lan), chosen)
 
+    def on_unmount(self) -> None:
+        if not self.quitting:
+            self.remember_rooms()  # closed some other way than /quit or Ctrl+Q
+
     # -- the network worker ----------------------------------------------------
 
     @work(exclusive=True, group="net")

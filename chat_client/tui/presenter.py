@@ -498,18 +498,14 @@ class Presenter:
         changes.rooms = True
         return changes
 
-    def seen(self, key: str) -> int | None:
-        """The user has seen the newest line of `key`: the seq to mark read on the
-        server, or None when the server has it already."""
+    def seen(self, key: str) -> bool:
+        """The user has seen the newest line of `key`; True if the server should be told
+        (`read_seq` is above the marker it has)."""
         conversation = self.conversations.by_key.get(key)
         if conversation is None:
-            return None
+            return False
         conversation.mark_read()
-        newest = conversation.read_seq
-        if newest > conversation.synced_seq:
-            conversation.synced_seq = newest
-            return newest
-        return None
+        return conversation.read_seq > conversation.synced_seq
 
     def blurred(self) -> Changes:
         """The terminal lost focus: the line in view goes where reading stopped."""

@@ -226,9 +226,9 @@ class ChatScreen(Screen[None]):
         key = self.presenter.conversations.current
         if key is None or not self.app.app_focus or not self.log_view.following:
             return
-        if self.presenter.seen(key) is not None:
+        if self.presenter.seen(key):
             self._draw_rooms()
-        self._sync_read_soon()
+            self._sync_read_soon()
 
     def _sync_read_soon(self) -> None:
         if not self._read_sync_due:
