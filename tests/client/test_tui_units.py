@@ -290,3 +290,26 @@ def test_upload_completes_paths_and_folders_take_no_space() -> None:
     assert deeper is not None and deeper.text == "/upload reports/q1.csv "
     nick = c.complete("re", 2)
     assert nick is not None and nick.text == "rex: "  # not a path outside /upload
+
+
+def test_the_keychain_says_when_there_is_no_keyring_and_keeps_nothing() -> None:
+    from chat_client.tui import keychain
+
+    with pytest.raises(keychain.KeychainUnavailable, match="no system keyring"):
+        keychain.save("h", 7777, "alice", "correct horse")
+    assert keychain.load("h", 7777, "alice") is None
+    keychain.forget("h", 7777, "alice")  # nothing to do, no error
+
+
+def test_the_keychain_keeps_one_password_per_server_and_nick() -> None:
+    from chat_client.tui import keychain
+
+    from .memory_keyring import memory_keyring
+
+    with memory_keyring() as kept:
+        keychain.save("h", 7777, "Alice", "correct horse")
+        assert keychain.load("h", 7777, "alice") == "correct horse"
+        assert keychain.load("h", 7778, "alice") is None
+        keychain.forget("h", 7777, "alice")
+        assert kept.passwords == {}
+        keychain.forget("h", 7777, "alice")  # twice is fine
