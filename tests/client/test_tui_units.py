@@ -313,3 +313,22 @@ def test_the_keychain_keeps_one_password_per_server_and_nick() -> None:
         keychain.forget("h", 7777, "alice")
         assert kept.passwords == {}
         keychain.forget("h", 7777, "alice")  # twice is fine
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown", "cells"),
+    [
+        ("❤️ ok", "❤ ok", 4),  # tmux 3.3 draws ❤️ in 1 cell, Rich counted 2
+        ("👍🏽 yes", "👍 yes", 6),  # tmux: 4 cells, Rich: 2
+        ("שלום עולם", "שלום עולם", 9),
+        ("a\u202eevil\u202c b", "a\ufffdevil\ufffd b", 9),  # no reordering of what follows
+        ("中文 ok", "中文 ok", 7),
+    ],
+)
+def test_display_text_has_one_width_in_every_terminal(sent: str, shown: str, cells: int) -> None:
+    from rich.cells import cell_len
+
+    from chat_client.tui.text import literal, visible
+
+    assert visible(sent) == shown
+    assert cell_len(shown) == cells == literal(sent).cell_length

@@ -429,6 +429,14 @@ class ChatScreen(Screen[None]):
         below = f"{event.unseen} new below" if event.unseen else "scrolled up"
         more.update(Content.styled(f"── {below} · Ctrl+End or click for the newest ──", "bold"))
 
+    @on(events.TextSelected)
+    def _copy_selection(self) -> None:
+        """A mouse selection in the log goes to the clipboard, as in a terminal."""
+        text = self.get_selected_text()
+        if text:
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {len(text):,} characters", timeout=2, markup=False)
+
     @on(events.Click, "#more")
     def _more_clicked(self) -> None:
         self.action_bottom()

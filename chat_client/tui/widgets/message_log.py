@@ -8,6 +8,11 @@ not, it counts what arrived below. Day separators are derived from the entries
 themselves, so pages of older history can never add a second one for a day.
 A "read up to here" line follows the last entry at or below the read marker
 when a message comes after it (`set_read_line`).
+
+Text can be selected with the mouse, as in Textual's own `Log`: every strip
+carries its line and column offsets, the selected span is drawn in the
+screen's selection style, and `get_selection` returns the plain text of the
+lines as shown (the chat screen copies it to the clipboard).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
+from textual.style import Style
 
 from ..conversations import MAX_ENTRIES
 from ..entries import Entry
@@ -321,17 +328,35 @@ class MessageLog(ScrollView, can_focus=False):
     def _by_user(self) -> bool:
         return time.monotonic() - self._user_scrolled < USER_SCROLL_WINDOW
 
+    # -- selection -------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text, as the lines are shown (times, nicks and all)."""
+        return selection.extract("\n".join(self.plain_lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._strips.clear()
+        self.refresh()
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         if index >= self.line_count:
             return Strip.blank(width, self.rich_style)
+        selection = self.text_selection
+        span = selection.get_span(index) if selection is not None else None
         key = (index, width)
-        strip = self._strips.get(key)
+        strip = self._strips.get(key) if span is None else None
         if strip is None:
             n = len(self._lines)
             line = self._lines[index] if index < n else self._tail[index - n]
+            if span is not None:
+                start, end = span
+                style = Style.from_styles(self.screen.get_component_styles("screen--selection"))
+                line = line.stylize(style, start, len(line.plain) if end == -1 else end)
             segments = line.render_segments(self.visual_style)
             strip = Strip(segments, line.cell_length).crop_extend(0, width, self.rich_style)
-            self._strips[key] = strip
+            strip = strip.apply_offsets(0, index)  # where a mouse press starts a selection
+            if span is None:
+                self._strips[key] = strip
         return strip
