@@ -404,7 +404,6 @@ class ChatApp(App[None]):
         if isinstance(event, events.Key):
             self._last_key = time.monotonic()
             if self.auto_away:
-                self.auto_away = False
                 self.chat.set_away(None)
         await super().on_event(event)
 
@@ -419,8 +418,7 @@ class ChatApp(App[None]):
             or idle < self.options.auto_away * 60
         ):
             return
-        self.auto_away = True
-        self.chat.set_away(AUTO_AWAY_TEXT)
+        self.chat.set_away(AUTO_AWAY_TEXT, auto=True)
 
     # -- leaving -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from chat_client.tui.screens import ConnectScreen
 from chat_client.tui.screens.account import PasswordScreen, RegisterScreen
 from chat_client.tui.widgets import MemberList, RoomList
 from chat_server.server import ChatServer
-from tests.support import LineClient, open_client, registered
+from tests.support import TIMEOUT, LineClient, make_config, open_client, registered, run_command
 
 from .memory_keyring import memory_keyring
 from .tui_support import (
@@ -282,3 +282,43 @@ async def test_away_members_are_dimmed_and_auto_away_comes_back_on_a_key(
         await bob.request({"type": "away"})
         await until(pilot, lambda: members.away_text("bob") is None, "bob back")
     await bob.close()
+
+
+async def test_a_password_changed_meanwhile_brings_the_prompt_back(tmp_path: Path) -> None:
+    """After /register the reconnects log in with the password; once it is reset on the
+    server, the next reconnect opens the prompt, which says so, and the new one works."""
+    db = str(tmp_path / "h.db")
+    server = ChatServer(make_config(db_path=db))
+    await server.start()
+    port = server.port
+    try:
+        app = make_app(port, "alice", "lobby")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, joined(app, "lobby"), "the join")
+            await type_line(pilot, "/register")
+            await until(pilot, showing(app, RegisterScreen, "#new-password"), "the prompt")
+            await pilot.press(*PASSWORD, "enter", *PASSWORD, "enter")
+            await until(pilot, lambda: "is now an account" in log_text(app), "the ack")
+            await server.close()
+            await until(pilot, lambda: not joined(app, "lobby")(), "the drop")
+            server = ChatServer(make_config(db_path=db, port=port))
+            await server.start()
+            await until(pilot, joined(app, "lobby"), "the reconnect with the password")
+            await server.close()
+            code, _, err = await run_command(
+                "accounts", "reset-password", "alice", "--db", db, stdin=b"battery staple\n"
+            )
+            assert code == 0, err
+            server = ChatServer(make_config(db_path=db, port=port))
+            await server.start()
+            await until(
+                pilot,
+                lambda: "wrong account password" in shown(app, "#account-problem"),
+                "the prompt after the reconnect",
+                timeout=3 * TIMEOUT,
+            )
+            await pilot.press(*"battery staple", "enter")
+            await until(pilot, joined(app, "lobby"), "logged in with the new password")
+            assert "battery" not in log_text(app)
+    finally:
+        await server.close()

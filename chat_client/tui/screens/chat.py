@@ -50,7 +50,7 @@ PARTIAL_TAIL = 200  # entries shown meanwhile
 ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one go
-DM_PAGE = 100  # stored DMs fetched per conversation at start
+DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
@@ -291,20 +291,23 @@ class ChatScreen(Screen[None]):
                 after = page.messages[-1].seq
         self.chat_app.remember_rooms()
 
-    def set_away(self, text: str | None) -> None:
+    def set_away(self, text: str | None, *, auto: bool = False) -> None:
         """`/away [TEXT]` (and auto-away): be away with TEXT, or back without it."""
+        self.chat_app.auto_away = auto and text is not None
         client = self._need_client()
         if client is not None:
-            self._set_away(client, text)
+            self._set_away(client, text, auto)
 
     @work(group="away")
-    async def _set_away(self, client: ChatClient, text: str | None) -> None:
+    async def _set_away(self, client: ChatClient, text: str | None, auto: bool) -> None:
         if not await self._request(client.away(text)):
             return
         status = self.presenter.status
         was_away, status.away = status.away is not None, text or None
         self.query_one("#status", StatusBar).show_status(status)
-        if text:
+        if text and auto:
+            self.notice(f"you are away ({text}): any key brings you back")
+        elif text:
             self.notice(f"you are away: {text} (/away alone: back)")
         elif was_away:
             self.notice("you are back")
