@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input
@@ -322,3 +323,21 @@ async def test_a_password_changed_meanwhile_brings_the_prompt_back(tmp_path: Pat
             assert "battery" not in log_text(app)
     finally:
         await server.close()
+
+
+async def test_type_ahead_in_the_register_prompt_lands_in_the_next_field(
+    server: ChatServer,
+) -> None:
+    """Keys that arrive in one read ("pw⏎pw⏎", a fast typist or a paste) are not all
+    put in the first field: what follows Enter goes to the second one."""
+    app = make_app(server.port, "alice", "lobby")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        await type_line(pilot, "/register")
+        await until(pilot, showing(app, RegisterScreen, "#new-password"), "the prompt")
+        burst = [*PASSWORD, "enter", *PASSWORD, "enter"]
+        for key in burst:  # queued together, as one read of the terminal delivers them
+            character = key if len(key) == 1 else ("\r" if key == "enter" else None)
+            name = "space" if key == " " else key
+            app.post_message(events.Key(name, character))
+        await until(pilot, lambda: "is now an account" in log_text(app), "the ack")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,7 +23,7 @@ from protocol.limits import MAX_ACCOUNT_PASSWORD, MIN_ACCOUNT_PASSWORD
 
 from ..text import literal
 
-__all__ = ["AccountLogin", "PasswordScreen", "RegisterScreen", "password_problem"]
+__all__ = ["AccountLogin", "MaskedInput", "PasswordScreen", "RegisterScreen", "password_problem"]
 
 KEYRING_LABEL = "Remember it in the system keyring"
 _PASSWORD: TypeAdapter[str] = TypeAdapter(AccountPassword)
@@ -46,6 +46,35 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+class MaskedInput(Input):
+    """A password field; with `then`, Enter moves on to that field, and keys that
+    came in the same read as the Enter (a fast typist, a paste) follow it there
+    instead of staying in this field."""
+
+    def __init__(self, *, id: str, then: str | None = None) -> None:
+        super().__init__(password=True, id=id, compact=True)
+        self._then = then
+        self._handoff: Input | None = None
+
+    async def _on_key(self, event: events.Key) -> None:
+        if self._handoff is not None:  # queued behind the Enter: the next field's
+            event.stop()
+            event.prevent_default()
+            self._handoff.post_message(events.Key(event.key, event.character))
+            return
+        if event.key == "enter" and self._then is not None:
+            event.stop()
+            event.prevent_default()
+            self._handoff = self.screen.query_one(f"#{self._then}", Input)
+            self._handoff.focus()
+            self.call_later(self._handed_off)  # runs after the keys queued now
+            return
+        await super()._on_key(event)
+
+    def _handed_off(self) -> None:
+        self._handoff = None
+
+
 class PasswordScreen(ModalScreen[AccountLogin | None]):
     """`nick` is an account: ask for its password. None: the user wants another nick."""
 
@@ -64,7 +93,7 @@ class PasswordScreen(ModalScreen[AccountLogin | None]):
                 literal(f"{self._nick} is an account on {self._where}. Its password:"),
                 id="account-title",
             )
-            yield Input(password=True, id="account-password", compact=True)
+            yield MaskedInput(id="account-password")
             yield Checkbox(KEYRING_LABEL, self._remember, id="keyring", compact=True)
             yield Static(literal(self._problem or ""), id="account-problem")
             with Horizontal(classes="account-buttons"):
@@ -117,9 +146,9 @@ class RegisterScreen(ModalScreen[AccountLogin | None]):
                 id="register-title",
             )
             yield Label("Password")
-            yield Input(password=True, id="new-password", compact=True)
+            yield MaskedInput(id="new-password", then="new-password-again")
             yield Label("The same again")
-            yield Input(password=True, id="new-password-again", compact=True)
+            yield MaskedInput(id="new-password-again")
             yield Checkbox(KEYRING_LABEL, False, id="keyring", compact=True)
             yield Static("", id="register-problem")
             with Horizontal(classes="account-buttons"):
@@ -128,11 +157,6 @@ class RegisterScreen(ModalScreen[AccountLogin | None]):
 
     def on_mount(self) -> None:
         self.query_one("#new-password", Input).focus()
-
-    @on(Input.Submitted, "#new-password")
-    def _next(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.query_one("#new-password-again", Input).focus()
 
     @on(Input.Submitted, "#new-password-again")
     @on(Button.Pressed, "#register")
