@@ -93,7 +93,7 @@ class ConnectScreen(Screen[ConnectRequest]):
                 select_on_focus=False,
                 compact=True,
             )
-            yield Label("Password (if the server has one)")
+            yield Label("Server password (if it has one)")
             yield Input(
                 last.password or "",
                 password=True,
