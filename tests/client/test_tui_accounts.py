@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, Input
 
 from chat_client import ChatClient
-from chat_client.settings import load_config
+from chat_client.settings import ClientConfig, Profile, load_config, save_config
 from chat_client.tui.app import ChatApp
 from chat_client.tui.render import READ_LINE
 from chat_client.tui.screens import ConnectScreen
@@ -341,3 +341,21 @@ async def test_type_ahead_in_the_register_prompt_lands_in_the_next_field(
             name = "space" if key == " " else key
             app.post_message(events.Key(name, character))
         await until(pilot, lambda: "is now an account" in log_text(app), "the ack")
+
+
+async def test_a_remembered_dm_partner_with_no_account_any_more_is_dropped(
+    server: ChatServer,
+) -> None:
+    await make_account(server.port, "alice")
+    await make_account(server.port, "bob")
+    config = ClientConfig()
+    config.set_profile(
+        "127.0.0.1", server.port, "alice", Profile(rooms=["lobby"], dms=["bob", "zed"])
+    )
+    save_config(config)
+    app = account_app(server.port, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the login")
+        conversations = app.presenter.conversations
+        await until(pilot, lambda: "@zed" not in conversations, "zed's conversation dropped")
+        assert "@bob" in conversations  # an account: kept, though nothing was said yet

@@ -93,6 +93,7 @@ class ChatScreen(Screen[None]):
         self.completer = Completer(self._nick_candidates, self._room_candidates, complete_path)
         self.downloads: Path | None = None  # None: the platform's downloads directory
         self._read_sync_due = False
+        self._dms_fetched = False  # the DMs remembered from the last run were fetched once
         self._dm_keys: frozenset[str] = frozenset()  # DM conversations last remembered
 
     @property
@@ -273,6 +274,7 @@ class ChatScreen(Screen[None]):
     @work(group="dms")
     async def _fetch_dms(self, client: ChatClient) -> None:
         """Every DM conversation: its newest stored page, or what came after the newest shown."""
+        first, self._dms_fetched = not self._dms_fetched, True
         for conversation in self.presenter.conversations:
             if conversation.is_room:
                 continue
@@ -283,8 +285,16 @@ class ChatScreen(Screen[None]):
                         page = await client.dm_history(conversation.name, limit=DM_PAGE)
                     else:
                         page = await client.dm_history(conversation.name, after=after)
+                except RequestError as exc:
+                    # At start the empty DM conversations are the remembered ones: one
+                    # whose partner is no account any more (deleted) is dropped.
+                    gone = exc.code is ErrorCode.NO_SUCH_USER and not conversation.entries
+                    if gone and first and conversation.key != self.presenter.conversations.current:
+                        self.presenter.conversations.remove(conversation.key)
+                        self._draw_rooms()
+                    break  # a guest (their DMs are not stored), or no account any more
                 except ChatClientError:
-                    break  # a guest (not stored), or the connection dropped
+                    break  # the connection dropped: the next Connected fetches again
                 self.render_changes(self.presenter.dm_page(page))
                 if after is None or not page.more or not page.messages:
                     break
