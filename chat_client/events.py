@@ -61,6 +61,7 @@ class Connected:
     motd: str
     rooms: tuple[str, ...]  # every room that exists on the server
     features: frozenset[str] = frozenset()  # version-2 features the server granted
+    account: bool = False  # version 2: the nick is a logged-in account
 
 
 @dataclass(frozen=True, slots=True)

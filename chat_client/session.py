@@ -493,7 +493,12 @@ class ClientSession:
         self.features = frozenset(welcome.features or ())
         self._events.append(
             Connected(
-                welcome.nick, self.server_name, self.motd, tuple(welcome.rooms), self.features
+                welcome.nick,
+                self.server_name,
+                self.motd,
+                tuple(welcome.rooms),
+                self.features,
+                account=welcome.account,
             )
         )
         for room in list(self.tracker.rooms):
