@@ -722,14 +722,28 @@ class ChatHub:
     async def changed_since(self, room: Room, rev: int, limit: int) -> Result:
         """`changed_since`: messages changed after `rev`, in rev order, each once.
 
-        A message committed but not yet broadcast is left out (its `message` follows,
-        and `more` says to page on); a change committed but not yet broadcast may
-        already show in the page, so its event can follow with a rev the page had.
+        The page joins the live stream the way a resuming client needs: it stops
+        before the first message whose latest change is committed but not yet
+        broadcast (its event follows; the next page lists it), and says `more`
+        when anything was broadcast while the store was read (the read may not
+        show it, and a joiner was not a member yet). So paging on from the last
+        rev of the pages misses no change and the live events that follow are
+        all newer than it.
         """
-        page = await self.store.changed_since(room.name, rev, limit)
-        delivered = room.delivered_seq
-        messages = [m for m in page.messages if m.seq <= delivered]
-        return Result(room, messages, page.more or len(messages) < len(page.messages))
+        for _ in range(3):
+            before = room.delivered_rev
+            page = await self.store.changed_since(room.name, rev, limit)
+            delivered = room.delivered_rev
+            messages: list[StoredMessage] = []
+            for message in page.messages:
+                if message.rev > delivered:
+                    break
+                messages.append(message)
+            unsure = delivered != before or len(messages) < len(page.messages)
+            if messages or not unsure:
+                return Result(room, messages, page.more or unsure)
+            await self._synced()  # nothing safe to show yet: let the commits land
+        return Result(room, [], True)
 
     def summaries(self) -> list[RoomSummary]:
         return [

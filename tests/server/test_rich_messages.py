@@ -216,7 +216,7 @@ async def test_text_mode_commands_and_lines(start_server: StartServer, clients: 
     text = await clients.connect(server.port)
     await text.send_raw(b"carol\n")
     await text.send_raw(b"hello there\n")
-    said = await alice.expect("message", **{"from": "carol"})
+    said = await alice.expect("message", text="hello there")
     assert said["text"] == "hello there"
     seq = said["seq"]
     await text.send_raw(f"/edit {seq} hello world\n".encode())
