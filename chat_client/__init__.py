@@ -15,6 +15,7 @@ from .events import (
     RequestError,
     RoundTrip,
 )
+from .message_view import MessageView
 
 __all__ = [
     "ChatClient",
@@ -26,6 +27,7 @@ __all__ = [
     "Disconnected",
     "Lagged",
     "MessageUpdated",
+    "MessageView",
     "NotConnectedError",
     "RequestError",
     "RoundTrip",

@@ -96,7 +96,9 @@ async def test_twenty_distinct_reactions_then_limit_reached(
     alice = await member(clients, server.port, "alice")
     await alice.request({"type": "say", "room": "lobby", "text": "react to me"})
     for n in range(20):
-        reply = await alice.request({"type": "react", "room": "lobby", "seq": 1, "emoji": f":e{n}:"})
+        reply = await alice.request(
+            {"type": "react", "room": "lobby", "seq": 1, "emoji": f":e{n}:"}
+        )
         assert reply["type"] == "ack"
     refused = await alice.request({"type": "react", "room": "lobby", "seq": 1, "emoji": ":e20:"})
     assert refused["code"] == "limit_reached"
