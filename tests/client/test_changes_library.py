@@ -165,15 +165,18 @@ async def resume_after_missed_changes(alice: ChatClient, relay: Cutter, bob: Lin
     await bob.request({"type": "say", "room": "lobby", "text": "while away"})
     relay.open = True
 
+    connected = asyncio.Event()
+
     def resumed(event: object, _view: MessageView) -> bool:
+        if isinstance(event, Connected):
+            connected.set()
         return isinstance(event, ChatMessage) and event.text == "after"
 
     # once alice is back, one live change and one live message
     events: list[object] = []
 
     watcher = asyncio.create_task(drain_until(alice, view, resumed, events))
-    while not any(isinstance(e, Connected) for e in events) and not watcher.done():
-        await asyncio.sleep(0.02)
+    await asyncio.wait_for(connected.wait(), TIMEOUT)
     await bob.request({"type": "react", "room": "lobby", "seq": 3, "emoji": "✅"})
     await bob.request({"type": "say", "room": "lobby", "text": "after"})
     await watcher
