@@ -47,8 +47,8 @@ Rules:
 8. Changes (version 2): a room whose messages carry `rev` is rejoined with
    `changed_since` = the highest rev seen instead of `since`; the pages (and
    `history {changed_since}` pages while `more`) are gathered, then delivered as
-   the new messages (`ChatMessage`, in seq order) and the current state of older
-   messages that changed (`MessageUpdated`), then what waited meanwhile. Live
+   the current state of older messages that changed (`MessageUpdated`), the new
+   messages (`ChatMessage`, in seq order), then what waited meanwhile. Live
    `edited`, `deleted` and `reaction` events at or below the highest rev seen are
    dropped (already shown), so nothing is missed and nothing comes twice.
 """
@@ -746,8 +746,8 @@ class ClientSession:
             return
         fresh, changed, waited = self.tracker.resumed(room, join.pages)
         join.pages = []
-        self._events.extend(fresh)
         self._events.extend(MessageUpdated(message) for message in changed)
+        self._events.extend(fresh)
         self._events.extend(waited)
         join.replayed += fresh + [m for m in waited if isinstance(m, ChatMessage)]
         self._join_done(room, join)

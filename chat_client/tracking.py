@@ -104,7 +104,8 @@ class RoomTracker:
         """A `changed_since` replay is complete (every page of it, in rev order).
 
         Returns the new messages (above the last seq, in seq order), the current
-        state of older messages that changed (each once, in rev order), and what
+        state of older messages that changed (each once, in rev order; the caller
+        delivers these first), and what
         waited meanwhile (messages and changes not already covered, in arrival order).
         """
         state = self.joined(room)
