@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -37,10 +37,10 @@ from .errors import ChatError
 from .outbox import Outgoing
 from .policy import Authors, may_delete, may_edit
 from .rooms import Room
-from .store import StoredMessage
+from .store import Store, StoredMessage
 
 if TYPE_CHECKING:
-    from .hub import ChatHub, Peer
+    from .files.sharing import FileSharing
 
 __all__ = ["MessageChanges"]
 
@@ -50,10 +50,42 @@ Pending = Awaitable[None] | None
 _UNAVAILABLE = "the history store cannot take writes now, so the change was not stored; try again"
 
 
+class Peer(Protocol):
+    """The connection asking for a change (the hub's `Peer`, as far as changes need it)."""
+
+    nick: str
+    account: bool
+    closed: bool
+    features: frozenset[str]
+
+    def send_message(self, message: BaseModel) -> None: ...
+
+    def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
+
+
+class Hub(Protocol):
+    """What changes need of the `ChatHub` (a protocol: the hub imports this module)."""
+
+    store: Store
+    files: FileSharing | None
+
+    def joined_room(self, peer: Any, name: str) -> Room: ...
+
+    def say(
+        self,
+        peer: Any,
+        name: str,
+        text: str,
+        action: bool,
+        request_id: str | None,
+        reply_to: int | None = None,
+    ) -> None: ...
+
+
 class MessageChanges:
     """Edits, deletes and reactions of one server's room messages."""
 
-    def __init__(self, hub: ChatHub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self.authors = Authors()
 
