@@ -50,9 +50,11 @@ class StoreError(Exception):
     """The store cannot be opened or used (a clear message for the person running the server)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredMessage:
-    """One room message as it is kept."""
+    """One room message as it is kept: never changed in place (a change makes a new one,
+    see `edit`, `erase`, `react`). Not frozen: a frozen dataclass's `__init__` costs a
+    `object.__setattr__` call per field, and one is built per `say`."""
 
     room: str
     seq: int
