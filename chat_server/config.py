@@ -81,7 +81,16 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    return (Feature.ACCOUNTS, FEATURE_TYPING, Feature.READ, *files, Feature.AWAY)
+    return (
+        Feature.ACCOUNTS,
+        Feature.REPLY,
+        Feature.EDIT,
+        Feature.REACT,
+        FEATURE_TYPING,
+        Feature.READ,
+        *files,
+        Feature.AWAY,
+    )
 
 
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:

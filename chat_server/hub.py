@@ -47,6 +47,7 @@ from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 from .account_store import DmPage, StoredDm, pair_key
 from .accounts import Accounts
 from .auth import AuthThrottle
+from .changes import MessageChanges
 from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
 from .outbox import Flusher, Outgoing
@@ -104,6 +105,7 @@ class ChatHub:
         self._auth = AuthThrottle(config.auth_delay)
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
         self.files: FileSharing | None = None  # set when the files listener runs
+        self.changes = MessageChanges(self)  # replies, edits, deletes, reactions
 
     # -- registration ---------------------------------------------------------
 
@@ -242,6 +244,7 @@ class ChatHub:
                 self._expire_if_unused(room)
         peer.rooms.clear()
         key = peer.nick.lower()
+        self.changes.authors.forget(peer)
         if self.files is not None:
             self.files.forget(peer)
         sessions = self._online.get(key)
@@ -311,7 +314,9 @@ class ChatHub:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in #{name}")
         return room
 
-    def join(self, peer: Peer, name: str, since: int | None) -> Result | Awaitable[Result]:
+    def join(
+        self, peer: Peer, name: str, since: int | None, changed_since: int | None = None
+    ) -> Result | Awaitable[Result]:
         """Start a join: the history the joiner gets. Then send it, then call `enter`.
 
         A new room exists once the store has confirmed it; until then its joiners
@@ -322,6 +327,8 @@ class ChatHub:
             room = self._create_room(peer, name)
         if room.creating:
             return self._join_when_created(peer, room, since)
+        if changed_since is not None:
+            return self.changed_since(room, changed_since, REPLAY_MAX)
         if since is None:
             latest = room.tail_latest(JOIN_HISTORY)
             if latest is not None:
@@ -445,14 +452,35 @@ class ChatHub:
                 self.rooms.discard(room)
                 self.store.delete_room(room.name)
 
-    def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
+    def say(
+        self,
+        peer: Peer,
+        name: str,
+        text: str,
+        action: bool,
+        request_id: str | None,
+        reply_to: int | None = None,
+    ) -> None:
+        """Send a room message (`reply_to` already checked: see `MessageChanges.say`)."""
         room = self.joined_room(peer, name)
-        message = StoredMessage(name, room.next_seq(), peer.nick, text, action, now_ms())
+        author = self.changes.authors.of(peer)
+        message = StoredMessage(
+            name,
+            room.next_seq(),
+            peer.nick,
+            text,
+            action,
+            now_ms(),
+            None,
+            room.next_rev(),
+            reply_to,
+            author=author,
+        )
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
                 log.debug("could not store message %s/%d: %s", name, message.seq, error)
-                room.commit_failed(message.seq)
+                room.commit_failed(message.seq, message.rev)
                 _reply_error(peer, request_id, _UNAVAILABLE.format(what="the message"))
                 return
             room.delivered(message)
@@ -656,12 +684,23 @@ class ChatHub:
             done(None, None)
             return
         target = self.existing_room(room)
-        message = StoredMessage(room, target.next_seq(), sender, text, False, now_ms(), file)
+        author = f"account:{sender.lower()}" if self.accounts.is_account(sender) else ""
+        message = StoredMessage(
+            room,
+            target.next_seq(),
+            sender,
+            text,
+            False,
+            now_ms(),
+            file,
+            target.next_rev(),
+            author=author,
+        )
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
                 log.debug("could not store message %s/%d: %s", room, message.seq, error)
-                target.commit_failed(message.seq)
+                target.commit_failed(message.seq, message.rev)
                 done(None, error)
                 return
             done(message.seq, None)  # the files index links the message before anyone sees it
@@ -684,8 +723,40 @@ class ChatHub:
             session.send(out)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
-        """Messages read back, with the files they share as those stand now (`expired`)."""
-        return messages if self.files is None else self.files.with_files(messages)
+        """Messages read back, with the files they share as those stand now (`expired`).
+
+        A deleted message shares nothing any more.
+        """
+        if self.files is None:
+            return messages
+        attached = self.files.with_files(messages)
+        return [m if m.deleted else a for m, a in zip(messages, attached, strict=True)]
+
+    async def changed_since(self, room: Room, rev: int, limit: int) -> Result:
+        """`changed_since`: messages changed after `rev`, in rev order, each once.
+
+        The page joins the live stream the way a resuming client needs: it stops
+        before the first message whose latest change is committed but not yet
+        broadcast (its event follows; the next page lists it), and says `more`
+        when anything was broadcast while the store was read (the read may not
+        show it, and a joiner was not a member yet). So paging on from the last
+        rev of the pages misses no change and the live events that follow are
+        all newer than it.
+        """
+        for _ in range(3):
+            before = room.delivered_rev
+            page = await self.store.changed_since(room.name, rev, limit)
+            delivered = room.delivered_rev
+            messages: list[StoredMessage] = []
+            for message in page.messages:
+                if message.rev > delivered:
+                    break
+                messages.append(message)
+            unsure = delivered != before or len(messages) < len(page.messages)
+            if messages or not unsure:
+                return Result(room, messages, page.more or unsure)
+            await self._synced()  # nothing safe to show yet: let the commits land
+        return Result(room, [], True)
 
     def summaries(self) -> list[RoomSummary]:
         return [

@@ -48,6 +48,7 @@ from protocol import (
     Who,
     decode_client_line,
 )
+from protocol.limits import REPLAY_MAX
 
 from .config import feature_set, granted_features, supported_features
 from .errors import ChatError
@@ -196,10 +197,7 @@ class JsonSession:
             await pending
 
     def _join(self, message: Join) -> Pending:
-        # No message can change yet, so a message's rev is its seq: "changed since rev R"
-        # is exactly "sent after seq R", in the same order.
-        since = message.since if message.changed_since is None else message.changed_since
-        result = self._hub.join(self._host, message.room, since)
+        result = self._hub.join(self._host, message.room, message.since, message.changed_since)
         if isinstance(result, Result):
             self._finish_join(result, message.id)
             return None
@@ -238,10 +236,25 @@ class JsonSession:
         return None
 
     def _say(self, message: Say) -> Pending:
-        if message.reply_to is not None:  # refused rather than stored without its meaning
-            raise ChatError(ErrorCode.INVALID_MESSAGE, "field 'reply_to' is not handled here yet")
-        self._hub.say(self._host, message.room, message.text, message.action, message.id)
-        return None
+        if message.reply_to is None:
+            self._hub.say(self._host, message.room, message.text, message.action, message.id)
+            return None
+        return self._hub.changes.say(
+            self._host, message.room, message.text, message.action, message.reply_to, message.id
+        )
+
+    def _edit(self, message: EditMessage) -> Pending:
+        return self._hub.changes.edit(
+            self._host, message.room, message.seq, message.text, message.id
+        )
+
+    def _delete(self, message: DeleteMessage) -> Pending:
+        return self._hub.changes.delete(self._host, message.room, message.seq, message.id)
+
+    def _react(self, message: React) -> Pending:
+        return self._hub.changes.react(
+            self._host, message.room, message.seq, message.emoji, message.remove, message.id
+        )
 
     def _dm(self, message: SendDm) -> Pending:
         self._hub.dm(self._host, message.to, message.text, message.id)
@@ -274,8 +287,12 @@ class JsonSession:
         if message.around is not None:
             pending = self._hub.history_around(message.room, message.around, message.limit)
             return self._await_history(pending, message.id)
-        after = message.after if message.changed_since is None else message.changed_since  # rev=seq
-        result = self._hub.history(message.room, message.before, after, message.limit)
+        if message.changed_since is not None:
+            room = self._hub.existing_room(message.room)
+            limit = REPLAY_MAX if "limit" not in message.model_fields_set else message.limit
+            changed = self._hub.changed_since(room, message.changed_since, limit)
+            return self._await_history(changed, message.id)
+        result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
             self._host.reply(_history_page(self._hub, result, message.id))
             return None
@@ -394,6 +411,9 @@ ROOM_HANDLERS: dict[type[BaseModel], Handler] = {
 }
 CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
     Say: JsonSession._say,
+    EditMessage: JsonSession._edit,
+    DeleteMessage: JsonSession._delete,
+    React: JsonSession._react,
     SendDm: JsonSession._dm,
     ChangeNick: JsonSession._nick,
 }
@@ -422,7 +442,7 @@ HANDLERS: dict[type[BaseModel], Handler] = {
 }
 # Requests of the protocol this server does not do yet: they fall through to
 # `invalid_message` ("not handled here"), and their features are not offered.
-NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset({EditMessage, DeleteMessage, React})
+NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset()
 
 
 def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:

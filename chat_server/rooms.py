@@ -53,12 +53,16 @@ class Room:
         "_flusher",
         "_nicks",
         "_tails",
+        "assigned_rev",
         "assigned_seq",
         "batch",
         "creating",
+        "delivered_rev",
         "delivered_seq",
         "members",
         "name",
+        "reads",
+        "states",
         "tail",
         "topic",
         "waiters",
@@ -71,11 +75,18 @@ class Room:
         topic: str = "",
         last_seq: int = 0,
         tails: TailBudget | None = None,
+        last_rev: int = 0,
     ) -> None:
         self.name = name
         self.topic = topic
         self.assigned_seq = last_seq
         self.delivered_seq = last_seq
+        # The change counter: every new message and every change takes the next rev.
+        self.assigned_rev = self.delivered_rev = max(last_rev, last_seq)
+        # The latest state of messages with a change in flight (or committed while a
+        # store read that may predate it is out): seq -> (state, committed).
+        self.states: dict[int, tuple[StoredMessage, bool]] = {}
+        self.reads = 0  # message reads from the store in flight (see `states`)
         self.members: dict[Member, None] = {}
         self.tail: deque[StoredMessage] = deque()
         self._tails = tails if tails is not None else TailBudget(1 << 20)
@@ -140,13 +151,63 @@ class Room:
         self.assigned_seq += 1
         return self.assigned_seq
 
+    def next_rev(self) -> int:
+        self.assigned_rev += 1
+        return self.assigned_rev
+
     def delivered(self, message: StoredMessage) -> None:
         """Record that `message` was committed and is being broadcast."""
         self.delivered_seq = message.seq
+        self.delivered_rev = message.rev
         self.tail.append(message)
         self._tails.kept(self, message)
 
-    def commit_failed(self, seq: int) -> None:
+    def known(self, seq: int) -> StoredMessage | None:
+        """The latest state of message `seq` if memory has it (a change in flight, the tail)."""
+        state = self.states.get(seq)
+        if state is not None:
+            return state[0]
+        tail = self.tail
+        if tail and tail[0].seq <= seq:
+            index = bisect_right(tail, seq, key=_seq) - 1
+            if index >= 0 and tail[index].seq == seq:
+                return tail[index]
+        return None
+
+    def changing(self, message: StoredMessage) -> None:
+        """A change of `message` took its rev and went to the store."""
+        self.states[message.seq] = (message, False)
+
+    def changed(self, message: StoredMessage) -> None:
+        """The change `message` was committed and is being broadcast."""
+        self.delivered_rev = message.rev
+        tail = self.tail
+        if tail and tail[0].seq <= message.seq:
+            index = bisect_right(tail, message.seq, key=_seq) - 1
+            if index >= 0 and tail[index].seq == message.seq:
+                tail[index] = message
+        state = self.states.get(message.seq)
+        if state is not None and state[0] is message:
+            if self.reads:
+                self.states[message.seq] = (message, True)
+            else:
+                del self.states[message.seq]
+
+    def change_failed(self, message: StoredMessage, before: StoredMessage) -> None:
+        """The change `message` was not stored: its rev is handed out again."""
+        if message.rev == self.delivered_rev + 1 and self.assigned_rev >= message.rev:
+            self.assigned_rev = self.delivered_rev
+        state = self.states.get(message.seq)
+        if state is not None and state[0] is message:
+            del self.states[message.seq]
+
+    def read_done(self) -> None:
+        """A store read of messages finished: forget committed states nobody needs now."""
+        self.reads -= 1
+        if not self.reads and self.states:
+            self.states = {seq: s for seq, s in self.states.items() if not s[1]}
+
+    def commit_failed(self, seq: int, rev: int = 0) -> None:
         """The message given `seq` was not stored: hand that seq out again.
 
         The store refuses every later message of the room until one follows the last
@@ -155,6 +216,8 @@ class Room:
         """
         if seq == self.delivered_seq + 1 and self.assigned_seq >= seq:
             self.assigned_seq = self.delivered_seq
+        if rev == self.delivered_rev + 1 and self.assigned_rev >= rev:
+            self.assigned_rev = self.delivered_rev
 
     def tail_after(self, seq: int) -> list[StoredMessage] | None:
         """Delivered messages with a seq above `seq`, or None when the tail no longer has them."""
@@ -196,7 +259,7 @@ class TailBudget:
             oldest_room, oldest, oldest_size = order.popleft()
             self.used -= oldest_size
             tail = oldest_room.tail
-            if tail and tail[0] is oldest:
+            if tail and tail[0].seq == oldest.seq:  # the same message (maybe changed since)
                 tail.popleft()
 
 
@@ -212,7 +275,12 @@ class RoomRegistry:
     def load(self, records: Iterable[RoomRecord]) -> None:
         for record in records:
             self._rooms[record.name] = Room(
-                record.name, self._flusher, record.topic, record.last_seq, self.tails
+                record.name,
+                self._flusher,
+                record.topic,
+                record.last_seq,
+                self.tails,
+                record.last_rev,
             )
         self._names = None
 
