@@ -345,6 +345,7 @@ class JsonSession:
                     with_=other,
                     messages=[dm.to_wire() for dm in page.messages],
                     more=page.more,
+                    read=self._hub.marker(self._host, "@" + other.lower()),
                     re=message.id,
                 )
             )
