@@ -37,7 +37,7 @@ from chat_server.files.config import parse_size
 from protocol import Upload, UploadReady, decode_server_line, encode
 
 MIB = 1 << 20
-LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)( \(files\))?$")
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)(?: \((plain|files)\))?$")
 
 
 # --- the ping loop (a child process) ----------------------------------------------------
@@ -103,7 +103,7 @@ def start_server(data_dir: Path, size: int) -> Server:
             raise RuntimeError("chat-server exited before listening")
         found = LISTENING.search(line.strip())
         if found:
-            ports[bool(found.group(2))] = int(found.group(1))
+            ports[found.group(2) == "files"] = int(found.group(1))
     threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
     return Server(process, ports[False], ports[True])
 

@@ -92,8 +92,9 @@ def run(members: int, senders: int, per_pass: int, passes: int, repeat: int) -> 
             connections[sender].data_received(lines[sender])
         loop.run_until_complete(asyncio.sleep(0))
 
+    warm_up = max(10, passes // 10)
     try:
-        for _ in range(max(10, passes // 10)):  # warm up, and settle the joins
+        for _ in range(warm_up):  # warm up, and settle the joins
             one_pass()
         timings = []
         for _ in range(repeat):
@@ -105,6 +106,13 @@ def run(members: int, senders: int, per_pass: int, passes: int, repeat: int) -> 
         loop.close()
     if any(t.written == 0 for t in transports):
         raise RuntimeError("a member received nothing: the benchmark is not measuring fan-out")
+    room = context.hub.rooms.get("lobby")
+    expected = (warm_up + passes * repeat) * senders * per_pass
+    if room is None or room.delivered_seq != expected:
+        # A refused line (flood control, byte limits) costs far less than a delivered one:
+        # every line must become a message, or the figure is not the say path's.
+        got = room.delivered_seq if room is not None else 0
+        raise RuntimeError(f"{got} of {expected} lines became messages: some were refused")
     return timings
 
 

@@ -10,10 +10,12 @@ from .events import (
     Connecting,
     Disconnected,
     Lagged,
+    MessageUpdated,
     NotConnectedError,
     RequestError,
     RoundTrip,
 )
+from .message_view import MessageView
 
 __all__ = [
     "ChatClient",
@@ -24,6 +26,8 @@ __all__ = [
     "Connecting",
     "Disconnected",
     "Lagged",
+    "MessageUpdated",
+    "MessageView",
     "NotConnectedError",
     "RequestError",
     "RoundTrip",

@@ -78,6 +78,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="allow plain text to a server that was reached over TLS before",
     )
+    parser.add_argument(
+        "--auto-away",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="be away after MINUTES without a key press, back at the next one (0: never; "
+        "default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -174,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"--room {room!r}: {exc}")
     if args.theme is not None and args.theme not in theme_names():
         return _fail(f"no theme {args.theme!r}; choose one of: {', '.join(theme_names())}")
+    if args.auto_away < 0:
+        return _fail("--auto-away is minutes: 0 or more")
     options = StartOptions(
         host=host,
         port=port,
@@ -188,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         insecure=args.insecure,
         lan=tuple(interfaces) if interfaces else None,
         alternates=tuple(alternates),
+        auto_away=args.auto_away,
     )
     app = ChatApp(options)
     if args.theme:

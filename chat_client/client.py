@@ -296,6 +296,30 @@ class ChatClient:
             raise RequestError(ErrorCode.INTERNAL, "the server acknowledged a say without a seq")
         return ack.seq
 
+    async def reply(self, room: str, reply_to: int, text: str, action: bool = False) -> int:
+        """Say `text` in `room` as an answer to message `reply_to`; returns its seq."""
+        request_id = self.session.send_say(room, text, action, reply_to=reply_to)
+        ack = await self._outcome(request_id, Ack)
+        if ack.seq is None:
+            raise RequestError(ErrorCode.INTERNAL, "the server acknowledged a say without a seq")
+        return ack.seq
+
+    async def edit(self, room: str, seq: int, text: str) -> None:
+        """Replace the text of one's own message `seq` (members get `edited`)."""
+        await self._call(lambda: self.session.send_edit(room, seq, text), Ack)
+
+    async def delete(self, room: str, seq: int) -> None:
+        """Delete message `seq` (members get `deleted`)."""
+        await self._call(lambda: self.session.send_delete(room, seq), Ack)
+
+    async def react(self, room: str, seq: int, emoji: str, *, remove: bool = False) -> None:
+        """Add (or with `remove`, take back) one's reaction `emoji` to message `seq`."""
+        await self._call(lambda: self.session.send_react(room, seq, emoji, remove=remove), Ack)
+
+    async def typing(self, state: str, *, room: str | None = None, to: str | None = None) -> None:
+        """Say that one is typing (`active`, `paused`, `done`) in `room` or to the user `to`."""
+        await self._call(lambda: self.session.send_typing(state, room=room, to=to), Ack)
+
     async def dm(self, to: str, text: str) -> None:
         await self._call(lambda: self.session.send_dm(to, text), Ack)
 

@@ -37,6 +37,7 @@ __all__ = [
     "Connecting",
     "Disconnected",
     "Lagged",
+    "MessageUpdated",
     "NotConnectedError",
     "RequestError",
     "RoundTrip",
@@ -61,6 +62,7 @@ class Connected:
     motd: str
     rooms: tuple[str, ...]  # every room that exists on the server
     features: frozenset[str] = frozenset()  # version-2 features the server granted
+    account: bool = False  # version 2: the nick is a logged-in account
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,18 @@ class Lagged:
     dropped: int
 
 
+@dataclass(frozen=True, slots=True)
+class MessageUpdated:
+    """After a reconnect: an older message changed while the client was away.
+
+    `message` is its current state (text, `edited`, `deleted`, `reactions`, `rev`):
+    replace what is shown for its seq. New messages come as `ChatMessage` as usual,
+    and changes seen live as `edited`, `deleted` and `reaction` events.
+    """
+
+    message: ChatMessage
+
+
 ClientEvent = (
     ChatMessage
     | DirectMessage
@@ -104,6 +118,7 @@ ClientEvent = (
     | MessageDeleted
     | ReactionChanged
     | TypingNotice
+    | MessageUpdated
     | RoomInfo
     | ErrorReply
     | Bye

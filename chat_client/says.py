@@ -24,6 +24,7 @@ class PendingSay:
     text: str
     action: bool
     sent: bool = False  # on the current connection
+    reply_to: int | None = None  # version 2: the seq it answers
     sent_before_drop: bool = False  # its ack may have been lost in a drop
     seen_seq: int | None = None  # its message came back before the ack did
 

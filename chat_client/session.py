@@ -44,6 +44,13 @@ Rules:
    session for good. Stored DMs (with `seq`) go through `DmTracker`: each is
    delivered once, and after a reconnect every conversation seen is caught up
    with `history {with, after}` (pages of `HISTORY_PAGE`), so none is lost.
+8. Changes (version 2): a room whose messages carry `rev` is rejoined with
+   `changed_since` = the highest rev seen instead of `since`; the pages (and
+   `history {changed_since}` pages while `more`) are gathered, then delivered as
+   the current state of older messages that changed (`MessageUpdated`), the new
+   messages (`ChatMessage`, in seq order), then what waited meanwhile. Live
+   `edited`, `deleted` and `reaction` events at or below the highest rev seen are
+   dropped (already shown), so nothing is missed and nothing comes twice.
 """
 
 from __future__ import annotations
@@ -63,8 +70,10 @@ from protocol import (
     Bye,
     ChangeNick,
     ChatMessage,
+    DeleteMessage,
     DirectMessage,
     DmHistoryPage,
+    EditMessage,
     ErrorCode,
     ErrorReply,
     GetHistory,
@@ -75,12 +84,16 @@ from protocol import (
     ListRooms,
     MarkRead,
     Members,
+    MessageDeleted,
+    MessageEdited,
     NickChanged,
     Part,
     Ping,
     Pong,
     ProtocolError,
     Quit,
+    React,
+    ReactionChanged,
     Register,
     RegisterAccount,
     RoomInfo,
@@ -93,6 +106,7 @@ from protocol import (
     ServerPong,
     SetAway,
     SetTopic,
+    Typing,
     Upload,
     UploadReady,
     Welcome,
@@ -100,10 +114,18 @@ from protocol import (
     encode,
     validation_error,
 )
+from protocol.limits import HISTORY_MAX
 
 from .decoding import SERVER_LINE_LIMIT, PageInSlices, decode_line
 from .dm_tracking import DmTracker
-from .events import ChatClientError, ClientEvent, Connected, NotConnectedError, RequestError
+from .events import (
+    ChatClientError,
+    ClientEvent,
+    Connected,
+    MessageUpdated,
+    NotConnectedError,
+    RequestError,
+)
 from .paging import HISTORY_PAGE, HistoryCollector
 from .requests import RequestTable
 from .says import PendingSay, SayBook
@@ -173,6 +195,8 @@ class _Join:
     info: RoomInfo | None = None
     info_shown: bool = False
     replayed: list[ChatMessage] = field(default_factory=list)
+    resume: bool = False  # joined with `changed_since`: gather every page first (rule 8)
+    pages: list[ChatMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,16 +351,39 @@ class ClientSession:
         part = _built(lambda: Part(room=room, reason=reason))
         return self._request(part, Ack, after=lambda _: self.tracker.parted(part.room))
 
-    def send_say(self, room: str, text: str, action: bool = False) -> str:
-        """Say `text`; it completes with an `Ack` carrying its seq, even across drops (rule 3)."""
-        say = _built(lambda: Say(room=room, text=text, action=action))
+    def send_say(
+        self, room: str, text: str, action: bool = False, *, reply_to: int | None = None
+    ) -> str:
+        """Say `text` (answering message `reply_to`); it completes with an `Ack` carrying
+        its seq, even across drops (rule 3)."""
+        say = _built(lambda: Say(room=room, text=text, action=action, reply_to=reply_to))
         if self.state is State.CLOSED:
             raise NotConnectedError("the client is closed")
-        pending = PendingSay(self._next_id("s"), say.room, say.text, say.action)
+        pending = PendingSay(
+            self._next_id("s"), say.room, say.text, say.action, reply_to=say.reply_to
+        )
         self._says.add(pending)
         if self.state is State.READY and not self._catching_up(say.room):
             self._send_say(pending)
         return pending.request_id
+
+    def send_edit(self, room: str, seq: int, text: str) -> str:
+        """Replace the text of one's own message `seq`; completes with an `Ack`."""
+        return self._request(_built(lambda: EditMessage(room=room, seq=seq, text=text)), Ack)
+
+    def send_delete(self, room: str, seq: int) -> str:
+        """Delete message `seq`; completes with an `Ack`."""
+        return self._request(_built(lambda: DeleteMessage(room=room, seq=seq)), Ack)
+
+    def send_react(self, room: str, seq: int, emoji: str, *, remove: bool = False) -> str:
+        """Add (or `remove`) one's reaction `emoji` to message `seq`; completes with an `Ack`."""
+        react = _built(lambda: React(room=room, seq=seq, emoji=emoji, remove=remove))
+        return self._request(react, Ack)
+
+    def send_typing(self, state: str, *, room: str | None = None, to: str | None = None) -> str:
+        """Tell `room` (or the user `to`) that one is typing: `active`, `paused` or `done`."""
+        typing = _built(lambda: Typing.model_validate({"room": room, "to": to, "state": state}))
+        return self._request(typing, Ack)
 
     def send_dm(self, to: str, text: str) -> str:
         return self._request(_built(lambda: SendDm(to=to, text=text)), Ack)
@@ -493,11 +540,16 @@ class ClientSession:
         self.features = frozenset(welcome.features or ())
         self._events.append(
             Connected(
-                welcome.nick, self.server_name, self.motd, tuple(welcome.rooms), self.features
+                welcome.nick,
+                self.server_name,
+                self.motd,
+                tuple(welcome.rooms),
+                self.features,
+                account=welcome.account,
             )
         )
         for room in list(self.tracker.rooms):
-            self._start_join(room, self.tracker.since(room))
+            self._start_join(room, self.tracker.since(room), self.tracker.resume_rev(room))
         for say in self._says.unsent_outside(self.tracker.rooms):
             self._send_say(say)
         if welcome.account:
@@ -509,6 +561,8 @@ class ClientSession:
             delivered = self.tracker.live(message)
             self._says.seen_live(delivered, self.nick)
             self._events.extend(delivered)
+        elif isinstance(message, MessageEdited | MessageDeleted | ReactionChanged):
+            self._events.extend(self.tracker.live_change(message))
         elif isinstance(message, HistoryPage):
             self._join_page(message)
         elif isinstance(message, DirectMessage):
@@ -618,10 +672,11 @@ class ClientSession:
 
     # -- joins, replay and catch-up (rule 4) ------------------------------------
 
-    def _start_join(self, room: str, since: int | None) -> str:
+    def _start_join(self, room: str, since: int | None, changed_since: int | None = None) -> str:
         request_id = self._next_id("j")
         self.tracker.start_catch_up(room)
-        self._joins[room] = _Join(request_id)
+        resume = changed_since is not None and since is not None
+        self._joins[room] = _Join(request_id, resume=resume)
         self._requests.expect(
             request_id,
             RoomInfo,
@@ -629,7 +684,11 @@ class ClientSession:
             lambda error: self._join_refused(room, error),
             lambda: None,  # `_end` drops every join still under way
         )
-        self._out.append(encode(Join(room=room, since=since, id=request_id)))
+        if resume:
+            join = Join(room=room, changed_since=changed_since, id=request_id)
+        else:
+            join = Join(room=room, since=since, id=request_id)
+        self._out.append(encode(join))
         return request_id
 
     def _join_answered(self, room: str, info: RoomInfo) -> None:
@@ -649,9 +708,12 @@ class ClientSession:
 
     def _replay_page(self, room: str, join: _Join, page: HistoryPage) -> None:
         more = page.more and bool(page.messages)
+        if join.resume:
+            self._resume_page(room, join, page, more)
+            return
         delivered = self.tracker.replayed(room, page.messages, more)
         self._events.extend(delivered)
-        join.replayed += delivered
+        join.replayed += [m for m in delivered if isinstance(m, ChatMessage)]
         self._show_info(join)
         if more:
             self._ask_catch_up(room, join)
@@ -670,6 +732,30 @@ class ClientSession:
         )
         request = GetHistory(room=room, after=after, limit=HISTORY_PAGE, id=request_id)
         self._out.append(encode(request))
+
+    def _resume_page(self, room: str, join: _Join, page: HistoryPage, more: bool) -> None:
+        """A page of a `changed_since` rejoin: gather; once all are in, deliver (rule 8)."""
+        join.pages += page.messages
+        if more:
+            request_id = self._next_id("c")
+            last = max(m.rev or 0 for m in page.messages)
+            self._requests.expect(
+                request_id,
+                HistoryPage,
+                lambda page: self._replay_page(room, join, page),
+                lambda error: self._catch_up_failed(room, join, error),
+                lambda: None,  # `_end` drops the join; the next connection resumes again
+            )
+            request = GetHistory(room=room, changed_since=last, limit=HISTORY_MAX, id=request_id)
+            self._out.append(encode(request))
+            return
+        fresh, changed, waited = self.tracker.resumed(room, join.pages)
+        join.pages = []
+        self._events.extend(MessageUpdated(message) for message in changed)
+        self._events.extend(fresh)
+        self._events.extend(waited)
+        join.replayed += fresh + [m for m in waited if isinstance(m, ChatMessage)]
+        self._join_done(room, join)
 
     def _catch_up_failed(self, room: str, join: _Join, error: ChatClientError) -> None:
         log.warning("could not page through the history of #%s: %s", room, error)
@@ -727,7 +813,13 @@ class ClientSession:
             lambda error: self._say_refused(say.request_id, error),
             lambda: self._say_dropped(say),
         )
-        message = Say(room=say.room, text=say.text, action=say.action, id=say.request_id)
+        message = Say(
+            room=say.room,
+            text=say.text,
+            action=say.action,
+            reply_to=say.reply_to,
+            id=say.request_id,
+        )
         self._out.append(encode(message))
 
     def _say_acked(self, request_id: str, seq: int | None) -> None:

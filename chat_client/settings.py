@@ -3,7 +3,8 @@
 One JSON file per machine and user, in the platform's config directory
 (`~/.config/lanchat/client.json` on Linux; `CHAT_CLIENT_CONFIG` overrides it):
 the last server and nick for the connect screen, the theme, the bell, logging, and per
-server and nick the rooms you were in when you quit and how far you had read.
+server and nick the rooms you were in when you quit and how far you had read, and
+for an account its DM partners and whether its password is in the system keyring.
 The file is validated by a pydantic model; an unreadable one is ignored.
 """
 
@@ -30,6 +31,13 @@ class Profile(BaseModel):
 
     rooms: list[str] = Field(default_factory=lambda: ["lobby"])
     read: dict[str, int] = Field(default_factory=dict)  # room -> last seq seen
+    # Version 2, for an account: the partners of its stored DM conversations (their
+    # history is fetched at start), how far each was read here, and whether the user
+    # chose to keep the account password in the system keyring (the password itself
+    # is never in this file).
+    dms: list[str] = Field(default_factory=list)
+    dm_read: dict[str, int] = Field(default_factory=dict)  # partner (lower case) -> seq
+    keyring: bool = False
 
 
 class ClientConfig(BaseModel):

@@ -248,6 +248,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         ),
         ("--max-rooms", number(int, 0, "room limit"), d.max_rooms, "N", "rooms; 0=unlimited"),
         (
+            "--presence-limit",
+            number(int, 0, "presence limit"),
+            d.presence_limit,
+            "N",
+            "in a room with more members than this, joined and left go only to the session "
+            "concerned; 0=no limit",
+        ),
+        (
             "--max-rooms-per-client",
             number(int, 0, "room limit"),
             d.max_rooms_per_client,
@@ -364,6 +372,7 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         max_per_ip=int(ns.max_per_ip),
         max_rooms=int(ns.max_rooms),
         max_rooms_per_client=int(ns.max_rooms_per_client),
+        presence_limit=int(ns.presence_limit),
         room_expiry=ns.room_expiry,
         tail_bytes=int(ns.tail_bytes),
         nick_grace=ns.nick_grace,

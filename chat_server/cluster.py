@@ -320,7 +320,7 @@ class ClusterNode:
             members = await self._beater.hgetall(PREFIX + "members:" + room.name)
             for field in members:
                 nick, _, node = field.partition("\t")
-                room.remote.setdefault(nick, set()).add(node)
+                room.remote_add(nick, node)
         await self._beat()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -494,20 +494,15 @@ class ClusterNode:
         elif kind == "joined" and room is not None:
             nick = fields["u"]
             present = _present(room, nick)
-            room.remote.setdefault(nick, set()).add(str(node))
-            if not present:
+            room.remote_add(nick, str(node))
+            if not present and not hub.crowded(room):  # --presence-limit, as for a local join
                 room.broadcast(Outgoing(Joined(room=room.name, nick=nick, ts=ts)))
         elif kind == "left" and room is not None:
             nick = fields["u"]
-            nodes = room.remote.get(nick)
-            if nodes is None:
-                return
-            nodes.discard(str(node))
-            if not nodes:
-                del room.remote[nick]
-                if not _present(room, nick):
-                    reason = fields.get("why") or None
-                    room.broadcast(Outgoing(Left(room=room.name, nick=nick, reason=reason, ts=ts)))
+            crowded = hub.crowded(room)  # counted with the leaver, as for a local part
+            if room.remote_remove(nick, str(node)) and not crowded and not _present(room, nick):
+                reason = fields.get("why") or None
+                room.broadcast(Outgoing(Left(room=room.name, nick=nick, reason=reason, ts=ts)))
         elif kind == "nick":
             self._renamed(hub, fields["old"], fields["u"], str(node), ts)
 
@@ -531,10 +526,8 @@ class ClusterNode:
             nodes = room.remote.get(old)
             if nodes is None or node not in nodes:
                 continue
-            nodes.discard(node)
-            if not nodes:
-                del room.remote[old]
-            room.remote.setdefault(new, set()).add(node)
+            room.remote_remove(old, node)
+            room.remote_add(new, node)
             room.seal()
             for member in room.members:
                 if member not in told:
@@ -543,4 +536,4 @@ class ClusterNode:
 
 
 def _present(room: Room, nick: str) -> bool:
-    return nick in room.remote or any(member.nick == nick for member in room.members)
+    return room.has_nick(nick)

@@ -18,6 +18,7 @@ __all__ = [
     "FEATURE_TYPING",
     "MEMORY_DB",
     "ServerConfig",
+    "feature_set",
     "granted_features",
     "supported_features",
 ]
@@ -57,6 +58,7 @@ class ServerConfig:
     max_per_ip: int = 50
     max_rooms: int = 1_000  # rooms on the server; 0: unlimited
     max_rooms_per_client: int = 20  # rooms one connection may create; 0: unlimited
+    presence_limit: int = 1_000  # above this many members, joined/left go to their session only
     room_expiry: float = 300.0  # seconds an empty room without history or topic is kept
     tail_bytes: int = 32 << 20  # recent messages kept in memory, all rooms together
     nick_grace: float = 60.0  # a dropped user's nick is held this long against other addresses
@@ -80,9 +82,32 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    return (Feature.ACCOUNTS, FEATURE_TYPING, Feature.READ, *files, Feature.AWAY)
+    # A node on Redis keeps no edits, deletes or reactions (see redis_store.py).
+    changes = (Feature.EDIT, Feature.REACT) if config.redis_url is None else ()
+    return (
+        Feature.ACCOUNTS,
+        Feature.REPLY,
+        *changes,
+        FEATURE_TYPING,
+        Feature.READ,
+        *files,
+        Feature.AWAY,
+    )
 
 
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:
     """What `welcome` grants: requested and supported, in the server's order."""
     return grant(requested, supported)
+
+
+_FEATURE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def feature_set(granted: list[str]) -> frozenset[str]:
+    """`granted` as a frozenset shared by every connection granted the same features.
+
+    A frozenset is 216 bytes; thousands of idle connections need only a handful of them.
+    Granted features are a subset of the supported ones, so the cache stays small.
+    """
+    features = frozenset(granted)
+    return _FEATURE_SETS.setdefault(features, features)

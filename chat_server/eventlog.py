@@ -3,7 +3,7 @@
 The hub never numbers messages itself. It hands a message's content to a
 `MessageLog`, which
 
-1. assigns the room's next seq (and, later, rev) where that is decided: on the
+1. assigns the room's next seq and rev where that is decided: on the
    event loop for the single-process stores, inside Redis for a cluster, so
    nodes never hand out the same seq;
 2. commits the message;
@@ -61,10 +61,14 @@ class MessageLog(abc.ABC):
         action: bool,
         file: FileInfo | None,
         done: AppendDone,
+        reply_to: int | None = None,
+        author: str = "",
     ) -> None:
         """Number and commit a message; the subscriber, then `done`, run once committed.
 
-        On failure only `done` runs, with the error; the message took no seq.
+        The message takes the room's next seq and its next rev (one counter shared by
+        new messages and changes). On failure only `done` runs, with the error; the
+        message took neither.
         """
 
     @abc.abstractmethod
@@ -95,12 +99,25 @@ class StoreLog(MessageLog):
         action: bool,
         file: FileInfo | None,
         done: AppendDone,
+        reply_to: int | None = None,
+        author: str = "",
     ) -> None:
-        message = StoredMessage(room.name, room.next_seq(), sender, text, action, now_ms(), file)
+        message = StoredMessage(
+            room.name,
+            room.next_seq(),
+            sender,
+            text,
+            action,
+            now_ms(),
+            file,
+            room.next_rev(),
+            reply_to,
+            author=author,
+        )
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
-                room.commit_failed(message.seq)
+                room.commit_failed(message.seq, message.rev)
                 done(None, error)
                 return
             self.subscriber(room, message)

@@ -47,6 +47,7 @@ from protocol.limits import JOIN_HISTORY, REPLAY_MAX
 from .account_store import DmPage, StoredDm, pair_key
 from .accounts import Accounts
 from .auth import AuthThrottle
+from .changes import MessageChanges
 from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
 from .eventlog import MessageLog, StoreLog
@@ -119,6 +120,7 @@ class ChatHub:
         self._auth = AuthThrottle(config.auth_delay)
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
         self.files: FileSharing | None = None  # set when the files listener runs
+        self.changes = MessageChanges(self)  # replies, edits, deletes, reactions
 
     # -- registration ---------------------------------------------------------
 
@@ -148,7 +150,7 @@ class ChatHub:
                 ErrorCode.AUTH_REQUIRED, f"{nick} is an account: give its account_password"
             )
         self._check_held(peer, key, nick)
-        self._online[key] = [peer]
+        self._online[nick if key == nick else key] = [peer]  # one string, not two, when equal
         peer.nick = nick
 
     async def register_guest(self, peer: Peer, nick: str) -> None:
@@ -270,13 +272,17 @@ class ChatHub:
         for name in sorted(peer.rooms):
             room = self.rooms.get(name)
             if room is not None:
+                crowded = self.crowded(room)  # counted with the leaver, before it goes
                 room.remove(peer)
                 if not self._other_session_in(peer, room):
-                    room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
-                    self.presence.left(name, peer.nick, reason)
+                    if not crowded:
+                        left = Left(room=name, nick=peer.nick, reason=reason, ts=ts)
+                        room.broadcast(Outgoing(left))
+                    self.presence.left(name, peer.nick, reason)  # each node applies its limit
                 self._expire_if_unused(room)
         peer.rooms.clear()
         key = peer.nick.lower()
+        self.changes.authors.forget(peer)
         if self.files is not None:
             self.files.forget(peer)
         sessions = self._online.get(key)
@@ -343,6 +349,9 @@ class ChatHub:
         del self._online[old.lower()]
         self._online[key] = [peer]
         peer.nick = nick
+        for name in peer.rooms:
+            if (room := self.rooms.get(name)) is not None:
+                room.nick_changed()
         out = Outgoing(NickChanged(old=old, new=nick, ts=format_ts(now_ms())))
         for recipient in self._sharing_rooms_with(peer):
             recipient.send(out)
@@ -370,7 +379,9 @@ class ChatHub:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in #{name}")
         return room
 
-    def join(self, peer: Peer, name: str, since: int | None) -> Result | Awaitable[Result]:
+    def join(
+        self, peer: Peer, name: str, since: int | None, changed_since: int | None = None
+    ) -> Result | Awaitable[Result]:
         """Start a join: the history the joiner gets. Then send it, then call `enter`.
 
         A new room exists once the store has confirmed it; until then its joiners
@@ -381,6 +392,8 @@ class ChatHub:
             room = self._create_room(peer, name)
         if room.creating:
             return self._join_when_created(peer, room, since)
+        if changed_since is not None:
+            return self.changed_since(room, changed_since, REPLAY_MAX)
         if since is None:
             latest = room.tail_latest(JOIN_HISTORY)
             if latest is not None:
@@ -462,9 +475,23 @@ class ChatHub:
         joined = Joined(room=room.name, nick=peer.nick, ts=format_ts(now_ms()))
         if self._other_session_in(peer, room):
             peer.send_message(joined)
+            return
+        if self.crowded(room):
+            peer.send_message(joined)
         else:
             room.broadcast(Outgoing(joined))
-            self.presence.joined(room.name, peer.nick)
+        self.presence.joined(room.name, peer.nick)  # the other nodes apply their limit
+
+    def crowded(self, room: Room) -> bool:
+        """More members than `--presence-limit`: joins and parts are not announced.
+
+        Members are counted as connections (an account in the room from two sessions
+        counts twice), plus the nicks in it from other nodes of a cluster, which keeps
+        the check O(1) on every join. A cluster's nodes apply it to the joins and parts
+        they hear of from the others too (cluster.py).
+        """
+        limit = self.config.presence_limit
+        return limit > 0 and len(room.members) + len(room.remote) > limit
 
     def _other_session_in(self, peer: Peer, room: Room) -> bool:
         if not peer.account:
@@ -474,12 +501,14 @@ class ChatHub:
     def part(self, peer: Peer, name: str, reason: str | None) -> None:
         room = self.joined_room(peer, name)
         left = Left(room=name, nick=peer.nick, reason=reason, ts=format_ts(now_ms()))
-        if self._other_session_in(peer, room):
+        other_session = self._other_session_in(peer, room)
+        if other_session or self.crowded(room):
             room.seal()
             peer.send_message(left)
         else:
             room.broadcast(Outgoing(left))
-            self.presence.left(name, peer.nick, reason)
+        if not other_session:
+            self.presence.left(name, peer.nick, reason)  # the other nodes apply their limit
         room.remove(peer)
         peer.rooms.pop(name, None)
         self._expire_if_unused(room)
@@ -503,8 +532,18 @@ class ChatHub:
                 self.rooms.discard(room)
                 self.store.delete_room(room.name)
 
-    def say(self, peer: Peer, name: str, text: str, action: bool, request_id: str | None) -> None:
+    def say(
+        self,
+        peer: Peer,
+        name: str,
+        text: str,
+        action: bool,
+        request_id: str | None,
+        reply_to: int | None = None,
+    ) -> None:
+        """Send a room message (`reply_to` already checked: see `MessageChanges.say`)."""
         room = self.joined_room(peer, name)
+        author = self.changes.authors.of(peer)
 
         def committed(message: StoredMessage | None, error: BaseException | None) -> None:
             if message is None:
@@ -513,7 +552,7 @@ class ChatHub:
             elif request_id is not None:
                 peer.send_ack(request_id, message.seq)
 
-        self.log.append(room, peer.nick, text, action, None, committed)
+        self.log.append(room, peer.nick, text, action, None, committed, reply_to, author)
 
     def _fan_out(self, room: Room, message: StoredMessage) -> None:
         """The log's subscriber: a committed message goes to the room's members here."""
@@ -756,6 +795,7 @@ class ChatHub:
             done(None, None)
             return
         target = self.existing_room(room)
+        author = f"account:{sender.lower()}" if self.accounts.is_account(sender) else ""
 
         def committed(message: StoredMessage | None, error: BaseException | None) -> None:
             if message is None:
@@ -766,7 +806,7 @@ class ChatHub:
             # before any read can see it.
             done(message.seq, None)
 
-        self.log.append(target, sender, text, False, file, committed)
+        self.log.append(target, sender, text, False, file, committed, None, author)
 
     def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
         targets = self._online.get(to.lower())
@@ -782,8 +822,40 @@ class ChatHub:
             session.send(out)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
-        """Messages read back, with the files they share as those stand now (`expired`)."""
-        return messages if self.files is None else self.files.with_files(messages)
+        """Messages read back, with the files they share as those stand now (`expired`).
+
+        A deleted message shares nothing any more.
+        """
+        if self.files is None:
+            return messages
+        attached = self.files.with_files(messages)
+        return [m if m.deleted else a for m, a in zip(messages, attached, strict=True)]
+
+    async def changed_since(self, room: Room, rev: int, limit: int) -> Result:
+        """`changed_since`: messages changed after `rev`, in rev order, each once.
+
+        The page joins the live stream the way a resuming client needs: it stops
+        before the first message whose latest change is committed but not yet
+        broadcast (its event follows; the next page lists it), and says `more`
+        when anything was broadcast while the store was read (the read may not
+        show it, and a joiner was not a member yet). So paging on from the last
+        rev of the pages misses no change and the live events that follow are
+        all newer than it.
+        """
+        for _ in range(3):
+            before = room.delivered_rev
+            page = await self.store.changed_since(room.name, rev, limit)
+            delivered = room.delivered_rev
+            messages: list[StoredMessage] = []
+            for message in page.messages:
+                if message.rev > delivered:
+                    break
+                messages.append(message)
+            unsure = delivered != before or len(messages) < len(page.messages)
+            if messages or not unsure:
+                return Result(room, messages, page.more or unsure)
+            await self._synced()  # nothing safe to show yet: let the commits land
+        return Result(room, [], True)
 
     def summaries(self) -> list[RoomSummary]:
         return [

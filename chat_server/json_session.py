@@ -48,8 +48,9 @@ from protocol import (
     Who,
     decode_client_line,
 )
+from protocol.limits import REPLAY_MAX
 
-from .config import granted_features, supported_features
+from .config import feature_set, granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
 
@@ -99,7 +100,8 @@ class JsonSession:
         self._max_text = hub.config.max_text
         self._auth_failures = 0
         self._typing_interval = hub.config.typing_interval
-        self._last_active: dict[str, float] = {}  # typing target -> when `active` last went
+        # typing target -> when `active` last went; made by the first `typing`
+        self._last_active: dict[str, float] | None = None
         self._server_password_failed = False  # account logins are throttled, not closed
 
     def _refused(self, exc: ChatError, request_id: str | None) -> None:
@@ -174,7 +176,7 @@ class JsonSession:
         host = self._host
         host.registered = True
         granted = granted_features(message.features, supported_features(self._hub.config))
-        host.features = frozenset(granted)
+        host.features = feature_set(granted)
         host.reply(
             Welcome(
                 nick=host.nick,
@@ -199,10 +201,7 @@ class JsonSession:
             await pending
 
     def _join(self, message: Join) -> Pending:
-        # No message can change yet, so a message's rev is its seq: "changed since rev R"
-        # is exactly "sent after seq R", in the same order.
-        since = message.since if message.changed_since is None else message.changed_since
-        result = self._hub.join(self._host, message.room, since)
+        result = self._hub.join(self._host, message.room, message.since, message.changed_since)
         if isinstance(result, Result):
             self._finish_join(result, message.id)
             return None
@@ -219,7 +218,9 @@ class JsonSession:
 
     def _finish_join(self, result: Result, request_id: str | None) -> None:
         host, room = self._host, result.room
-        members = room.nicks if host in room else list(dict.fromkeys([*room.nicks, host.nick]))
+        members = room.nicks
+        if host not in room and not room.has_nick(host.nick):
+            members.append(host.nick)
         host.reply(
             RoomInfo(
                 room=room.name,
@@ -239,10 +240,25 @@ class JsonSession:
         return None
 
     def _say(self, message: Say) -> Pending:
-        if message.reply_to is not None:  # refused rather than stored without its meaning
-            raise ChatError(ErrorCode.INVALID_MESSAGE, "field 'reply_to' is not handled here yet")
-        self._hub.say(self._host, message.room, message.text, message.action, message.id)
-        return None
+        if message.reply_to is None:
+            self._hub.say(self._host, message.room, message.text, message.action, message.id)
+            return None
+        return self._hub.changes.say(
+            self._host, message.room, message.text, message.action, message.reply_to, message.id
+        )
+
+    def _edit(self, message: EditMessage) -> Pending:
+        return self._hub.changes.edit(
+            self._host, message.room, message.seq, message.text, message.id
+        )
+
+    def _delete(self, message: DeleteMessage) -> Pending:
+        return self._hub.changes.delete(self._host, message.room, message.seq, message.id)
+
+    def _react(self, message: React) -> Pending:
+        return self._hub.changes.react(
+            self._host, message.room, message.seq, message.emoji, message.remove, message.id
+        )
 
     def _dm(self, message: SendDm) -> Pending:
         self._hub.dm(self._host, message.to, message.text, message.id)
@@ -285,8 +301,12 @@ class JsonSession:
         if message.around is not None:
             pending = self._hub.history_around(message.room, message.around, message.limit)
             return self._await_history(pending, message.id)
-        after = message.after if message.changed_since is None else message.changed_since  # rev=seq
-        result = self._hub.history(message.room, message.before, after, message.limit)
+        if message.changed_since is not None:
+            room = self._hub.existing_room(message.room)
+            limit = REPLAY_MAX if "limit" not in message.model_fields_set else message.limit
+            changed = self._hub.changed_since(room, message.changed_since, limit)
+            return self._await_history(changed, message.id)
+        result = self._hub.history(message.room, message.before, message.after, message.limit)
         if isinstance(result, Result):
             self._host.reply(_history_page(self._hub, result, message.id))
             return None
@@ -313,17 +333,21 @@ class JsonSession:
             return True
         target = f"#{message.room}" if message.room is not None else (message.to or "").lower()
         now = time.monotonic()
-        last = self._last_active.get(target)
+        seen = self._last_active
+        if seen is None:
+            seen = self._last_active = {}
+        last = seen.get(target)
         if last is not None and now - last < self._typing_interval:
             return False
-        if len(self._last_active) >= TYPING_TARGETS:
-            self._forget_old_typing(now)
-        self._last_active[target] = now
+        if len(seen) >= TYPING_TARGETS:
+            seen = self._forget_old_typing(seen, now)
+        seen[target] = now
         return True
 
-    def _forget_old_typing(self, now: float) -> None:
+    def _forget_old_typing(self, seen: dict[str, float], now: float) -> dict[str, float]:
         interval = self._typing_interval
-        self._last_active = {t: at for t, at in self._last_active.items() if now - at < interval}
+        self._last_active = {t: at for t, at in seen.items() if now - at < interval}
+        return self._last_active
 
     async def _dm_history(self, message: GetHistory, with_: str) -> None:
         try:
@@ -339,6 +363,7 @@ class JsonSession:
                     with_=other,
                     messages=[dm.to_wire() for dm in page.messages],
                     more=page.more,
+                    read=self._hub.marker(self._host, "@" + other.lower()),
                     re=message.id,
                 )
             )
@@ -405,6 +430,9 @@ ROOM_HANDLERS: dict[type[BaseModel], Handler] = {
 }
 CHAT_HANDLERS: dict[type[BaseModel], Handler] = {
     Say: JsonSession._say,
+    EditMessage: JsonSession._edit,
+    DeleteMessage: JsonSession._delete,
+    React: JsonSession._react,
     SendDm: JsonSession._dm,
     ChangeNick: JsonSession._nick,
 }
@@ -433,7 +461,7 @@ HANDLERS: dict[type[BaseModel], Handler] = {
 }
 # Requests of the protocol this server does not do yet: they fall through to
 # `invalid_message` ("not handled here"), and their features are not offered.
-NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset({EditMessage, DeleteMessage, React})
+NOT_YET_HANDLED: frozenset[type[BaseModel]] = frozenset()
 
 
 def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> HistoryPage:

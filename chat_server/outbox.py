@@ -177,7 +177,9 @@ class Outbox:
         self._chunks: list[Chunk] = []
         self._dirty = False
         self._queued_replies = 0  # reply bytes queued this pass
-        self._held: deque[tuple[bytes, int, bool]] = deque()  # (bytes, from, asked for)
+        # (bytes, from, asked for); made when first needed: an empty deque is 760 bytes,
+        # and most connections never hold anything
+        self._held: deque[tuple[bytes, int, bool]] | None = None
         self._held_broadcast = 0  # held bytes the client did not ask for
         self._held_asked = 0  # held bytes it asked for
         self._paused = False  # the transport is above its high-water mark
@@ -208,7 +210,7 @@ class Outbox:
     def unsent(self) -> int:
         """Bytes queued, held, or in the transport's buffer."""
         queued = sum(len(c if isinstance(c, bytes) else c.json()) for c in self._chunks)
-        held = sum(len(data) - offset for data, offset, _ in self._held)
+        held = sum(len(data) - offset for data, offset, _ in self._held or ())
         transport = self._transport
         return queued + held + (transport.get_write_buffer_size() if transport else 0)
 
@@ -269,6 +271,8 @@ class Outbox:
 
     def _hold(self, data: bytes, offset: int, *, asked: bool) -> None:
         if offset < len(data):
+            if self._held is None:
+                self._held = deque()
             self._held.append((data, offset, asked))
             if asked:
                 self._held_asked += len(data) - offset
@@ -296,6 +300,8 @@ class Outbox:
             else:
                 self._held_broadcast -= end - offset
             transport.write(memoryview(data)[offset:end])  # may call pause_writing at once
+        if held is not None and not held and held is self._held:
+            self._held = None  # drained: give the deque's memory back
         self._watch_slow()
         if not self._held_asked and self.blocked:
             self._unblock()
@@ -337,7 +343,7 @@ class Outbox:
             self._slow_timer = None
         transport = self._transport
         pending = self.take() if send_pending else b""
-        held, self._held = self._held, deque()
+        held, self._held = self._held or (), None
         self._held_broadcast = self._held_asked = 0
         self._chunks.clear()
         if transport is None or transport.is_closing():
@@ -354,7 +360,7 @@ class Outbox:
             self._slow_timer.cancel()
             self._slow_timer = None
         self._chunks.clear()
-        self._held.clear()
+        self._held = None
         self._held_broadcast = self._held_asked = 0
 
 

@@ -5,7 +5,8 @@ Keys (all under `PREFIX`):
 - `chat` (hash): `id`, the server id every node of this chat announces;
 - `rooms` (hash): room name -> topic; a room exists while its field does;
 - `log:ROOM` (stream): the room's messages, entry id `SEQ-0`, fields `s` sender,
-  `t` text, `a` action (0/1), `ts` milliseconds, `f` the shared file (JSON or "");
+  `t` text, `a` action (0/1), `ts` milliseconds, `f` the shared file (JSON or ""),
+  `r` the seq it replies to (or ""), `u` its author ("account:NAME", "guest:TOKEN");
 - `events` (stream, capped): what nodes tell each other (rooms, topics, joins,
   parts, nick changes), read by every node with the room logs (chat_server/cluster.py);
 - `accounts` (hash): name key -> JSON {name, hash}; `dm:PAIR` (stream) a pair's DMs,
@@ -17,6 +18,11 @@ stream and adds the next one with `XADD` and an explicit id, atomically, so two
 nodes never give out one seq, and Redis itself refuses an id at or below the
 stream's last one. `SqliteStore`'s rule "a stored seq follows the last one" is
 the same `XADD` with the id the caller gives (`append`).
+
+Edits, deletes and reactions are not kept in Redis yet: a message's rev is its
+seq (no change ever takes a rev), `changed_since` is the messages after that
+seq, and `update` is refused; a node does not offer `edit`/`react` and refuses
+those requests (`supports_changes`).
 
 Every write goes through one writer task, which sends what queued meanwhile as
 one pipeline (group commit) and calls the callbacks on the loop in order. A
@@ -48,15 +54,27 @@ from .eventlog import AppendDone, MessageLog
 from .rooms import Room
 from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
 
-__all__ = ["PREFIX", "RedisLog", "RedisStore", "connect", "parse_entry", "run_script"]
+__all__ = [
+    "CHANGES_UNSUPPORTED",
+    "PREFIX",
+    "RedisLog",
+    "RedisStore",
+    "connect",
+    "parse_entry",
+    "run_script",
+]
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "lanchat:"
+CHANGES_UNSUPPORTED: Final = (
+    "this server is one node of several on Redis (--redis): edits, deletes and "
+    "reactions are not supported there"
+)
 EVENTS_MAXLEN: Final = 10_000  # events kept for nodes that fall behind (approximate)
 
 # Next seq of a room, numbered where every node numbers: in Redis.
-# KEYS: rooms hash, room log. ARGV: room, sender, text, action, ts, file.
+# KEYS: rooms hash, room log. ARGV: room, sender, text, action, ts, file, reply_to, author.
 _ASSIGN = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('NOROOM the room is not stored')
@@ -65,12 +83,13 @@ local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local seq = 1
 if #last > 0 then seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1 end
 redis.call('XADD', KEYS[2], seq .. '-0', 's', ARGV[2], 't', ARGV[3], 'a', ARGV[4],
-  'ts', ARGV[5], 'f', ARGV[6])
+  'ts', ARGV[5], 'f', ARGV[6], 'r', ARGV[7], 'u', ARGV[8])
 return seq
 """
 
 # A message numbered by the caller: refused unless it follows the room's last seq.
-# KEYS: rooms hash, room log. ARGV: room, seq, sender, text, action, ts, file.
+# KEYS: rooms hash, room log. ARGV: room, seq, sender, text, action, ts, file, reply_to,
+# author.
 _APPEND = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('NOROOM the room is not stored')
@@ -82,7 +101,7 @@ if tonumber(ARGV[2]) ~= seq + 1 then
   return redis.error_reply('GAP seq ' .. ARGV[2] .. ' does not follow ' .. seq)
 end
 redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 's', ARGV[3], 't', ARGV[4], 'a', ARGV[5],
-  'ts', ARGV[6], 'f', ARGV[7])
+  'ts', ARGV[6], 'f', ARGV[7], 'r', ARGV[8], 'u', ARGV[9])
 return seq + 1
 """
 
@@ -259,14 +278,19 @@ def _finish(write: _Write, results: list[Any] | None, error: BaseException | Non
 def parse_entry(room: str, entry_id: str, fields: dict[str, str]) -> StoredMessage:
     """A room log entry as a stored message (its seq is the entry id's first part)."""
     file_json = fields.get("f", "")
+    reply_to = fields.get("r", "")
+    seq = int(entry_id.partition("-")[0])
     return StoredMessage(
         room,
-        int(entry_id.partition("-")[0]),
+        seq,
         fields["s"],
         fields["t"],
         fields.get("a") == "1",
         int(fields["ts"]),
         FileInfo.model_validate_json(file_json) if file_json else None,
+        seq,  # no change takes a rev on Redis (see the module's docstring)
+        int(reply_to) if reply_to else None,
+        author=fields.get("u", ""),
     )
 
 
@@ -276,6 +300,8 @@ def _file_json(file: FileInfo | None) -> str:
 
 class RedisStore(Store):
     """Rooms, topics, messages, accounts, DMs and markers in one Redis (a chat of nodes)."""
+
+    supports_changes = False  # edits, deletes, reactions: see the module's docstring
 
     def __init__(self, url: str, *, node: str = "", check_persistence: bool = True) -> None:
         self.url = url
@@ -356,8 +382,25 @@ class RedisStore(Store):
             int(message.action),
             message.ts_ms,
             _file_json(message.file),
+            "" if message.reply_to is None else message.reply_to,
+            message.author,
         ]
         self._put(lambda pipe: run_script(pipe, self._append, keys, args), done)
+
+    def update(self, message: StoredMessage, done: CommitCallback) -> None:
+        done(StoreError(CHANGES_UNSUPPORTED))
+
+    async def message(self, room: str, seq: int) -> StoredMessage | None:
+        if seq < 1:
+            return None
+        entries = await self._read(
+            self.reads.xrange(_log(room), min=f"{seq}-0", max=f"{seq}-0", count=1)
+        )
+        return parse_entry(room, *entries[0]) if entries else None
+
+    async def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
+        # A message's rev is its seq here: the messages changed after `rev` are those after it.
+        return await self.after(room, max(rev, 0), limit)
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
         keys = [PREFIX + "rooms"]
@@ -500,19 +543,33 @@ class RedisLog(MessageLog):
         action: bool,
         file: FileInfo | None,
         done: AppendDone,
+        reply_to: int | None = None,
+        author: str = "",
     ) -> None:
         if self.fenced is not None:
             done(None, StoreError(self.fenced))
             return
         name, ts_ms = room.name, now_ms()
         keys = [PREFIX + "rooms", _log(name)]
-        args = [name, sender, text, int(action), ts_ms, _file_json(file)]
+        args = [
+            name,
+            sender,
+            text,
+            int(action),
+            ts_ms,
+            _file_json(file),
+            "" if reply_to is None else reply_to,
+            author,
+        ]
 
         def finish(results: list[Any] | None, error: BaseException | None) -> None:
             if results is None:
                 done(None, error)
                 return
-            message = StoredMessage(name, int(results[0]), sender, text, action, ts_ms, file)
+            seq = int(results[0])
+            message = StoredMessage(
+                name, seq, sender, text, action, ts_ms, file, seq, reply_to, author=author
+            )
             if room.delivered_seq >= message.seq:  # the reader was first
                 done(message, None)
             else:

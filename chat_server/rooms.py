@@ -51,14 +51,19 @@ class Room:
 
     __slots__ = (
         "_flusher",
+        "_nicks",
         "_tails",
+        "assigned_rev",
         "assigned_seq",
         "batch",
         "creating",
+        "delivered_rev",
         "delivered_seq",
         "members",
         "name",
+        "reads",
         "remote",
+        "states",
         "tail",
         "topic",
         "waiters",
@@ -71,11 +76,18 @@ class Room:
         topic: str = "",
         last_seq: int = 0,
         tails: TailBudget | None = None,
+        last_rev: int = 0,
     ) -> None:
         self.name = name
         self.topic = topic
         self.assigned_seq = last_seq
         self.delivered_seq = last_seq
+        # The change counter: every new message and every change takes the next rev.
+        self.assigned_rev = self.delivered_rev = max(last_rev, last_seq)
+        # The latest state of messages with a change in flight (or committed while a
+        # store read that may predate it is out): seq -> (state, committed).
+        self.states: dict[int, tuple[StoredMessage, bool]] = {}
+        self.reads = 0  # message reads from the store in flight (see `states`)
         self.members: dict[Member, None] = {}
         # Members on the other nodes of a cluster: nick -> the nodes it is in the room from.
         self.remote: dict[str, set[str]] = {}
@@ -85,25 +97,65 @@ class Room:
         self.creating = False  # the store has not confirmed this new room yet
         self.waiters: list[asyncio.Future[bool]] = []  # joiners waiting for that
         self._flusher = flusher
+        self._nicks: dict[str, None] | None = None  # members' nicks in join order, when known
 
     def __contains__(self, member: object) -> bool:
         return member in self.members
 
     @property
     def nicks(self) -> list[str]:
-        """Member nicks in join order, each once (an account may be in with several sessions)."""
-        local = [member.nick for member in self.members]
-        if self.remote:
-            local.extend(self.remote)
-        return list(dict.fromkeys(local))
+        """Member nicks in join order, each once (an account may be in with several sessions).
+
+        Members on other nodes of a cluster (`remote`) come after this node's. A new list
+        each time; the nicks behind it are kept between calls, so a room of 15,000 is not
+        walked again for every join.
+        """
+        return list(self._nick_index())
+
+    def has_nick(self, nick: str) -> bool:
+        return nick in self._nick_index()
+
+    def _nick_index(self) -> dict[str, None]:
+        nicks = self._nicks
+        if nicks is None:
+            nicks = self._nicks = dict.fromkeys([member.nick for member in self.members])
+            if self.remote:
+                for nick in self.remote:
+                    nicks.setdefault(nick, None)
+        return nicks
+
+    def remote_add(self, nick: str, node: str) -> None:
+        """`nick` is in the room from `node` (another node of the cluster)."""
+        self.remote.setdefault(nick, set()).add(node)
+        if self._nicks is not None:
+            self._nicks.setdefault(nick, None)
+
+    def remote_remove(self, nick: str, node: str) -> bool:
+        """`nick` left the room on `node`; True when it is on no other node any more."""
+        nodes = self.remote.get(nick)
+        if nodes is None or node not in nodes:
+            return False
+        nodes.discard(node)
+        if nodes:
+            return False
+        del self.remote[nick]
+        self._nicks = None  # a local session may hold the same nick: read them again
+        return True
 
     def add(self, member: Member) -> None:
         self.seal()
         self.members[member] = None
+        if self._nicks is not None:
+            self._nicks[member.nick] = None  # a nick already in keeps its place
 
     def remove(self, member: Member) -> None:
         self.seal()
         self.members.pop(member, None)
+        self._nicks = None  # another session may hold the same nick: read them again
+
+    def nick_changed(self) -> None:
+        """A member's nick changed: read the nicks again."""
+        self._nicks = None
 
     def seal(self) -> None:
         """Start a new batch for the next broadcast (after a membership change or a direct send
@@ -124,13 +176,63 @@ class Room:
         self.assigned_seq += 1
         return self.assigned_seq
 
+    def next_rev(self) -> int:
+        self.assigned_rev += 1
+        return self.assigned_rev
+
     def delivered(self, message: StoredMessage) -> None:
         """Record that `message` was committed and is being broadcast."""
         self.delivered_seq = message.seq
+        self.delivered_rev = message.rev
         self.tail.append(message)
         self._tails.kept(self, message)
 
-    def commit_failed(self, seq: int) -> None:
+    def known(self, seq: int) -> StoredMessage | None:
+        """The latest state of message `seq` if memory has it (a change in flight, the tail)."""
+        state = self.states.get(seq)
+        if state is not None:
+            return state[0]
+        tail = self.tail
+        if tail and tail[0].seq <= seq:
+            index = bisect_right(tail, seq, key=_seq) - 1
+            if index >= 0 and tail[index].seq == seq:
+                return tail[index]
+        return None
+
+    def changing(self, message: StoredMessage) -> None:
+        """A change of `message` took its rev and went to the store."""
+        self.states[message.seq] = (message, False)
+
+    def changed(self, message: StoredMessage) -> None:
+        """The change `message` was committed and is being broadcast."""
+        self.delivered_rev = message.rev
+        tail = self.tail
+        if tail and tail[0].seq <= message.seq:
+            index = bisect_right(tail, message.seq, key=_seq) - 1
+            if index >= 0 and tail[index].seq == message.seq:
+                tail[index] = message
+        state = self.states.get(message.seq)
+        if state is not None and state[0] is message:
+            if self.reads:
+                self.states[message.seq] = (message, True)
+            else:
+                del self.states[message.seq]
+
+    def change_failed(self, message: StoredMessage, before: StoredMessage) -> None:
+        """The change `message` was not stored: its rev is handed out again."""
+        if message.rev == self.delivered_rev + 1 and self.assigned_rev >= message.rev:
+            self.assigned_rev = self.delivered_rev
+        state = self.states.get(message.seq)
+        if state is not None and state[0] is message:
+            del self.states[message.seq]
+
+    def read_done(self) -> None:
+        """A store read of messages finished: forget committed states nobody needs now."""
+        self.reads -= 1
+        if not self.reads and self.states:
+            self.states = {seq: s for seq, s in self.states.items() if not s[1]}
+
+    def commit_failed(self, seq: int, rev: int = 0) -> None:
         """The message given `seq` was not stored: hand that seq out again.
 
         The store refuses every later message of the room until one follows the last
@@ -139,6 +241,8 @@ class Room:
         """
         if seq == self.delivered_seq + 1 and self.assigned_seq >= seq:
             self.assigned_seq = self.delivered_seq
+        if rev == self.delivered_rev + 1 and self.assigned_rev >= rev:
+            self.assigned_rev = self.delivered_rev
 
     def tail_after(self, seq: int) -> list[StoredMessage] | None:
         """Delivered messages with a seq above `seq`, or None when the tail no longer has them."""
@@ -180,7 +284,7 @@ class TailBudget:
             oldest_room, oldest, oldest_size = order.popleft()
             self.used -= oldest_size
             tail = oldest_room.tail
-            if tail and tail[0] is oldest:
+            if tail and tail[0].seq == oldest.seq:  # the same message (maybe changed since)
                 tail.popleft()
 
 
@@ -196,7 +300,12 @@ class RoomRegistry:
     def load(self, records: Iterable[RoomRecord]) -> None:
         for record in records:
             self._rooms[record.name] = Room(
-                record.name, self._flusher, record.topic, record.last_seq, self.tails
+                record.name,
+                self._flusher,
+                record.topic,
+                record.last_seq,
+                self.tails,
+                record.last_rev,
             )
         self._names = None
 

@@ -15,6 +15,14 @@ failure of the commit itself (disk full, I/O error, the database locked by anoth
 program past the busy timeout) fails the whole batch and nothing of it is stored.
 The first failure is logged once, and the recovery once.
 
+Revs (the rooms' change counters) are checked the same way: a new message or
+a change (`update`) must carry its room's next rev. A room's last rev is the
+highest rev of its messages (every change sets the rev of the message it
+changes), so it is committed in the same transaction as the change. A delete
+overwrites the text (`secure_delete` zeroes the freed bytes) and the
+transaction is followed by a truncating WAL checkpoint, so the old text is in
+neither the database file nor its WAL afterwards.
+
 The database file itself is held with `flock`, so a second server fails to start
 on it whatever path reaches it (a symlink, a hard link, a bind mount, a `file:`
 URI); SQLite's own locks would only make the two take turns.
@@ -48,7 +56,15 @@ from .sqlite_accounts import (
     AccountReader,
     load_dm_seqs,
 )
-from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
+from .store import (
+    CommitCallback,
+    HistoryPage,
+    Reactions,
+    RoomRecord,
+    Store,
+    StoredMessage,
+    StoreError,
+)
 
 __all__ = ["SCHEMA_VERSION", "HistoryReader", "SqliteStore", "open_database"]
 
@@ -76,15 +92,52 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     """,
     ACCOUNTS_MIGRATION,
+    # Replies, edits, deletes, reactions: per-room revs (an old message's rev is its
+    # seq, so each room's counter goes on after its highest seq) and message authors
+    # (unknown, '', for old messages: nobody may edit those).
+    """
+    ALTER TABLE messages ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+    ALTER TABLE messages ADD COLUMN edited_ms INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN author TEXT NOT NULL DEFAULT '';
+    UPDATE messages SET rev = seq;
+    CREATE INDEX messages_by_rev ON messages (room_id, rev);
+    CREATE TABLE reactions (
+        room_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        nick TEXT NOT NULL,
+        PRIMARY KEY (room_id, seq, position)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # Columns as StoredMessage wants them; `room` is filled in by the caller.
-_SELECT = "SELECT seq, sender, text, action, ts_ms FROM messages WHERE room_id = ?"
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (room_id, seq, sender, text, action, ts_ms) "
-    "VALUES ((SELECT id FROM rooms WHERE name = ?), ?, ?, ?, ?, ?)"
+_SELECT = (
+    "SELECT seq, sender, text, action, ts_ms, rev, reply_to, edited_ms, deleted, author "
+    "FROM messages WHERE room_id = ?"
 )
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (room_id, seq, sender, text, action, ts_ms, rev, reply_to, author) "
+    "VALUES ((SELECT id FROM rooms WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ROOM_ID = "(SELECT id FROM rooms WHERE name = ?)"
+_UPDATE_MESSAGE = (
+    "UPDATE messages SET text = ?, edited_ms = ?, deleted = ?, rev = ? "
+    f"WHERE room_id = {_ROOM_ID} AND seq = ?"
+)
+_CLEAR_REACTIONS = f"DELETE FROM reactions WHERE room_id = {_ROOM_ID} AND seq = ?"
+_INSERT_REACTION = (
+    f"INSERT INTO reactions (room_id, seq, position, emoji, nick) VALUES ({_ROOM_ID}, ?, ?, ?, ?)"
+)
+_SELECT_REACTIONS = (
+    "SELECT seq, emoji, nick FROM reactions WHERE room_id = ? AND seq BETWEEN ? AND ? "
+    "ORDER BY seq, position"
+)
+Row = tuple[int, str, str, int, int, int, int | None, int | None, int, str]
 _INSERT_ROOM = "INSERT OR IGNORE INTO rooms (name) VALUES (?)"
 _SET_TOPIC = "UPDATE rooms SET topic = ? WHERE name = ?"
 _DELETE_ROOM = "DELETE FROM rooms WHERE name = ?"
@@ -107,6 +160,10 @@ class _Write:
     done: CommitCallback | None
     room: str = ""
     seq: int = 0
+    rev: int = 0
+    # Statements run right after this one, in the same transaction (a change's reactions).
+    then: tuple[tuple[str, tuple[object, ...]], ...] = ()
+    erases: bool = False  # a delete: checkpoint the WAL after its commit
 
 
 _STOP: Final[list[_Write]] = []  # an empty hand-over tells the writer to finish
@@ -135,6 +192,8 @@ def open_database(
             # the fsync happens at checkpoints (a power cut can lose the last commits).
             # FULL also fsyncs the WAL on every commit.
             connection.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+            # A deleted message's text is overwritten with zeros, not left in free space.
+            connection.execute("PRAGMA secure_delete = ON")
         return connection
     except sqlite3.Error as exc:
         raise _store_error(path, exc) from exc
@@ -181,9 +240,10 @@ def migrate(connection: sqlite3.Connection, path: str) -> None:
 def load_rooms(connection: sqlite3.Connection) -> dict[str, RoomRecord]:
     """Every stored room with its topic and last seq (one indexed lookup per room)."""
     rows = connection.execute(
-        "SELECT name, topic, (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id) FROM rooms"
+        "SELECT name, topic, (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id), "
+        "(SELECT MAX(rev) FROM messages WHERE room_id = rooms.id) FROM rooms"
     ).fetchall()
-    return {name: RoomRecord(name, topic, last or 0) for name, topic, last in rows}
+    return {name: RoomRecord(name, topic, last or 0, rev or 0) for name, topic, last, rev in rows}
 
 
 class HistoryReader:
@@ -208,11 +268,35 @@ class HistoryReader:
         rows = self._query(room, " AND seq > ? ORDER BY seq LIMIT ?", seq, limit + 1)
         return self._page(room, rows[:limit], more=len(rows) > limit)
 
-    def _query(self, room: str, tail: str, *params: object) -> list[tuple[int, str, str, int, int]]:
+    def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
+        rows = self._query(room, " AND rev > ? ORDER BY rev LIMIT ?", rev, limit + 1)
+        return self._page(room, rows[:limit], more=len(rows) > limit)
+
+    def message(self, room: str, seq: int) -> StoredMessage | None:
+        page = self._page(room, self._query(room, " AND seq = ?", seq), more=False)
+        return page.messages[0] if page.messages else None
+
+    def _query(self, room: str, tail: str, *params: object) -> list[Row]:
         room_id = self._room_id(room)
         if room_id is None:
             return []
         return self._connection.execute(_SELECT + tail, (room_id, *params)).fetchall()
+
+    def _reactions(self, room: str, rows: Sequence[Row]) -> dict[int, Reactions]:
+        """The reactions of the messages in `rows`, by seq (one range query)."""
+        room_id = self._room_id(room)
+        if room_id is None or not rows:
+            return {}
+        seqs = [row[0] for row in rows]
+        found: dict[int, dict[str, list[str]]] = {}
+        for seq, emoji, nick in self._connection.execute(
+            _SELECT_REACTIONS, (room_id, min(seqs), max(seqs))
+        ):
+            found.setdefault(seq, {}).setdefault(emoji, []).append(nick)
+        return {
+            seq: tuple((emoji, tuple(nicks)) for emoji, nicks in by_emoji.items())
+            for seq, by_emoji in found.items()
+        }
 
     def _room_id(self, room: str) -> int | None:
         found = self._room_ids.get(room)
@@ -225,11 +309,25 @@ class HistoryReader:
             found = self._room_ids[room] = int(row[0])
         return found
 
-    @staticmethod
-    def _page(room: str, rows: Sequence[tuple[int, str, str, int, int]], more: bool) -> HistoryPage:
+    def _page(self, room: str, rows: Sequence[Row], more: bool) -> HistoryPage:
+        reactions = self._reactions(room, rows)
         messages = [
-            StoredMessage(room, seq, sender, text, bool(action), ts_ms)
-            for seq, sender, text, action, ts_ms in rows
+            StoredMessage(
+                room,
+                seq,
+                sender,
+                text,
+                bool(action),
+                ts_ms,
+                None,
+                rev,
+                reply_to,
+                edited_ms,
+                bool(deleted),
+                reactions.get(seq, ()),
+                author,
+            )
+            for seq, sender, text, action, ts_ms, rev, reply_to, edited_ms, deleted, author in rows
         ]
         return HistoryPage(messages, more)
 
@@ -244,6 +342,7 @@ class SqliteStore(Store):
         self._fsync = fsync
         self._busy_timeout = busy_timeout
         self._last_seqs: dict[str, int] = {}  # stored rooms' last seqs; writer thread only
+        self._last_revs: dict[str, int] = {}  # stored rooms' last revs; writer thread only
         self._failing = False  # writer thread only: the last commit failed
         self._queue: queue.SimpleQueue[list[_Write]] = queue.SimpleQueue()
         self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
@@ -271,6 +370,7 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
             self._last_seqs = {name: record.last_seq for name, record in rooms.items()}
+            self._last_revs = {name: record.last_rev for name, record in rooms.items()}
             try:
                 self._dm_seqs = load_dm_seqs(writer)
             except sqlite3.Error as exc:
@@ -296,9 +396,30 @@ class SqliteStore(Store):
         self._put(_Write(_DELETE_ROOM, (room,), None, room))
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
-        params = (message.room, message.seq, message.sender, message.text)
-        row = (*params, int(message.action), message.ts_ms)
-        self._put(_Write(_INSERT_MESSAGE, row, done, message.room, message.seq))
+        params = (message.room, message.seq, message.sender, message.text, int(message.action))
+        rev = message.rev or message.seq
+        row = (*params, message.ts_ms, rev, message.reply_to, message.author)
+        self._put(_Write(_INSERT_MESSAGE, row, done, message.room, message.seq, message.rev))
+
+    def update(self, message: StoredMessage, done: CommitCallback) -> None:
+        room, seq = message.room, message.seq
+        row = (message.text, message.edited_ms, int(message.deleted), message.rev, room, seq)
+        then: list[tuple[str, tuple[object, ...]]] = [(_CLEAR_REACTIONS, (room, seq))]
+        position = 0
+        for emoji, nicks in message.reactions:
+            for nick in nicks:
+                then.append((_INSERT_REACTION, (room, seq, position, emoji, nick)))
+                position += 1
+        write = _Write(
+            _UPDATE_MESSAGE, row, done, room, seq, message.rev, tuple(then), message.deleted
+        )
+        self._put(write)
+
+    async def message(self, room: str, seq: int) -> StoredMessage | None:
+        return await self._read(lambda reader: reader.message(room, seq))
+
+    async def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
+        return await self._read(lambda reader: reader.changed_since(room, rev, limit))
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
         self._put(_Write(_SET_TOPIC, (topic, room), done, room))
@@ -430,16 +551,20 @@ class SqliteStore(Store):
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
         last_seqs = dict(self._last_seqs)  # what the batch leaves stored, if it commits
+        last_revs = dict(self._last_revs)
         results: list[tuple[CommitCallback | None, BaseException | None]] = []
         good: list[_Write] = []
         for write in batch:
-            refusal = _check(write, last_seqs)
+            refusal = _check(write, last_seqs, last_revs)
             if refusal is None:
                 good.append(write)
             results.append((write.done, refusal))
         error = self._run_transaction(connection, good)
         if error is None:
             self._last_seqs = last_seqs
+            self._last_revs = last_revs
+            if any(write.erases for write in good):
+                _checkpoint(connection)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]
@@ -481,8 +606,19 @@ class SqliteStore(Store):
             self.after_commits()
 
 
-def _check(write: _Write, last_seqs: dict[str, int]) -> StoreError | None:
-    """Refuse a write that would leave a gap or point at no room; else apply it to `last_seqs`."""
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and empty it (after a delete: the old text goes)."""
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error as exc:  # a reader in the way: the next checkpoint does it
+        log.debug("checkpoint after a delete did not finish: %s", exc)
+
+
+def _check(
+    write: _Write, last_seqs: dict[str, int], last_revs: dict[str, int]
+) -> StoreError | None:
+    """Refuse a write that would leave a gap or point at no room; else apply it to `last_seqs`
+    and `last_revs`."""
     sql = write.sql
     if not sql:
         return None
@@ -500,25 +636,38 @@ def _check(write: _Write, last_seqs: dict[str, int]) -> StoreError | None:
     last = last_seqs.get(write.room)
     if last is None:
         return StoreError(f"room #{write.room} is not stored")
+    last_rev = last_revs.get(write.room, 0)
+    if write.rev and write.rev != last_rev + 1:
+        return StoreError(f"#{write.room} rev {write.rev} does not follow {last_rev}")
     if sql is _DELETE_ROOM:
         del last_seqs[write.room]
+        last_revs.pop(write.room, None)
+    elif sql is _UPDATE_MESSAGE:
+        if not 1 <= write.seq <= last:
+            return StoreError(f"#{write.room} has no message {write.seq}")
+        last_revs[write.room] = write.rev
     elif write.seq:
         if write.seq != last + 1:
             return StoreError(f"#{write.room} seq {write.seq} does not follow {last}")
         last_seqs[write.room] = write.seq
+        last_revs[write.room] = write.rev or max(last_rev, write.seq)
     return None
 
 
 def _runs(batch: list[_Write]) -> list[tuple[str, list[tuple[object, ...]]]]:
     """Consecutive writes of the same statement, so each run is one executemany."""
     runs: list[tuple[str, list[tuple[object, ...]]]] = []
+    follows = False  # the last run ended with a write's `then` statements
     for write in batch:
         if not write.sql:
             continue
-        if runs and runs[-1][0] is write.sql:
+        if runs and runs[-1][0] is write.sql and not follows:
             runs[-1][1].append(write.params)
         else:
             runs.append((write.sql, [write.params]))
+        follows = bool(write.then)
+        for sql, params in write.then:
+            runs.append((sql, [params]))
     return runs
 
 

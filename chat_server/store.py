@@ -8,6 +8,14 @@ the message broadcast and acknowledged. A message that could not be stored
 took no seq: the store never keeps a seq that does not follow the room's
 last stored one, so the room hands the same seq to its next message. Reads
 are async so a disk-backed store can serve them off the loop.
+
+Every room also has a change counter, `rev`: each new message and each change
+of one (an edit, a delete, a reaction added or taken back) takes the room's
+next rev, assigned on the loop like seqs. A change goes through the same
+ordered writer as `update(message, done)`, carrying the message's whole new
+state, so it is committed (and broadcast) after the message it changes and in
+rev order; the store refuses a rev that does not follow the room's last stored
+one, exactly as it refuses a seq gap.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import abc
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from protocol import ChatMessage, FileInfo, encode, encode_chat_message, format_ts
 
@@ -25,11 +33,15 @@ __all__ = [
     "CommitCallback",
     "HistoryPage",
     "MemoryStore",
+    "Reactions",
     "RoomRecord",
     "Store",
     "StoreError",
     "StoredMessage",
 ]
+
+# A message's reactions: (emoji, nicks in the order they reacted), emoji in first-use order.
+Reactions = tuple[tuple[str, tuple[str, ...]], ...]
 
 CommitCallback = Callable[[BaseException | None], None]
 
@@ -38,9 +50,11 @@ class StoreError(Exception):
     """The store cannot be opened or used (a clear message for the person running the server)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredMessage:
-    """One room message as it is kept."""
+    """One room message as it is kept: never changed in place (a change makes a new one,
+    see `edit`, `erase`, `react`). Not frozen: a frozen dataclass's `__init__` costs a
+    `object.__setattr__` call per field, and one is built per `say`."""
 
     room: str
     seq: int
@@ -52,17 +66,20 @@ class StoredMessage:
     # the server attaches it (as it stands now) to messages it reads back.
     file: FileInfo | None = None
 
-    @property
-    def rev(self) -> int:
-        """The room's change counter at this message's latest change.
-
-        Messages are not changed yet, so every message takes one rev: its seq.
-        """
-        return self.seq
+    # Version 2. `rev`: the room's change counter at the message's latest change
+    # (0 only for a message built without one, e.g. by old tests: it is stored as its seq).
+    rev: int = 0
+    reply_to: int | None = None  # the seq of the message this one answers
+    edited_ms: int | None = None  # when its text was last edited
+    deleted: bool = False  # erased: text "" and no reactions
+    reactions: Reactions = ()
+    # Who may edit it: "account:NAME" (lower case) or "guest:TOKEN" (one connection).
+    # Empty for messages stored before authors were recorded: nobody may edit those.
+    author: str = ""
 
     def encode(self) -> bytes:
         """The `message` line for this stored message, built without a model (hot path)."""
-        if self.file is not None:
+        if self.file is not None or self.edited_ms is not None or self.reactions or self.deleted:
             return encode(self.to_wire())
         return encode_chat_message(
             self.room,
@@ -71,11 +88,12 @@ class StoredMessage:
             self.text,
             self.action,
             format_ts(self.ts_ms),
-            self.seq,  # its rev (see `rev`), without the property call on the hot path
+            self.rev or self.seq,
+            self.reply_to,
         )
 
     def to_wire(self) -> ChatMessage:
-        """The `message` event for this stored message."""
+        """The `message` event for this stored message (its current state)."""
         return ChatMessage(
             room=self.room,
             seq=self.seq,
@@ -83,9 +101,41 @@ class StoredMessage:
             text=self.text,
             action=self.action,
             ts=format_ts(self.ts_ms),
-            rev=self.rev,
+            rev=self.rev or self.seq,
+            reply_to=self.reply_to,
+            edited=None if self.edited_ms is None else format_ts(self.edited_ms),
+            deleted=True if self.deleted else None,
+            reactions={emoji: list(nicks) for emoji, nicks in self.reactions} or None,
             file=self.file,
         )
+
+    def edit(self, text: str, rev: int, ts_ms: int) -> StoredMessage:
+        """This message with its text replaced."""
+        return replace(self, text=text, rev=rev, edited_ms=ts_ms)
+
+    def erase(self, rev: int) -> StoredMessage:
+        """This message deleted: no text, no reactions, no file."""
+        return replace(self, text="", rev=rev, deleted=True, reactions=(), file=None)
+
+    def react(self, emoji: str, nick: str, remove: bool, rev: int) -> StoredMessage | None:
+        """This message with `nick`'s `emoji` added (or removed); None when nothing changes."""
+        found = dict(self.reactions)
+        nicks = found.get(emoji, ())
+        if remove:
+            if nick not in nicks:
+                return None
+            kept = tuple(n for n in nicks if n != nick)
+            reactions = tuple(
+                (e, kept if e == emoji else n) for e, n in self.reactions if e != emoji or kept
+            )
+        else:
+            if nick in nicks:
+                return None
+            if emoji in found:
+                reactions = tuple((e, (*n, nick) if e == emoji else n) for e, n in self.reactions)
+            else:
+                reactions = (*self.reactions, (emoji, (nick,)))
+        return replace(self, reactions=reactions, rev=rev)
 
 
 @dataclass(slots=True)
@@ -95,6 +145,7 @@ class RoomRecord:
     name: str
     topic: str = ""
     last_seq: int = 0
+    last_rev: int = 0  # the room's change counter (0 for a room read from an old store: its seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +163,8 @@ class Store(AccountStore):
     # flushes output here, so committed messages go out in the same loop pass
     # instead of waiting behind the next pass's reads.
     after_commits: Callable[[], None] | None = None
+    # False: `update` is refused, so edits, deletes and reactions are not offered.
+    supports_changes: bool = True
 
     @abc.abstractmethod
     async def open(self) -> dict[str, RoomRecord]:
@@ -150,6 +203,23 @@ class Store(AccountStore):
         """The first `limit` messages with a seq above `seq`; `more` if later ones exist."""
 
     @abc.abstractmethod
+    def update(self, message: StoredMessage, done: CommitCallback) -> None:
+        """Queue the new state of a stored message (an edit, a delete, a reaction change).
+
+        `message.rev` must be the room's next rev; a delete erases the old text for good.
+        `done` runs on the event loop once it is committed (or failed), in order with appends.
+        """
+
+    @abc.abstractmethod
+    async def message(self, room: str, seq: int) -> StoredMessage | None:
+        """One message in its current state, or None when the room has no such seq."""
+
+    @abc.abstractmethod
+    async def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
+        """Messages whose rev is above `rev`, in rev order (each once), at most `limit`;
+        `more` if others remain."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Commit what is queued and close; appends after this are refused."""
 
@@ -182,8 +252,30 @@ class MemoryStore(MemoryAccounts, Store):
         done(None)
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
+        if not message.rev:
+            message = replace(message, rev=message.seq)
         self._room(message.room).messages.append(message)
         done(None)
+
+    def update(self, message: StoredMessage, done: CommitCallback) -> None:
+        messages = self._messages(message.room)
+        index = bisect_left(messages, message.seq, key=_seq)
+        if index == len(messages) or messages[index].seq != message.seq:
+            done(StoreError(f"#{message.room} has no message {message.seq}"))
+            return
+        messages[index] = message
+        done(None)
+
+    async def message(self, room: str, seq: int) -> StoredMessage | None:
+        messages = self._messages(room)
+        index = bisect_left(messages, seq, key=_seq)
+        if index < len(messages) and messages[index].seq == seq:
+            return messages[index]
+        return None
+
+    async def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
+        changed = sorted((m for m in self._messages(room) if m.rev > rev), key=_rev)
+        return HistoryPage(changed[:limit], more=len(changed) > limit)
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
         self._room(room).topic = topic
@@ -222,3 +314,7 @@ class MemoryStore(MemoryAccounts, Store):
 
 def _seq(message: StoredMessage) -> int:
     return message.seq
+
+
+def _rev(message: StoredMessage) -> int:
+    return message.rev

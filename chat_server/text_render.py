@@ -4,6 +4,11 @@ Examples::
 
     [15:04] #lobby [12] <alice> hi
     [15:04] #lobby [13] * alice waves
+    [15:05] #lobby [14] (reply to [#12]) (edited) <bob> yes
+    * alice edited [#12]: new text
+    * alice deleted [#12]
+    * bob reacted 👍 to [#12]
+    * bob took back 👍 from [#12]
     [15:04] (dm) <bob -> alice> psst
     [15:04] #lobby * alice shared report.pdf (2.1 MB) http://192.168.1.10:7779/f/.../report.pdf
     * bob joined #lobby
@@ -27,7 +32,10 @@ from protocol import (
     FileInfo,
     Joined,
     Left,
+    MessageDeleted,
+    MessageEdited,
     NickChanged,
+    ReactionChanged,
     TopicChanged,
     parse_ts,
 )
@@ -52,6 +60,19 @@ def _file(text: str, file: FileInfo) -> str:
 def render_message(message: ChatMessage) -> str:
     """One room message as a readable line (without the newline), with its seq to refer to."""
     head = f"[{clock(message.ts)}] #{message.room} [{message.seq}]"
+    if message.deleted:
+        return f"{head} <{message.sender}> (deleted)"
+    if message.reply_to is not None:
+        head += f" (reply to [#{message.reply_to}])"
+    if message.edited is not None:
+        head += " (edited)"
+    if message.reactions:
+        text = " ".join(f"{emoji} {len(nicks)}" for emoji, nicks in message.reactions.items())
+        return f"{_plain(message, head)}\n    [{text}]"
+    return _plain(message, head)
+
+
+def _plain(message: ChatMessage, head: str) -> str:
     if message.file is not None:
         return f"{head} * {message.sender} shared {_file(message.text, message.file)}"
     if message.action:
@@ -77,6 +98,14 @@ def render(message: BaseModel) -> str:
             line = f"* {message.nick} left #{message.room}{reason}"
         case NickChanged():
             line = f"* {message.old} is now known as {message.new}"
+        case MessageEdited():
+            line = f"* {message.by} edited [#{message.seq}]: {_body(message.text)}"
+        case MessageDeleted():
+            line = f"* {message.by} deleted [#{message.seq}]"
+        case ReactionChanged() if message.removed:
+            line = f"* {message.nick} took back {message.emoji} from [#{message.seq}]"
+        case ReactionChanged():
+            line = f"* {message.nick} reacted {message.emoji} to [#{message.seq}]"
         case TopicChanged():
             shown = message.topic or "(cleared)"
             line = f"* {message.by} set the topic of #{message.room}: {shown}"

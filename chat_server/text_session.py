@@ -18,10 +18,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from protocol import ErrorCode
+from protocol.features import Feature
 from protocol.fields import (
     AccountPassword,
     AwayText,
     ChatText,
+    Emoji,
     NickName,
     Reason,
     RoomName,
@@ -43,6 +45,8 @@ _TOPIC: TypeAdapter[str] = TypeAdapter(TopicText)
 _REASON: TypeAdapter[str] = TypeAdapter(Reason)
 _ACCOUNT_PASSWORD: TypeAdapter[str] = TypeAdapter(AccountPassword)
 _AWAY: TypeAdapter[str] = TypeAdapter(AwayText)
+_EMOJI: TypeAdapter[str] = TypeAdapter(Emoji)
+TEXT_FEATURES = frozenset({Feature.EDIT, Feature.REACT})
 
 LOBBY = "lobby"
 JOIN_LINES = 15  # history lines shown on join; a terminal is not a log viewer
@@ -59,6 +63,10 @@ HELP = """\
 *   /rooms            list rooms
 *   /register PASSWORD  make your nick an account (8-128 characters)
 *   /away [TEXT]      be away (no text: back)
+*   /reply SEQ TEXT   answer message [SEQ] of the current room
+*   /edit SEQ TEXT    replace the text of your message [SEQ]
+*   /delete SEQ       delete message [SEQ]
+*   /react SEQ EMOJI  react to message [SEQ] (/unreact SEQ EMOJI takes it back)
 *   /help             this help
 *   /quit [REASON]    leave
 * Any other line is said in the current room.
@@ -97,6 +105,11 @@ class TextSession:
             "list": self._rooms,
             "register": self._register,
             "away": self._away,
+            "reply": self._reply,
+            "edit": self._edit,
+            "delete": self._delete,
+            "react": self._react,
+            "unreact": self._unreact,
             "help": self._help,
             "quit": self._quit,
         }
@@ -197,6 +210,8 @@ class TextSession:
 
     def _welcome(self) -> Pending:
         self._host.registered = True
+        # Edits, deletes and reactions show as readable lines (typing never does).
+        self._host.features = TEXT_FEATURES
         self._stage = _Stage.CHAT
         rooms = ", ".join(f"#{name}" for name in self._hub.room_names()) or "none yet"
         self._write(f"* Welcome, {self._host.nick}! Rooms: {rooms}. Type /help for commands.")
@@ -289,6 +304,39 @@ class TextSession:
         room = self._current_room()
         self._hub.say(self._host, room, self._text(text), action, None)
         return None
+
+    def _seq_and(self, arg: str, usage: str) -> tuple[int, str]:
+        """`SEQ REST` of a change command: the seq (`12` or `#12`) and the rest."""
+        first, _, rest = arg.partition(" ")
+        first = first.removeprefix("#")
+        if not first.isdigit() or not first.isascii() or not 0 < int(first) < 2**63:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, f"usage: {usage}")
+        return int(first), rest.strip()
+
+    def _reply(self, arg: str) -> Pending:
+        seq, text = self._seq_and(arg, "/reply SEQ TEXT")
+        room = self._current_room()
+        return self._hub.changes.say(self._host, room, self._text(text), False, seq, None)
+
+    def _edit(self, arg: str) -> Pending:
+        seq, text = self._seq_and(arg, "/edit SEQ TEXT")
+        room = self._current_room()
+        return self._hub.changes.edit(self._host, room, seq, self._text(text), None)
+
+    def _delete(self, arg: str) -> Pending:
+        seq, rest = self._seq_and(arg, "/delete SEQ")
+        if rest:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "usage: /delete SEQ")
+        return self._hub.changes.delete(self._host, self._current_room(), seq, None)
+
+    def _react(self, arg: str, *, remove: bool = False) -> Pending:
+        usage = "/unreact SEQ EMOJI" if remove else "/react SEQ EMOJI"
+        seq, emoji = self._seq_and(arg, usage)
+        emoji = _valid(_EMOJI, emoji, "emoji")
+        return self._hub.changes.react(self._host, self._current_room(), seq, emoji, remove, None)
+
+    def _unreact(self, arg: str) -> Pending:
+        return self._react(arg, remove=True)
 
     def _me(self, arg: str) -> Pending:
         return self._say(arg, action=True)

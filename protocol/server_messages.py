@@ -273,6 +273,9 @@ class DmHistoryPage(_Event):
     with_: str = Field(alias="with")
     messages: list[DirectMessage]
     more: bool
+    # The caller's read marker in this conversation (0: none), as `read` in a `room`
+    # reply: how a client counts unread DMs at login.
+    read: int = 0
     re: str | None = None
 
 

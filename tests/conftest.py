@@ -37,6 +37,23 @@ def hermetic_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_system_keyring() -> Iterator[None]:
+    """No test reaches the user's keyring: the `fail` backend, for this process and its
+    children, unless a test installs the in-memory one (tests/client/memory_keyring.py)."""
+    import keyring
+    import keyring.backends.fail
+
+    saved = os.environ.get("PYTHON_KEYRING_BACKEND")
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    yield
+    if saved is None:
+        os.environ.pop("PYTHON_KEYRING_BACKEND", None)
+    else:
+        os.environ["PYTHON_KEYRING_BACKEND"] = saved
+
+
 @pytest.fixture(autouse=True)
 def known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test its own pinned certificates: a pin for 127.0.0.1 in one test would refuse

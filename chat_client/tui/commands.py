@@ -47,6 +47,9 @@ class Actions(Protocol):
     def quit(self, reason: str | None) -> None: ...
     def upload(self, path: str) -> None: ...
     def download(self, name: str | None) -> None: ...
+    def register(self) -> None: ...
+    def forget_typed(self) -> None: ...
+    def set_away(self, text: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,16 @@ def _nick_cmd(actions: Actions, command: Command) -> None:
     actions.change_nick(_nick(_one_word(command, "a nick")))
 
 
+def _register(actions: Actions, command: Command) -> None:
+    if command.rest:
+        actions.forget_typed()
+        raise CommandError(
+            "type /register alone: the password is asked in a masked field, never in the "
+            "chat line (what you typed was not sent and is not kept)"
+        )
+    actions.register()
+
+
 def _who(actions: Actions, command: Command) -> None:
     actions.who(_room(_one_word(command, "a room name")) if command.args else None)
 
@@ -179,6 +192,18 @@ COMMANDS: tuple[Spec, ...] = (
         "save the newest file shared in view (or the newest called NAME) to your downloads",
         lambda a, c: a.download(c.rest or None),
         aliases=("save",),
+    ),
+    Spec(
+        "register",
+        "",
+        "make your nick an account (asks for a password twice, masked)",
+        _register,
+    ),
+    Spec(
+        "away",
+        "[TEXT]",
+        "be away, saying TEXT to those who look; /away alone: back",
+        lambda a, c: a.set_away(c.rest or None),
     ),
     Spec("help", "", "show this help", lambda a, c: a.show_help()),
     Spec("quit", "[REASON]", "leave the chat", lambda a, c: a.quit(c.rest or None)),

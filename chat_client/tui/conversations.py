@@ -31,6 +31,8 @@ class Conversation:
     oldest_seq: int | None = None  # older history is fetched `before` this
     older_exhausted: bool = False
     read_seq: int = 0  # messages at or below it were seen
+    synced_seq: int = 0  # the read marker as the server has it (version 2 `read`)
+    line_seq: int = 0  # where the "read up to here" line is drawn
     ever_joined: bool = False
     absorbing: bool = False  # a first join's backlog: history, not news
     pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
@@ -95,6 +97,17 @@ class Conversation:
     def has_member(self, nick: str) -> bool:
         return nick.lower() in (m.lower() for m in self.members)
 
+    def recount(self, me: str) -> None:
+        """Unread and mention from the entries above `read_seq` (after the marker moved)."""
+        fresh = [
+            e
+            for e in self.entries
+            if e.is_message and e.seq is not None and e.seq > self.read_seq
+            and e.author.lower() != me.lower()
+        ]  # fmt: skip
+        self.unread = len(fresh)
+        self.mentioned = any(e.mention for e in fresh) or (bool(fresh) and not self.is_room)
+
     def mark_read(self) -> None:
         self.unread = 0
         self.mentioned = False
@@ -155,7 +168,10 @@ class Conversations:
             self.current = new_key
 
     def show(self, key: str) -> Conversation:
+        """Bring `key` into view: its read line goes where reading stopped, then all is read."""
         conversation = self.get(key)
+        if self.current != key:
+            conversation.line_seq = max(conversation.line_seq, conversation.read_seq)
         self.current = key
         conversation.mark_read()
         return conversation

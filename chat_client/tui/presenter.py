@@ -16,6 +16,14 @@ Rules kept here, each tested on its own (tests/client/test_presenter.py):
   "disconnected" line and one "reconnected" line instead.
 - A nick change renames the DM conversation with that person and, for our
   own nick, the status.
+- Read markers (version 2, for an account): the `room` reply's `read` and the
+  `read` events from the account's other sessions move a conversation's marker
+  forward; unread counts are then recounted from the entries above it, and the
+  "read up to here" line moves there. While a conversation is in view the line
+  stays where reading had stopped when it came into view (or when the terminal
+  lost focus), so what is new stays marked.
+- Away (version 2): who is away and why, from `room` replies and `away` events,
+  for the member list; our own away text for the status bar.
 """
 
 from __future__ import annotations
@@ -25,15 +33,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from protocol import (
+    AwayChanged,
     Bye,
     ChatMessage,
     DirectMessage,
+    DmHistoryPage,
     ErrorCode,
     ErrorReply,
     HistoryPage,
     Joined,
     Left,
     NickChanged,
+    ReadMarker,
     RoomInfo,
     TopicChanged,
     parse_ts,
@@ -62,6 +73,7 @@ class Status:
     retry_in: float | None = None  # seconds, counted from when this status was set
     rtt: float | None = None
     security: str = ""  # how the connection is protected (`security_text`)
+    away: str | None = None  # our own away text (version 2)
 
 
 @dataclass(slots=True)
@@ -77,6 +89,8 @@ class Changes:
     ring: int = 0  # bells to ring
     final: Disconnected | None = None  # the connection is gone for good
     lagged: bool = False  # events were dropped: fetch what was missed
+    marker: bool = False  # the read line of the conversation in view moved
+    connected: Connected | None = None  # a (re)connection: fetch the stored DMs
 
     def merge(self, other: Changes) -> None:
         self.appended.extend(other.appended)
@@ -88,6 +102,8 @@ class Changes:
         self.ring += other.ring
         self.final = other.final or self.final
         self.lagged |= other.lagged
+        self.marker |= other.marker
+        self.connected = other.connected or self.connected
 
 
 class Presenter:
@@ -102,7 +118,10 @@ class Presenter:
         self.status = Status(nick=nick)
         self.bell = bell
         self.focused = True  # does the terminal have focus?
+        self.at_bottom = True  # does the log in view show its newest line?
         self.server_rooms: set[str] = set()
+        self.account = False  # the nick is a logged-in account: markers are the server's
+        self.away: dict[str, str] = {}  # nick (lower case) -> away text, for who is away
         self._away_members: dict[str, set[str]] = {}  # room -> nicks present when we dropped
         self._was_connected = False
         self._last_reason = ""
@@ -143,6 +162,10 @@ class Presenter:
             )
             self._add(conversation, _event(event.ts, text), changes)
             changes.details = True
+        elif isinstance(event, ReadMarker):
+            self._read_marker(event, changes)
+        elif isinstance(event, AwayChanged):
+            self._away_changed(event.nick, event.text, changes)
         elif isinstance(event, ErrorReply):
             self.notice(f"server: {event.message}", Kind.ERROR, changes=changes)
         elif isinstance(event, Bye):
@@ -175,7 +198,8 @@ class Presenter:
         # join's backlog is history (it moves the read marker); after a drop, what was
         # missed counts as unread but rings no bell.
         replay = not conversation.joined
-        if replay and not conversation.ever_joined and conversation.read_seq == 0:
+        first = not conversation.ever_joined and conversation.read_seq == 0
+        if replay and first and not self.account:  # an account's marker comes in `room`
             conversation.absorbing = True
         if mine or (replay and conversation.absorbing):
             conversation.read_seq = max(conversation.read_seq, message.seq)
@@ -191,13 +215,22 @@ class Presenter:
         other = message.to if mine else message.sender
         conversation = self.conversations.dm(other)
         entry = Entry(
-            Kind.CHAT, message.text, parse_ts(message.ts), message.sender, file=message.file
+            Kind.CHAT,
+            message.text,
+            parse_ts(message.ts),
+            message.sender,
+            message.seq,
+            file=message.file,
         )
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
-        self._add(conversation, entry, changes)
-        if not mine:
-            self._count(conversation, entry, changes, live=True)
+        if not self._add(conversation, entry, changes):
+            return  # a stored DM shown already (the history fetched at start has it)
+        if mine:
+            if message.seq is not None:
+                conversation.read_seq = max(conversation.read_seq, message.seq)
+        elif message.seq is None or message.seq > conversation.read_seq:
+            self._count(conversation, entry, changes, live=self._recent(entry))
 
     def _count(
         self, conversation: Conversation, entry: Entry, changes: Changes, live: bool
@@ -205,7 +238,7 @@ class Presenter:
         in_view = conversation.key == self.conversations.current
         highlight = entry.mention or not conversation.is_room
         if in_view:
-            if entry.seq is not None:
+            if entry.seq is not None and self.focused and self.at_bottom:
                 conversation.read_seq = max(conversation.read_seq, entry.seq)
         else:
             conversation.unread += 1
@@ -220,7 +253,46 @@ class Presenter:
         conversation.set_members(info.members)
         # Not `joined` yet: our own `joined` comes after the replay, in wire order.
         self.server_rooms.add(info.room)
+        if info.away is not None:
+            away = {nick.lower(): text for nick, text in info.away.items()}
+            for member in info.members:
+                if member.lower() in away:
+                    self.away[member.lower()] = away[member.lower()]
+                else:
+                    self.away.pop(member.lower(), None)
+        if info.read is not None and self.account:
+            self._move_marker(conversation, info.read, changes)
         changes.rooms = True
+        changes.details = True
+
+    def _read_marker(self, event: ReadMarker, changes: Changes) -> None:
+        """Another session of our account read up to `seq`: so did we."""
+        if event.room is not None:
+            conversation = self.conversations.by_key.get("#" + event.room)
+        else:
+            conversation = self.conversations.find_dm(event.with_ or "")
+        if conversation is not None:
+            self._move_marker(conversation, event.seq, changes)
+
+    def _move_marker(self, conversation: Conversation, seq: int, changes: Changes) -> None:
+        conversation.synced_seq = max(conversation.synced_seq, seq)
+        if seq > conversation.line_seq:
+            conversation.line_seq = seq
+            changes.marker |= conversation.key == self.conversations.current
+        if seq > conversation.read_seq:
+            conversation.read_seq = seq
+            if conversation.key != self.conversations.current:
+                conversation.recount(self.nick)
+            changes.rooms = True
+
+    def _away_changed(self, nick: str, text: str | None, changes: Changes) -> None:
+        if text:
+            self.away[nick.lower()] = text
+        else:
+            self.away.pop(nick.lower(), None)
+        if nick.lower() == self.nick.lower():
+            self.status.away = text or None
+            changes.status = True
         changes.details = True
 
     def _membership(self, event: Joined | Left, changes: Changes) -> None:
@@ -285,6 +357,8 @@ class Presenter:
             status.nick = event.nick
             status.server = event.server
             status.text = f"connected to {event.server} as {event.nick}"
+            self.account = event.account
+            changes.connected = event
             self._last_reason = ""
             self.server_rooms.update(event.rooms)
             if self._was_connected:
@@ -392,6 +466,57 @@ class Presenter:
             for m in page.messages
         ]
         return conversation.prepend(older)
+
+    def dm_page(self, page: DmHistoryPage) -> Changes:
+        """A page of a stored DM conversation (fetched at start or after a reconnect).
+
+        What is older than the log goes above it, what is newer below; DMs above
+        the read marker count as unread but ring no bell.
+        """
+        changes = Changes()
+        conversation = self.conversations.dm(page.with_)
+        conversation.read_seq = max(conversation.read_seq, page.read)  # read elsewhere
+        nick = self.nick.lower()
+        entries = [
+            Entry(Kind.CHAT, m.text, parse_ts(m.ts), m.sender, m.seq, file=m.file)
+            for m in page.messages
+        ]
+        oldest, newest = conversation.oldest_seq, conversation.newest_seq
+        older = [e for e in entries if oldest is not None and (e.seq or 0) < oldest]
+        if conversation.prepend(older):
+            changes.reload |= conversation.key == self.conversations.current
+        for entry in entries:
+            if newest is not None and (entry.seq or 0) <= newest:
+                continue
+            if not self._add(conversation, entry, changes):
+                continue
+            if entry.author.lower() == nick:
+                conversation.read_seq = max(conversation.read_seq, entry.seq or 0)
+            elif (entry.seq or 0) > conversation.read_seq:
+                self._count(conversation, entry, changes, live=False)
+        if conversation.key != self.conversations.current:
+            conversation.recount(self.nick)
+        changes.rooms = True
+        return changes
+
+    def seen(self, key: str) -> bool:
+        """The user has seen the newest line of `key`; True if the server should be told
+        (`read_seq` is above the marker it has)."""
+        conversation = self.conversations.by_key.get(key)
+        if conversation is None:
+            return False
+        conversation.mark_read()
+        return conversation.read_seq > conversation.synced_seq
+
+    def blurred(self) -> Changes:
+        """The terminal lost focus: the line in view goes where reading stopped."""
+        changes = Changes()
+        key = self.conversations.current
+        conversation = self.conversations.by_key.get(key or "")
+        if conversation is not None and conversation.read_seq > conversation.line_seq:
+            conversation.line_seq = conversation.read_seq
+            changes.marker = True
+        return changes
 
     # -- helpers -------------------------------------------------------------
 

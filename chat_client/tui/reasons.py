@@ -6,7 +6,7 @@ import re
 
 from protocol import ErrorCode
 
-__all__ = ["plain_reason", "reason_code"]
+__all__ = ["account_problem", "plain_reason", "reason_code"]
 
 _CODE = re.compile(r"\((\w+)\)\s*$")
 
@@ -20,6 +20,18 @@ def reason_code(reason: str) -> ErrorCode | None:
         return ErrorCode(found.group(1))
     except ValueError:
         return None
+
+
+def account_problem(code: ErrorCode, account_password_given: bool) -> bool:
+    """Is this refusal about the account password (so the password prompt answers it)?
+
+    `auth_required`: the nick is an account. `auth_failed` without an account
+    password given is about the server password; `rate_limited` after account
+    passwords means too many wrong ones.
+    """
+    if code is ErrorCode.AUTH_REQUIRED:
+        return True
+    return account_password_given and code in (ErrorCode.AUTH_FAILED, ErrorCode.RATE_LIMITED)
 
 
 def plain_reason(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from textual.style import Style
 from .entries import Entry, Kind
 from .text import literal
 
-__all__ = ["day_line", "entry_lines", "nick_style"]
+__all__ = ["READ_LINE", "day_line", "entry_lines", "nick_style", "read_line"]
 
 # Two palettes of distinct hues, one readable on dark backgrounds, one on light.
 DARK_NICKS = (
@@ -39,6 +39,15 @@ def nick_style(nick: str, *, dark: bool = True) -> str:
 
 def day_line(day: date) -> Content:
     return literal("── " + day.strftime("%A %d %B %Y") + " ──", "bold dim")
+
+
+READ_LINE = " read up to here "
+
+
+def read_line(width: int) -> Content:
+    """The line under the last message read: everything below it is new."""
+    side = max(2, (width - len(READ_LINE)) // 2)
+    return Content.styled("─" * side + READ_LINE + "─" * side, "bold red").truncate(width)
 
 
 def _clock(entry: Entry) -> str:

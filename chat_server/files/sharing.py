@@ -6,8 +6,9 @@ chat core's normal committed-message path (`ChatPoster.post_file`): a room `mess
 is broadcast only once stored, and the HTTP 201 waits for that. A corrupt upload is
 told to the uploader's connection as `error` `file_corrupt` without `re`.
 
-"The same upload" belongs to an owner: for a guest, its connection (so its unfinished
-uploads go when the connection does).
+"The same upload" belongs to an owner: for a logged-in account, the account (so an
+upload resumes from another connection or after the client restarted, until its ticket
+expires); for a guest, its connection (so its unfinished uploads go when it does).
 """
 
 from __future__ import annotations
@@ -27,16 +28,22 @@ from .index import FileRecord
 from .service import FileError, FileService
 from .uploads import UploadTicket
 
-__all__ = ["ChatPoster", "FileSharing", "Uploader"]
+__all__ = ["ChatPoster", "FileSharing", "UploadOwner", "Uploader"]
 
 PostDone = Callable[[int | None, BaseException | None], None]
 """Called once the message sharing a file is stored and sent: (its room seq, error)."""
 
 
-class Uploader(Protocol):
-    """The chat connection an `upload` came from."""
+class UploadOwner(Protocol):
+    """Who a connection's uploads belong to: its nick, and whether that is an account."""
 
     nick: str
+    account: bool
+
+
+class Uploader(UploadOwner, Protocol):
+    """The chat connection an `upload` came from."""
+
     closed: bool
 
     @property
@@ -99,10 +106,16 @@ class FileSharing:
         url = self.service.upload_url(ticket)
         return UploadReady(file=ticket.id, url=url, offset=ticket.received, re=message.id)
 
-    def forget(self, peer: object) -> None:
-        """The connection closed: its unfinished uploads can never be resumed."""
+    def forget(self, peer: UploadOwner) -> None:
+        """The connection closed: a guest's unfinished uploads can never be resumed.
+
+        An account's stay until their tickets expire: its next session resumes them.
+        """
         owner = owner_of(peer)
-        if self._uploaders.pop(owner, None) is not None:
+        if self._uploaders.get(owner) is not peer:
+            return
+        del self._uploaders[owner]
+        if not peer.account:
             self.service.drop_owner(owner)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
@@ -150,6 +163,8 @@ class FileSharing:
             )
 
 
-def owner_of(peer: object) -> str:
-    """Whose uploads these are: a guest's belong to its connection."""
+def owner_of(peer: UploadOwner) -> str:
+    """Whose uploads these are: an account's own, a guest's its connection's."""
+    if peer.account:
+        return f"account:{peer.nick.lower()}"
     return f"connection:{id(peer):x}"

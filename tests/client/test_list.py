@@ -37,10 +37,15 @@ async def chat_client(*args: str, netns: bool = False) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+# Unique per test run: another run on this host (its own multicast on loopback) may be
+# announcing at the same moment, and a browse sees every announcement on the interface.
+NAME = f"listed-{secrets.token_hex(3)}"
+
+
 @pytest.fixture
 async def announced() -> AsyncIterator[Announcement]:
     record = Announcement(secrets.token_hex(4), 7777, 7778, FP, True, 5)
-    announcer = Announcer("listed-room", record, lambda: 5, ["127.0.0.1"])
+    announcer = Announcer(NAME, record, lambda: 5, ["127.0.0.1"])
     await announcer.start()
     try:
         await asyncio.wait_for(announcer.announced.wait(), 5)
@@ -54,9 +59,9 @@ async def test_list_prints_the_announced_server_as_a_table(announced: Announceme
     assert code == 0, err
     header, *rows = out.splitlines()
     assert header.split() == ["NAME", "ADDRESS", "USERS", "TLS", "PASSWORD", "FINGERPRINT"]
-    mine = [row for row in rows if row.startswith("listed-room ")]
+    mine = [row for row in rows if row.startswith(f"{NAME} ")]
     assert len(mine) == 1, out
-    assert mine[0].split()[:6] == ["listed-room", "127.0.0.1:7777", "5", "yes", ":7778", "yes"]
+    assert mine[0].split()[:6] == [NAME, "127.0.0.1:7777", "5", "yes", ":7778", "yes"]
     assert "chat-client NAME" in out
 
 
@@ -66,7 +71,7 @@ async def test_list_json_for_scripts(announced: Announcement) -> None:
     mine = [s for s in json.loads(out) if s["id"] == announced.server_id]
     assert mine == [
         {
-            "name": "listed-room",
+            "name": NAME,
             "id": announced.server_id,
             "addresses": ["127.0.0.1"],
             "port": 7777,

@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 from chat_client.events import Connected, Disconnected
 from chat_client.tui.entries import Kind
 from chat_client.tui.presenter import Presenter
-from protocol import ChatMessage, DirectMessage, HistoryPage, Joined, Left, NickChanged, RoomInfo
+from protocol import (
+    AwayChanged,
+    ChatMessage,
+    DirectMessage,
+    DmHistoryPage,
+    HistoryPage,
+    Joined,
+    Left,
+    NickChanged,
+    ReadMarker,
+    RoomInfo,
+)
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -208,3 +219,122 @@ def test_dropped_events_are_said_and_ask_for_a_catch_up() -> None:
     changes = presenter.apply([Lagged(dropped=1234)])
     assert changes.lagged
     assert "skipped 1,234 events" in presenter.conversations.get("#lobby").entries[-1].text
+
+
+# -- version 2: read markers, stored DMs, away ------------------------------------
+
+
+def account_presenter(*rooms: str) -> Presenter:
+    presenter = Presenter("alice", clock=lambda: NOW)
+    for room in rooms:
+        presenter.conversations.get("#" + room)
+    presenter.apply([Connected("alice", "srv", "", rooms, account=True)])
+    return presenter
+
+
+def dm(seq: int, sender: str, text: str, ago: float = 0) -> DirectMessage:
+    to = "alice" if sender != "alice" else "bob"
+    return DirectMessage(sender=sender, to=to, text=text, ts=ts(ago), seq=seq)
+
+
+def test_an_accounts_backlog_is_unread_above_the_servers_marker() -> None:
+    presenter = account_presenter("lobby", "ops")
+    replay: list[object] = [message(n, "bob", f"m{n}", room="ops", ago=30) for n in range(1, 6)]
+    changes = presenter.apply(
+        [
+            *replay,
+            RoomInfo(room="ops", topic="", members=["alice", "bob"], read=3),
+            Joined(room="ops", nick="alice", ts=ts()),
+        ]
+    )
+    ops = presenter.conversations.get("#ops")
+    assert (ops.unread, ops.read_seq, ops.synced_seq, ops.line_seq) == (2, 3, 3, 3)
+    assert changes.ring == 0
+
+
+def test_a_read_event_moves_the_marker_forward_only() -> None:
+    presenter = account_presenter("lobby", "ops")
+    presenter.apply([message(n, "bob", f"alice {n}", room="ops") for n in range(1, 5)])
+    ops = presenter.conversations.get("#ops")
+    assert (ops.unread, ops.mentioned) == (4, True)
+    presenter.apply([ReadMarker(room="ops", seq=3)])
+    assert (ops.unread, ops.mentioned, ops.read_seq, ops.line_seq) == (1, True, 3, 3)
+    presenter.apply([ReadMarker(room="ops", seq=1)])
+    assert (ops.unread, ops.read_seq, ops.line_seq) == (1, 3, 3)
+    changes = presenter.apply([ReadMarker(room="ops", seq=4)])
+    assert (ops.unread, ops.mentioned) == (0, False) and changes.rooms
+    lobby = presenter.conversations.get("#lobby")  # in view: the line moves, and it says so
+    assert presenter.apply([ReadMarker(room="lobby", seq=2)]).marker
+    assert lobby.line_seq == 2
+
+
+def test_stored_dms_count_above_the_marker_and_merge_with_their_history() -> None:
+    presenter = account_presenter("lobby")
+    conversation = presenter.conversations.dm("bob")
+    conversation.read_seq = 2  # read here before
+    presenter.apply([dm(4, "bob", "four"), dm(5, "bob", "five")])  # offline, after welcome
+    assert conversation.unread == 2
+    page = DmHistoryPage.model_validate(
+        {
+            "type": "history",
+            "with": "bob",
+            "more": False,
+            "messages": [
+                dm(n, "bob" if n != 3 else "alice", f"n{n}", ago=60).model_dump(by_alias=True)
+                for n in range(1, 6)
+            ],
+        }
+    )
+    changes = presenter.dm_page(page)
+    assert [e.seq for e in conversation.entries] == [1, 2, 3, 4, 5]
+    assert conversation.unread == 2 and changes.ring == 0
+    presenter.apply([dm(5, "bob", "five")])  # the same DM again (a catch-up): shown once
+    assert len(conversation.entries) == 5
+    presenter.apply([ReadMarker.model_validate({"type": "read", "with": "bob", "seq": 5})])
+    assert conversation.unread == 0
+
+
+def test_a_dm_page_brings_the_marker_set_on_another_machine() -> None:
+    presenter = account_presenter("lobby")
+    page = DmHistoryPage.model_validate(
+        {
+            "type": "history",
+            "with": "bob",
+            "more": False,
+            "read": 2,
+            "messages": [
+                dm(n, "bob", f"n{n}", ago=60).model_dump(by_alias=True) for n in range(1, 4)
+            ],
+        }
+    )
+    presenter.dm_page(page)
+    conversation = presenter.conversations.dm("bob")
+    assert (conversation.read_seq, conversation.unread) == (2, 1)
+
+
+def test_in_view_without_focus_nothing_is_read_and_the_line_stays() -> None:
+    presenter = account_presenter("lobby")
+    lobby = presenter.conversations.get("#lobby")
+    presenter.apply([message(1, "bob", "seen")])
+    assert lobby.read_seq == 1
+    assert presenter.blurred().marker and lobby.line_seq == 1
+    presenter.focused = False
+    presenter.apply([message(2, "bob", "while away")])
+    assert (lobby.read_seq, lobby.unread) == (1, 0)
+    assert presenter.seen("#lobby") and lobby.read_seq == 2 and lobby.line_seq == 1
+
+
+def test_who_is_away_and_our_own_away_text() -> None:
+    presenter = account_presenter("lobby")
+    presenter.apply(
+        [RoomInfo(room="lobby", topic="", members=["alice", "Bob", "carol"], away={"Bob": "lunch"})]
+    )
+    assert presenter.away == {"bob": "lunch"}
+    changes = presenter.apply(
+        [AwayChanged(nick="carol", text="meeting"), AwayChanged(nick="Bob", text=None)]
+    )
+    assert presenter.away == {"carol": "meeting"} and changes.details
+    changes = presenter.apply([AwayChanged(nick="alice", text="idle")])
+    assert presenter.status.away == "idle" and changes.status
+    presenter.apply([RoomInfo(room="lobby", topic="", members=["alice", "carol"], away={})])
+    assert presenter.away == {}  # the room's own list wins for its members

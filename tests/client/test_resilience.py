@@ -331,8 +331,8 @@ async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_w
 # -- feature negotiation against today's server ------------------------------------------
 
 
-async def test_asking_a_version_1_server_for_features_grants_none(server: ChatServer) -> None:
-    async with ChatClient("127.0.0.1", server.port, "alice", features=["reply"]) as alice:
+async def test_asking_a_server_for_features_it_lacks_grants_none(server: ChatServer) -> None:
+    async with ChatClient("127.0.0.1", server.port, "alice", features=["x-unknown"]) as alice:
         assert alice.features == frozenset()
         assert (await alice.join("lobby")).members == ["alice"]
 

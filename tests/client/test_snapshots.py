@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, Label, TextArea
 
-from chat_client import ClientSettings
+from chat_client import ChatClient, ClientSettings
 from chat_client.events import Connected
 from chat_client.settings import ClientConfig, save_config
 from chat_client.tui.app import ChatApp, StartOptions
+from chat_client.tui.screens.account import PasswordScreen
 from chat_server.server import ChatServer
 from protocol import ChatMessage, DirectMessage, Joined, RoomInfo, TopicChanged
 from tests.support import TIMEOUT, make_config
@@ -148,3 +149,77 @@ def test_connect_screen(snap_compare: SnapCompare, utc_and_config: Path) -> None
     save_config(ClientConfig(host="chat.example.lan", port=7777, nick="alice"))
     app = ChatApp(StartOptions())
     assert snap_compare(app, terminal_size=SIZE, run_before=settle_connect_screen)
+
+
+async def settle_accounts_screen(pilot: Pilot[None]) -> None:
+    """The main screen of an account: bob away (dimmed, with his text), and the read
+    line under the last message read on another terminal."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await settle_main_screen(pilot)
+    presenter = app.presenter
+    for conversation in presenter.conversations:
+        conversation.entries.clear()
+        conversation.read_seq = conversation.line_seq = conversation.synced_seq = 0
+        conversation.ever_joined = conversation.joined = False
+    presenter._was_connected = False  # no "reconnected" line (it would carry today's date)
+    canned: list[object] = [
+        Connected("alice", "chat-server", "", ("lobby", "dev"), account=True),
+        *[e for e in scripted_events() if isinstance(e, ChatMessage) and e.room == "lobby"],
+        RoomInfo(
+            room="lobby",
+            topic="standup at 10",
+            members=["alice", "bob", "carol"],
+            read=2,
+            away={"bob": "lunch until 2"},
+        ),
+        Joined(room="lobby", nick="alice", ts="2026-11-23T09:57:00.000Z"),
+    ]
+    app.chat.render_changes(presenter.apply(canned))
+    app.chat.redraw()
+    freeze_cursors(pilot)
+    await pilot.pause(0.1)
+
+
+def test_accounts_screen(snap_compare: SnapCompare, threaded_server: int) -> None:
+    options = StartOptions(
+        host="127.0.0.1",
+        port=threaded_server,
+        nick="alice",
+        rooms=("lobby", "dev"),
+        remember=False,
+        settings=ClientSettings(ping_interval=3600),
+    )
+    assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_accounts_screen)
+
+
+async def settle_password_prompt(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not (isinstance(app.screen, PasswordScreen) and app.screen.query("#account-password")):
+        assert loop.time() < deadline, "no password prompt"
+        await pilot.pause(0.02)
+    await pilot.press(*"secret")
+    # The server's port is a free one, different each run: the picture names a fixed one.
+    title = app.screen.query_one("#account-title", Label)
+    title.update(str(title.render()).replace(f":{app.options.port}", ":7777"))
+    freeze_cursors(pilot)
+    await pilot.pause(0.1)
+
+
+def test_password_prompt(snap_compare: SnapCompare, threaded_server: int) -> None:
+    async def register() -> None:
+        async with ChatClient("127.0.0.1", threaded_server, "alice") as guest:
+            await guest.register("correct horse")
+
+    asyncio.run(register())
+    options = StartOptions(
+        host="127.0.0.1",
+        port=threaded_server,
+        nick="alice",
+        remember=False,
+        settings=ClientSettings(ping_interval=3600),
+    )
+    assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_password_prompt)

@@ -16,7 +16,17 @@ from chat_server.server import ChatServer
 from tests.conftest import StartServer
 from tests.support import LineClient, make_config, registered
 
-from .tui_support import FAST, SIZE, composer, joined, log_text, make_app, type_line, until
+from .tui_support import (
+    FAST,
+    SIZE,
+    composer,
+    joined,
+    log_text,
+    log_view,
+    make_app,
+    type_line,
+    until,
+)
 
 
 async def test_send_and_receive(server: ChatServer) -> None:
@@ -267,3 +277,27 @@ async def test_conversations_can_be_logged_to_disk(server: ChatServer, tmp_path:
     text = await asyncio.to_thread(path.read_text)
     assert "<bob> for the record\n    line 2\n" in text and "* alice agrees" in text
     assert str(path).startswith(os.environ["HOME"])
+
+
+async def test_mouse_selection_in_the_log_is_highlighted_and_copied(server: ChatServer) -> None:
+    bob = await registered(server.port, "bob", "lobby")
+    app = make_app(server.port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        await bob.request({"type": "say", "room": "lobby", "text": "select me please"})
+        await until(pilot, lambda: "select me please" in log_text(app), "the message")
+        lines = log_view(app).plain_lines
+        row = next(n for n, line in enumerate(lines) if "select me please" in line)
+        column = lines[row].index("select")
+        await pilot.mouse_down("#log", offset=(column + 1, row))  # +1: the log's padding
+        await pilot.hover("#log", offset=(column + len("select me"), row))
+        await pilot.mouse_up("#log", offset=(column + len("select me"), row))
+        await pilot.pause(0.05)
+        assert app.screen.get_selected_text() == "select me"
+        assert app.clipboard == "select me"
+        strip = log_view(app).render_line(row)
+        colours = {seg.text: seg.style.bgcolor if seg.style else None for seg in strip}
+        assert colours["select me"] != colours[" please"]  # drawn as selected
+        await pilot.press(*"typed after")  # typing still goes to the composer
+        assert composer(app).text == "typed after"
+    await bob.close()

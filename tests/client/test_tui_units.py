@@ -113,6 +113,15 @@ class Recorder:
     def download(self, name: str | None) -> None:
         self.calls.append(("download", name))
 
+    def register(self) -> None:
+        self.calls.append(("register", None))
+
+    def forget_typed(self) -> None:
+        self.calls.append(("forget", None))
+
+    def set_away(self, text: str | None) -> None:
+        self.calls.append(("away", text))
+
 
 @pytest.mark.parametrize(
     ("line", "call"),
@@ -132,6 +141,9 @@ class Recorder:
         ("/upload ~/My Files/report.pdf", ("upload", "~/My Files/report.pdf")),
         ("/download", ("download", None)),
         ("/save report.pdf", ("download", "report.pdf")),
+        ("/register", ("register", None)),
+        ("/away lunch, back at 2", ("away", "lunch, back at 2")),
+        ("/away", ("away", None)),
     ],
 )
 def test_the_command_table(line: str, call: tuple[str, object]) -> None:
@@ -156,6 +168,14 @@ def test_the_command_table(line: str, call: tuple[str, object]) -> None:
 def test_command_mistakes_say_what_to_type(line: str, error: str) -> None:
     with pytest.raises(commands.CommandError, match=error):
         commands.run(Recorder(), line)
+
+
+def test_a_password_typed_after_register_is_refused_and_forgotten() -> None:
+    recorder = Recorder()
+    with pytest.raises(commands.CommandError) as caught:
+        commands.run(recorder, "/register hunter22hunter")
+    assert "hunter22" not in str(caught.value)
+    assert recorder.calls == [("forget", None)]
 
 
 def test_plain_text_is_no_command() -> None:
@@ -270,3 +290,45 @@ def test_upload_completes_paths_and_folders_take_no_space() -> None:
     assert deeper is not None and deeper.text == "/upload reports/q1.csv "
     nick = c.complete("re", 2)
     assert nick is not None and nick.text == "rex: "  # not a path outside /upload
+
+
+def test_the_keychain_says_when_there_is_no_keyring_and_keeps_nothing() -> None:
+    from chat_client.tui import keychain
+
+    with pytest.raises(keychain.KeychainUnavailable, match="no system keyring"):
+        keychain.save("h", 7777, "alice", "correct horse")
+    assert keychain.load("h", 7777, "alice") is None
+    keychain.forget("h", 7777, "alice")  # nothing to do, no error
+
+
+def test_the_keychain_keeps_one_password_per_server_and_nick() -> None:
+    from chat_client.tui import keychain
+
+    from .memory_keyring import memory_keyring
+
+    with memory_keyring() as kept:
+        keychain.save("h", 7777, "Alice", "correct horse")
+        assert keychain.load("h", 7777, "alice") == "correct horse"
+        assert keychain.load("h", 7778, "alice") is None
+        keychain.forget("h", 7777, "alice")
+        assert kept.passwords == {}
+        keychain.forget("h", 7777, "alice")  # twice is fine
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown", "cells"),
+    [
+        ("❤️ ok", "❤ ok", 4),  # tmux 3.3 draws ❤️ in 1 cell, Rich counted 2
+        ("👍🏽 yes", "👍 yes", 6),  # tmux: 4 cells, Rich: 2
+        ("שלום עולם", "שלום עולם", 9),
+        ("a\u202eevil\u202c b", "a\ufffdevil\ufffd b", 9),  # no reordering of what follows
+        ("中文 ok", "中文 ok", 7),
+    ],
+)
+def test_display_text_has_one_width_in_every_terminal(sent: str, shown: str, cells: int) -> None:
+    from rich.cells import cell_len
+
+    from chat_client.tui.text import literal, visible
+
+    assert visible(sent) == shown
+    assert cell_len(shown) == cells == literal(sent).cell_length

@@ -18,7 +18,8 @@ from chat_client.trust import KnownServers
 from chat_server.files.config import FilesConfig
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
-from tests.server.helpers import Clients
+from tests.server.helpers import Clients, join
+from tests.server.test_accounts import make_account, session
 from tests.server.test_text_mode import Netcat
 from tests.support import Json, LineClient
 
@@ -197,6 +198,67 @@ async def test_resuming_over_the_chat_line_after_a_cut(
     assert (await get(message["file"]["url"]))[1] == data
 
 
+async def cut_upload(server: ChatServer, client: LineClient, data: bytes) -> Json:
+    """Announce `data` and send its first 600 kB over HTTP, then break the PUT off."""
+    ready = await client.request(announce("big.bin", data, room="lobby"))
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.files_port)
+    path = "/" + ready["url"].split("/", 3)[3]
+    writer.write(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+    writer.write(data[:600_000])
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    return ready
+
+
+async def held_after_the_cut(client: LineClient, data: bytes) -> Json:
+    again: Json = {}
+    for _ in range(200):  # until the server has seen the PUT end
+        again = await client.request(announce("big.bin", data, room="lobby"))
+        if again["offset"] > 0:
+            break
+        await asyncio.sleep(0.01)
+    return again
+
+
+async def test_an_account_resumes_its_upload_from_a_new_connection(
+    files_server: ChatServer, clients: Clients
+) -> None:
+    first = await make_account(clients, files_server.port, "alice")
+    await join(first, "lobby", "alice")
+    data = os.urandom(1_000_000)
+    ready = await cut_upload(files_server, first, data)
+    await held_after_the_cut(first, data)
+    await first.close()  # the client quits (or restarts) with the upload half done
+    second = await session(clients, files_server.port, "alice")
+    await join(second, "lobby", "alice")
+    again = await second.request(announce("big.bin", data, room="lobby"))
+    held = again["offset"]
+    assert 0 < held <= 600_000 and again["url"] == ready["url"]
+    rest = {"Content-Range": f"bytes {held}-{len(data) - 1}/{len(data)}"}
+    assert (await put(again["url"], data[held:], **rest))[0] == 201
+    message = await second.expect("message")
+    assert (await get(message["file"]["url"]))[1] == data
+
+
+async def test_a_guests_new_connection_starts_its_upload_again(
+    files_server: ChatServer, clients: Clients
+) -> None:
+    first = await clients.registered(files_server.port, "carol", "lobby")
+    data = os.urandom(1_000_000)
+    ready = await cut_upload(files_server, first, data)
+    await held_after_the_cut(first, data)
+    await first.close()
+    second = await clients.registered(files_server.port, "carol", "lobby")
+    again: Json = {}
+    for _ in range(200):  # until the server has seen the first connection go
+        again = await second.request(announce("big.bin", data, room="lobby"))
+        if again["url"] != ready["url"]:
+            break
+        await asyncio.sleep(0.01)
+    assert again["offset"] == 0 and again["url"] != ready["url"]
+
+
 async def test_files_off_refuses_upload(server: ChatServer, clients: Clients) -> None:
     alice = await clients.registered(server.port, "alice", "lobby")
     reply = await alice.request(announce("a.txt", b"a", room="lobby"))
@@ -227,7 +289,16 @@ async def test_hello_offers_files_and_welcome_grants_it(
     files_server: ChatServer, server: ChatServer, clients: Clients
 ) -> None:
     with_files = await clients.connect(files_server.port)
-    assert (await with_files.recv())["features"] == ["accounts", "typing", "read", "files", "away"]
+    assert (await with_files.recv())["features"] == [
+        "accounts",
+        "reply",
+        "edit",
+        "react",
+        "typing",
+        "read",
+        "files",
+        "away",
+    ]
     welcome = await with_files.request({"type": "hello", "nick": "a", "features": ["files", "x"]})
     assert welcome["features"] == ["files"]
     old = await clients.open(files_server.port)
@@ -236,6 +307,9 @@ async def test_hello_offers_files_and_welcome_grants_it(
     without = await clients.connect(server.port)
     assert (await without.recv())["features"] == [
         "accounts",
+        "reply",
+        "edit",
+        "react",
         "typing",
         "read",
         "away",

@@ -72,11 +72,26 @@ async def test_every_message_carries_its_rev(
     assert [m["rev"] for m in page["messages"]] == [1, 2]
 
 
-async def test_a_reply_is_refused_until_replies_are_stored(
-    start_server: StartServer, clients: Clients, tmp_path: Path
+@pytest.mark.parametrize("store", STORES)
+async def test_a_reply_carries_reply_to_and_must_name_a_live_message(
+    start_server: StartServer, clients: Clients, store: str, tmp_path: Path
 ) -> None:
-    alice = await room_with_messages(start_server, clients, "memory", tmp_path, 1)
-    refused = await alice.request({"type": "say", "room": "lobby", "text": "yes", "reply_to": 1})
-    assert refused["code"] == "invalid_message"
+    alice = await room_with_messages(start_server, clients, store, tmp_path, 2)
+    ack = await alice.request({"type": "say", "room": "lobby", "text": "yes", "reply_to": 1})
+    assert ack["seq"] == 3
+    live = [m for m in alice.seen if m["type"] == "message"]
+    assert live[-1]["reply_to"] == 1 and live[-1]["rev"] == 3
+    for missing in (4, 99):
+        refused = await alice.request(
+            {"type": "say", "room": "lobby", "text": "no", "reply_to": missing}
+        )
+        assert refused["code"] == "no_such_message"
+    await alice.request({"type": "delete", "room": "lobby", "seq": 2})
+    refused = await alice.request({"type": "say", "room": "lobby", "text": "no", "reply_to": 2})
+    assert refused["code"] == "no_such_message"
     page = await alice.request({"type": "history", "room": "lobby"})
-    assert [m["text"] for m in page["messages"]] == ["m1"]
+    assert [(m["seq"], m.get("reply_to")) for m in page["messages"]] == [
+        (1, None),
+        (2, None),
+        (3, 1),
+    ]

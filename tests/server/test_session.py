@@ -21,7 +21,15 @@ async def test_server_speaks_first_with_hello(start_server: StartServer, clients
         "protocol": 2,
         "motd": "hi there",
         "password_required": False,
-        "features": ["accounts", "typing", "read", "away"],  # version 2: what this server offers
+        "features": [
+            "accounts",
+            "reply",
+            "edit",
+            "react",
+            "typing",
+            "read",
+            "away",
+        ],  # version 2: what this server offers
         "tls_port": None,
         "fingerprint": None,
     }

@@ -53,7 +53,7 @@ async def test_hello_over_both_listeners_names_the_tls_port_and_fingerprint(
     for client in (plain, secure):
         hello = await client.recv()
         assert hello["protocol"] == 2
-        assert hello["features"] == ["accounts", "typing", "read", "away"]
+        assert hello["features"] == ["accounts", "reply", "edit", "react", "typing", "read", "away"]
         assert hello["tls_port"] == tls_server.tls_port
         assert hello["fingerprint"] == tls_server.fingerprint
     ssl_object = secure.writer.get_extra_info("ssl_object")
@@ -79,7 +79,7 @@ async def test_features_are_granted_as_requested_and_supported(
     welcome = await client.request(
         {"type": "hello", "nick": "carol", "features": ["reply", "teleport"]}
     )
-    assert (welcome["features"], welcome["account"]) == ([], False)  # none is built yet
+    assert (welcome["features"], welcome["account"]) == (["reply"], False)  # not "teleport"
     too_many = await connect_tls(clients, tls_server.tls_port)
     error = await too_many.request(
         {"type": "hello", "nick": "dave", "features": [f"f{i}" for i in range(33)]}

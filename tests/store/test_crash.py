@@ -109,3 +109,34 @@ async def test_sigterm_flushes_and_exits_zero_with_sqlite(tmp_path: Path) -> Non
     code, out, _ = await run_command("history", "lobby", "--db", db)
     assert code == 0 and json.loads(out)["text"] == "kept"
     await asyncio.sleep(0)
+
+
+async def test_kill_9_leaves_revs_without_gaps_and_they_go_on(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    server = await ServerProcess.start("--db", db, "--rate", "0")
+    alice = await registered(server.port, "alice", "lobby")
+    await alice.request({"type": "say", "room": "lobby", "text": "first"})
+    for i in range(300):  # pipelined changes and messages: many in flight when the kill lands
+        await alice.send({"type": "say", "room": "lobby", "text": f"m{i}"})
+        await alice.send({"type": "edit", "room": "lobby", "seq": 1, "text": f"v{i}"})
+        await alice.send({"type": "react", "room": "lobby", "seq": 1, "emoji": f":e{i % 2}:"})
+    while sum(1 for m in alice.seen if m["type"] == "message") < 50:
+        await alice.recv()
+    await server.kill()
+    await drain_until_closed(alice)
+    await alice.close()
+
+    restarted = await ServerProcess.start("--db", db)
+    try:
+        carol = await registered(restarted.port, "carol", "lobby")
+        page = await carol.request({"type": "history", "room": "lobby", "changed_since": 0})
+        revs = sorted(m["rev"] for m in page["messages"])
+        top = revs[-1]
+        ack = await carol.request({"type": "say", "room": "lobby", "text": "after"})
+        message = [m for m in carol.seen if m["type"] == "message" and m["seq"] == ack["seq"]]
+        assert message[0]["rev"] == top + 1  # the counter goes on from what was stored
+        assert len(set(revs)) == len(revs)
+        assert top >= 50
+        await carol.close()
+    finally:
+        await restarted.kill()

@@ -7,6 +7,7 @@ the conversation in view, `/commands` go through the command table.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -24,17 +25,18 @@ from protocol import ErrorCode
 from protocol.limits import MAX_TEXT_CHARS
 
 from ...connection import ChatClient
-from ...events import ChatClientError, RequestError
+from ...events import ChatClientError, Connected, RequestError
 from .. import commands
 from ..completion import Completer
 from ..conversations import MAX_ENTRIES
 from ..entries import Entry, Kind
 from ..messages import NetworkEvents
 from ..presenter import Changes, Presenter
-from ..reasons import reason_code
+from ..reasons import account_problem, reason_code
 from ..text import literal
 from ..transfers import Transfers, complete_path
 from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
+from .account import AccountLogin, RegisterScreen
 from .connect import Field, Problem
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ BATCH_DRAW_INTERVAL = 0.5  # seconds between redraws while a long batch is appli
 PARTIAL_TAIL = 200  # entries shown meanwhile
 ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
+READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one go
+DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
@@ -88,6 +92,9 @@ class ChatScreen(Screen[None]):
         self._partial = False  # the log shows only the tail of a long batch
         self.completer = Completer(self._nick_candidates, self._room_candidates, complete_path)
         self.downloads: Path | None = None  # None: the platform's downloads directory
+        self._read_sync_due = False
+        self._dms_fetched = False  # the DMs remembered from the last run were fetched once
+        self._dm_keys: frozenset[str] = frozenset()  # DM conversations last remembered
 
     @property
     def chat_app(self) -> ChatApp:
@@ -175,7 +182,7 @@ class ChatScreen(Screen[None]):
         if changes.appended and current is not None:
             conversation = self.presenter.conversations.get(current)
             tail = list(conversation.entries)[-PARTIAL_TAIL:]
-            self.log_view.show(tail, conversation.pending)
+            self.log_view.show(tail, conversation.pending, conversation.line_seq)
             self._partial = True
         changes.appended = []
         self.render_changes(changes)
@@ -201,6 +208,149 @@ class ChatScreen(Screen[None]):
             self._connection_lost(changes.final.reason)
         if changes.lagged and self.client is not None:
             self._catch_up(self.client)
+        if changes.marker and conversation is not None and not changes.reload:
+            self.log_view.set_read_line(conversation.line_seq)
+        if changes.connected is not None and self.client is not None:
+            self._connected(self.client, changes.connected)
+        if changes.appended or changes.marker:
+            self._check_seen()
+        dm_keys = frozenset(c.key for c in self.presenter.conversations if not c.is_room)
+        if dm_keys != self._dm_keys:
+            self._dm_keys = dm_keys
+            self.chat_app.remember_rooms()
+
+    # -- version 2: read markers, stored DMs, away --------------------------------
+
+    def _check_seen(self) -> None:
+        """The newest line in view is seen (terminal focused, log at the bottom): mark it
+        read, and tell the server soon (one `mark_read` per conversation for a burst)."""
+        key = self.presenter.conversations.current
+        if key is None or not self.app.app_focus or not self.log_view.following:
+            return
+        if self.presenter.seen(key):
+            self._draw_rooms()
+            self._sync_read_soon()
+
+    def _sync_read_soon(self) -> None:
+        if not self._read_sync_due:
+            self._read_sync_due = True
+            self.set_timer(READ_SYNC_DELAY, self._sync_read)
+
+    def _sync_read(self) -> None:
+        """Send `mark_read` for every conversation read further than the server knows."""
+        self._read_sync_due = False
+        client = self.client
+        if client is None or not client.connected or "read" not in client.features:
+            return
+        account = self.presenter.account
+        for conversation in self.presenter.conversations:
+            if conversation.read_seq <= conversation.synced_seq:
+                continue
+            if conversation.is_room and conversation.joined:
+                request = client.mark_read(conversation.read_seq, room=conversation.name)
+            elif not conversation.is_room and account:
+                request = client.mark_read(conversation.read_seq, with_=conversation.name)
+            else:
+                continue
+            conversation.synced_seq = conversation.read_seq
+            self.run_worker(_quietly(request), group="read")
+
+    def focus_changed(self, focused: bool) -> None:
+        """The terminal gained focus (what is in view is seen) or lost it (the read line
+        moves to where reading stopped, so what comes meanwhile is below it)."""
+        if focused:
+            self._check_seen()
+        else:
+            self.render_changes(self.presenter.blurred())
+
+    def _connected(self, client: ChatClient, event: Connected) -> None:
+        """(Re)connected: fetch the stored DMs, and be away again if we were."""
+        if event.account:
+            self._fetch_dms(client)
+        away = self.presenter.status.away
+        if away is not None:
+            self.run_worker(_quietly(client.away(away)), group="away")
+
+    @work(group="dms")
+    async def _fetch_dms(self, client: ChatClient) -> None:
+        """Every DM conversation: its newest stored page, or what came after the newest shown."""
+        first, self._dms_fetched = not self._dms_fetched, True
+        for conversation in self.presenter.conversations:
+            if conversation.is_room:
+                continue
+            after = conversation.newest_seq
+            while True:
+                try:
+                    if after is None:
+                        page = await client.dm_history(conversation.name, limit=DM_PAGE)
+                    else:
+                        page = await client.dm_history(conversation.name, after=after)
+                except RequestError as exc:
+                    # At start the empty DM conversations are the remembered ones: one
+                    # whose partner is no account any more (deleted) is dropped.
+                    gone = exc.code is ErrorCode.NO_SUCH_USER and not conversation.entries
+                    if gone and first and conversation.key != self.presenter.conversations.current:
+                        self.presenter.conversations.remove(conversation.key)
+                        self._draw_rooms()
+                    break  # a guest (their DMs are not stored), or no account any more
+                except ChatClientError:
+                    break  # the connection dropped: the next Connected fetches again
+                self.render_changes(self.presenter.dm_page(page))
+                if after is None or not page.more or not page.messages:
+                    break
+                after = page.messages[-1].seq
+        self.chat_app.remember_rooms()
+
+    def set_away(self, text: str | None, *, auto: bool = False) -> None:
+        """`/away [TEXT]` (and auto-away): be away with TEXT, or back without it."""
+        self.chat_app.auto_away = auto and text is not None
+        client = self._need_client()
+        if client is not None:
+            self._set_away(client, text, auto)
+
+    @work(group="away")
+    async def _set_away(self, client: ChatClient, text: str | None, auto: bool) -> None:
+        if not await self._request(client.away(text)):
+            return
+        status = self.presenter.status
+        was_away, status.away = status.away is not None, text or None
+        self.query_one("#status", StatusBar).show_status(status)
+        if text and auto:
+            self.notice(f"you are away ({text}): any key brings you back")
+        elif text:
+            self.notice(f"you are away: {text} (/away alone: back)")
+        elif was_away:
+            self.notice("you are back")
+
+    def register(self) -> None:
+        """`/register`: the password is asked twice in a masked prompt, never in the line."""
+        client = self._need_client()
+        if client is None:
+            return
+        nick = client.nick
+
+        def answered(login: AccountLogin | None) -> None:
+            if login is not None:
+                self._register(client, nick, login)
+
+        self.app.push_screen(RegisterScreen(nick), answered)
+
+    @work(group="requests")
+    async def _register(self, client: ChatClient, nick: str, login: AccountLogin) -> None:
+        try:
+            await client.register(login.password)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        self.notice(
+            f"{nick} is now an account: it logs in with this password, from several "
+            "terminals at once, and DMs between accounts wait for you while you are away"
+        )
+        self.chat_app.registered(login)
+
+    def forget_typed(self) -> None:
+        """The line just typed held a secret: it leaves the input history."""
+        self.composer.forget_last()
 
     @work(group="history")
     async def _catch_up(self, client: ChatClient) -> None:
@@ -223,6 +373,14 @@ class ChatScreen(Screen[None]):
         if self.chat_app.quitting:
             return
         code = reason_code(reason)
+        request = self.chat_app.request
+        if (
+            code is not None
+            and request is not None
+            and account_problem(code, request.account_password is not None)
+        ):
+            self.chat_app.ask_account_password(request, RequestError(code, reason))
+            return
         if code is ErrorCode.AUTH_FAILED:
             field: Field = "password"
         elif code in (ErrorCode.INVALID_NICK, ErrorCode.NICK_TAKEN):
@@ -240,10 +398,11 @@ class ChatScreen(Screen[None]):
             self.log_view.show([])
         else:
             conversation = self.presenter.show(current)
-            self.log_view.show(conversation.entries, conversation.pending)
+            self.log_view.show(conversation.entries, conversation.pending, conversation.line_seq)
         self._draw_rooms()
         self._draw_details()
         self.query_one("#status", StatusBar).show_status(self.presenter.status)
+        self._check_seen()
 
     def _draw_rooms(self) -> None:
         conversations = self.presenter.conversations
@@ -262,7 +421,9 @@ class ChatScreen(Screen[None]):
         if conversation.topic:
             title += Content(" — ") + literal(conversation.topic, single_line=True)
         topic.update(title)
-        members.update_members(conversation.members if conversation.is_room else [])
+        members.update_members(
+            conversation.members if conversation.is_room else [], self.presenter.away
+        )
 
     def switch_to(self, key: str) -> None:
         self.presenter.show(key)
@@ -273,10 +434,21 @@ class ChatScreen(Screen[None]):
 
     @on(MessageLog.Following)
     def _following(self, event: MessageLog.Following) -> None:
+        self.presenter.at_bottom = event.following
+        if event.following:
+            self._check_seen()
         more = self.query_one("#more", Static)
         more.display = not event.following
         below = f"{event.unseen} new below" if event.unseen else "scrolled up"
         more.update(Content.styled(f"── {below} · Ctrl+End or click for the newest ──", "bold"))
+
+    @on(events.TextSelected)
+    def _copy_selection(self) -> None:
+        """A mouse selection in the log goes to the clipboard, as in a terminal."""
+        text = self.get_selected_text()
+        if text:
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {len(text):,} characters", timeout=2, markup=False)
 
     @on(events.Click, "#more")
     def _more_clicked(self) -> None:
@@ -385,6 +557,7 @@ class ChatScreen(Screen[None]):
         if not key.startswith("#"):
             self.presenter.conversations.remove(key)
             self.redraw()
+            self.chat_app.remember_rooms()  # a closed DM is not fetched at the next start
             return
         client = self._need_client()
         if client is not None:
@@ -627,3 +800,9 @@ class ChatScreen(Screen[None]):
         composer.load_text(text)
         composer.move_cursor(composer.document.end)
         composer.focus()
+
+
+async def _quietly(request: Awaitable[object]) -> None:
+    """A request whose failure is not worth a line in the log (a marker, a re-sent away)."""
+    with contextlib.suppress(ChatClientError):
+        await request

@@ -35,6 +35,8 @@ class ConnectRequest:
     nick: str
     password: str | None = field(default=None, repr=False)
     route: Route | None = None  # decided already (a server picked from the LAN list)
+    account_password: str | None = field(default=None, repr=False)  # version 2
+    keyring: bool | None = None  # keep the account password in the keyring; None: as before
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ class ConnectScreen(Screen[ConnectRequest]):
                 select_on_focus=False,
                 compact=True,
             )
-            yield Label("Password (if the server has one)")
+            yield Label("Server password (if it has one)")
             yield Input(
                 last.password or "",
                 password=True,

@@ -82,6 +82,12 @@ class Composer(TextArea):
         self._browse = len(self._history)
         self._draft = ""
 
+    def forget_last(self) -> None:
+        """Drop the newest line from the history (it held something secret)."""
+        if self._history:
+            self._history.pop()
+        self._browse = len(self._history)
+
     def recall_last(self, text: str) -> None:
         """Put `text` back (a line that could not be sent)."""
         if not self.text:

@@ -1,8 +1,14 @@
-"""The members of the room in view, on the right; click one to open a DM."""
+"""The members of the room in view, on the right; click one to open a DM.
+
+Members who are away (version 2) are dimmed, with their away text after the nick.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from textual import events
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -23,19 +29,30 @@ class MemberList(OptionList, can_focus=False):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._nicks: list[str] = []
+        self._away: dict[str, str] = {}  # of the nicks shown: lower case -> away text
         self._width = 0
 
-    def update_members(self, nicks: list[str]) -> None:
+    def update_members(self, nicks: list[str], away: Mapping[str, str] | None = None) -> None:
         width = self.scrollable_content_region.width
-        if nicks == self._nicks and width == self._width:
+        away = away if away is not None else self._away
+        shown_away = {n.lower(): away[n.lower()] for n in nicks if n.lower() in away}
+        if nicks == self._nicks and width == self._width and shown_away == self._away:
             return
-        self._nicks, self._width = list(nicks), width
+        self._nicks, self._width, self._away = list(nicks), width, shown_away
         self.clear_options()
         # No ids: a server that lists a nick twice must not be able to crash the list.
-        self.add_options(
-            Option(literal(nick, single_line=True).truncate(max(width, 4), ellipsis=True))
-            for nick in self._nicks
-        )
+        self.add_options(Option(self._row(nick, max(width, 4))) for nick in self._nicks)
+
+    def _row(self, nick: str, width: int) -> Content:
+        row = literal(nick, single_line=True)
+        text = self._away.get(nick.lower())
+        if text is not None:
+            row = (row + Content(" ") + literal(text, "italic", single_line=True)).stylize("dim")
+        return row.truncate(width, ellipsis=True)
+
+    def away_text(self, nick: str) -> str | None:
+        """The away text shown for `nick` (None: not away)."""
+        return self._away.get(nick.lower())
 
     def on_resize(self, event: events.Resize) -> None:
         self.update_members(self._nicks)

@@ -6,6 +6,13 @@ thousands of messages costs one refresh. The log *follows* the newest line
 until the user scrolls up, and keeps following through resizes; while it does
 not, it counts what arrived below. Day separators are derived from the entries
 themselves, so pages of older history can never add a second one for a day.
+A "read up to here" line follows the last entry at or below the read marker
+when a message comes after it (`set_read_line`).
+
+Text can be selected with the mouse, as in Textual's own `Log`: every strip
+carries its line and column offsets, the selected span is drawn in the
+screen's selection style, and `get_selection` returns the plain text of the
+lines as shown (the chat screen copies it to the clipboard).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
+from textual.style import Style
 
 from ..conversations import MAX_ENTRIES
 from ..entries import Entry
-from ..render import day_line, entry_lines
+from ..render import day_line, entry_lines, read_line
 
 __all__ = ["MessageLog"]
 
@@ -64,6 +73,8 @@ class MessageLog(ScrollView, can_focus=False):
         self._user_scrolled = 0.0
         self._wrap_scheduled = False
         self._is_dark = True
+        self._read_seq = 0  # the read marker: the line goes after the last entry at or below
+        self._read_after: Entry | None = None  # the entry the line is drawn after
 
     # -- what tests and copying read -------------------------------------------
 
@@ -81,10 +92,51 @@ class MessageLog(ScrollView, can_focus=False):
 
     # -- changing what is shown ------------------------------------------------
 
-    def show(self, entries: Iterable[Entry], pending: Iterable[Entry] = ()) -> None:
+    @property
+    def read_line_at(self) -> int | None:
+        """The seq of the entry the read line follows (None: no line)."""
+        return self._read_after.seq if self._read_after is not None else None
+
+    def set_read_line(self, seq: int) -> None:
+        """Draw the "read up to here" line after the newest entry at or below `seq`."""
+        self._read_seq = seq
+        self._place_read_line()
+
+    def _read_line_entry(self) -> Entry | None:
+        """The entry the line goes after: it needs a message above the marker below it."""
+        newer = False
+        for entry in reversed(self._entries):
+            if entry.seq is None:
+                continue
+            if entry.seq <= self._read_seq:
+                return entry if newer else None
+            newer |= entry.is_message
+        return None
+
+    def _place_read_line(self) -> None:
+        """Move the line if the marker or the entries moved it; rewrap only what changed."""
+        target = self._read_line_entry()
+        if target is self._read_after:
+            return
+        old, self._read_after = self._read_after, target
+        wrapped = len(self._counts)
+        for entry in (old, target):
+            if entry is None:
+                continue
+            for index in range(min(wrapped, len(self._entries)) - 1, -1, -1):
+                if self._entries[index] is entry:
+                    self._rewrap_entry(index)
+                    break
+        self._changed()
+
+    def show(
+        self, entries: Iterable[Entry], pending: Iterable[Entry] = (), read_seq: int = 0
+    ) -> None:
         """Replace everything and follow the newest line."""
         self._entries = list(entries)
         self._pending = list(pending)
+        self._read_seq = read_seq
+        self._read_after = self._read_line_entry()
         self._set_following(True, 0)
         self._rewrap()
         self.scroll_end(animate=False, immediate=False)
@@ -128,6 +180,7 @@ class MessageLog(ScrollView, can_focus=False):
             self._counts.append(len(lines))
             self._lines.extend(lines)
         self._changed()
+        self._place_read_line()
 
     def set_pending(self, pending: Iterable[Entry]) -> None:
         self._wrap_new()
@@ -178,6 +231,8 @@ class MessageLog(ScrollView, can_focus=False):
 
     def _block(self, entry: Entry, previous_day: date | None) -> list[Content]:
         lines = entry_lines(entry, self._width(), dark=self._is_dark)
+        if entry is self._read_after:
+            lines = [*lines, read_line(self._width())]
         day = entry.day
         if day is not None and day != previous_day:
             return [day_line(day), *lines]
@@ -273,17 +328,35 @@ class MessageLog(ScrollView, can_focus=False):
     def _by_user(self) -> bool:
         return time.monotonic() - self._user_scrolled < USER_SCROLL_WINDOW
 
+    # -- selection -------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text, as the lines are shown (times, nicks and all)."""
+        return selection.extract("\n".join(self.plain_lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._strips.clear()
+        self.refresh()
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         if index >= self.line_count:
             return Strip.blank(width, self.rich_style)
+        selection = self.text_selection
+        span = selection.get_span(index) if selection is not None else None
         key = (index, width)
-        strip = self._strips.get(key)
+        strip = self._strips.get(key) if span is None else None
         if strip is None:
             n = len(self._lines)
             line = self._lines[index] if index < n else self._tail[index - n]
+            if span is not None:
+                start, end = span
+                style = Style.from_styles(self.screen.get_component_styles("screen--selection"))
+                line = line.stylize(style, start, len(line.plain) if end == -1 else end)
             segments = line.render_segments(self.visual_style)
             strip = Strip(segments, line.cell_length).crop_extend(0, width, self.rich_style)
-            self._strips[key] = strip
+            strip = strip.apply_offsets(0, index)  # where a mouse press starts a selection
+            if span is None:
+                self._strips[key] = strip
         return strip

@@ -49,6 +49,8 @@ class StatusBar(Static):
             text += f" · rtt {status.rtt * 1000:.0f} ms"
         if status.security and status.connected:
             text += f" · {status.security}"
+        if status.away is not None and status.connected:
+            text += f" · away: {status.away}"
         self.update(literal(text, single_line=True))
 
     @property
