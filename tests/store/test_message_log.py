@@ -20,7 +20,7 @@ from chat_server.eventlog import MessageLog, StoreLog
 from chat_server.outbox import Flusher
 from chat_server.rooms import Room
 from chat_server.sqlite_store import SqliteStore
-from chat_server.store import MemoryStore, Store, StoredMessage
+from chat_server.store import MemoryStore, Store, StoredMessage, StoreError
 from tests.redis_support import running_redis
 
 
@@ -39,7 +39,9 @@ class Harness:
         self.rooms.append(room)
         return room
 
-    async def say(self, room: Room, text: str) -> StoredMessage:
+    async def say(
+        self, room: Room, text: str, reply_to: int | None = None, author: str = ""
+    ) -> StoredMessage:
         outcome: asyncio.Future[tuple[StoredMessage | None, BaseException | None]]
         outcome = asyncio.get_running_loop().create_future()
 
@@ -55,7 +57,7 @@ class Harness:
                 )
             outcome.set_result((message, error))
 
-        self.log.append(room, "alice", text, False, None, done)
+        self.log.append(room, "alice", text, False, None, done, reply_to, author)
         message, error = await outcome
         assert error is None and message is not None
         return message
@@ -143,3 +145,66 @@ async def test_history_pages_from_the_log(harness: Harness) -> None:
     end = await harness.log.after("lobby", 8, 5)
     assert ([m.seq for m in end.messages], end.more) == ([9, 10], False)
     assert (await harness.log.latest("nowhere", 5)).messages == []
+
+
+async def test_a_message_takes_a_rev_and_keeps_its_reply_and_author(harness: Harness) -> None:
+    room = await harness.room("lobby")
+    first = await harness.say(room, "question", author="account:alice")
+    second = await harness.say(room, "answer", reply_to=1, author="guest:abc-1")
+    assert [(m.seq, m.rev) for m in (first, second)] == [(1, 1), (2, 2)]
+    assert room.delivered_rev == 2
+    stored = await harness.store.message("lobby", 2)
+    assert stored is not None
+    assert (stored.text, stored.reply_to, stored.author, stored.rev) == (
+        "answer",
+        1,
+        "guest:abc-1",
+        2,
+    )
+    one = await harness.store.message("lobby", 1)
+    assert one is not None and (one.reply_to, one.author) == (None, "account:alice")
+    assert await harness.store.message("lobby", 3) is None
+    assert await harness.store.message("lobby", 0) is None
+    assert await harness.store.message("nowhere", 1) is None
+    wire = stored.to_wire()
+    assert (wire.reply_to, wire.rev) == (1, 2)
+
+
+async def test_changed_since_is_every_message_above_the_rev_in_rev_order(
+    harness: Harness,
+) -> None:
+    room = await harness.room("lobby")
+    for i in range(7):
+        await harness.say(room, f"m{i + 1}", reply_to=i or None)
+    page = await harness.store.changed_since("lobby", 4, 2)
+    assert ([(m.seq, m.rev) for m in page.messages], page.more) == ([(5, 5), (6, 6)], True)
+    page = await harness.store.changed_since("lobby", 6, 10)
+    assert ([(m.seq, m.reply_to) for m in page.messages], page.more) == ([(7, 6)], False)
+    page = await harness.store.changed_since("lobby", 0, 10)
+    assert [m.rev for m in page.messages] == list(range(1, 8)) and not page.more
+    assert (await harness.store.changed_since("lobby", 7, 10)).messages == []
+
+
+async def test_update_changes_the_state_or_is_refused_where_unsupported(
+    harness: Harness,
+) -> None:
+    room = await harness.room("lobby")
+    await harness.say(room, "typo", author="account:alice")
+    await harness.say(room, "other")
+    one = await harness.store.message("lobby", 1)
+    assert one is not None
+    edited = one.edit("fixed", room.next_rev(), 1_800_000_000_000)
+    outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    harness.store.update(edited, outcome.set_result)
+    error = await outcome
+    now = await harness.store.message("lobby", 1)
+    assert now is not None
+    if harness.store.supports_changes:
+        assert error is None
+        assert (now.text, now.rev, now.edited_ms) == ("fixed", 3, 1_800_000_000_000)
+        page = await harness.store.changed_since("lobby", 2, 10)
+        assert [(m.seq, m.rev) for m in page.messages] == [(1, 3)]
+    else:  # Redis: refused, nothing changed, and the node offers no edits (config)
+        assert isinstance(error, StoreError) and "not supported" in str(error)
+        assert (now.text, now.rev, now.edited_ms) == ("typo", 1, None)
+        assert [m.seq for m in (await harness.store.changed_since("lobby", 1, 10)).messages] == [2]
