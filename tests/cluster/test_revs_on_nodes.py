@@ -7,6 +7,7 @@ there; edits, deletes and reactions are not kept in Redis, so a node does not of
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.support import TIMEOUT, LineClient, open_client, registered
@@ -45,6 +46,17 @@ async def test_a_node_does_not_offer_changes_and_refuses_them_clearly(node: Node
     page = await alice.request({"type": "history", "room": "x", "after": 0, "limit": 5})
     assert [(m["seq"], m["text"], m["rev"]) for m in page["messages"]] == [(1, "first", 1)]
     assert "edited" not in page["messages"][0] and not page["messages"][0].get("deleted")
+    # Text mode (in #lobby): the same refusal, as a line.
+    assert (await alice.request({"type": "join", "room": "lobby"}))["type"] == "room"
+    reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
+    writer.write(b"carol\nhello\n")
+    said = await alice.expect("message", room="lobby", text="hello", timeout=2 * TIMEOUT)
+    writer.write(f"/edit {said['seq']} changed\n".encode())
+    shown = ""
+    while "not supported" not in shown:
+        shown += (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode()
+    assert "(not_allowed)" in shown.splitlines()[-1], shown
+    writer.close()
     await alice.close()
 
 
