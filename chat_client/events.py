@@ -13,15 +13,18 @@ from dataclasses import dataclass
 
 from protocol import (
     AwayChanged,
+    Banned,
     Bye,
     ChatMessage,
     DirectMessage,
     ErrorCode,
     ErrorReply,
     Joined,
+    Kicked,
     Left,
     MessageDeleted,
     MessageEdited,
+    ModeChanged,
     NickChanged,
     ReactionChanged,
     ReadMarker,
@@ -104,6 +107,9 @@ ClientEvent = (
     | MessageDeleted
     | ReactionChanged
     | TypingNotice
+    | ModeChanged
+    | Kicked
+    | Banned
     | RoomInfo
     | ErrorReply
     | Bye

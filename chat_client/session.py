@@ -60,6 +60,8 @@ from pydantic import BaseModel, ValidationError
 
 from protocol import (
     Ack,
+    Ban,
+    BanList,
     Bye,
     ChangeNick,
     ChatMessage,
@@ -67,9 +69,11 @@ from protocol import (
     DmHistoryPage,
     ErrorCode,
     ErrorReply,
+    GetBans,
     GetHistory,
     HistoryPage,
     Join,
+    Kick,
     LineFramer,
     LineTooLong,
     ListRooms,
@@ -86,13 +90,17 @@ from protocol import (
     RoomInfo,
     RoomList,
     Say,
+    Search,
+    SearchResults,
     SendDm,
     ServerHello,
     ServerMessage,
     ServerPing,
     ServerPong,
     SetAway,
+    SetOp,
     SetTopic,
+    Unban,
     Upload,
     UploadReady,
     Welcome,
@@ -396,6 +404,41 @@ class ClientSession:
         request = _built(lambda: GetHistory(with_=with_, before=before, after=after, limit=limit))
         return self._request(request, DmHistoryPage)
 
+    def send_search(
+        self,
+        query: str,
+        *,
+        room: str | None = None,
+        with_: str | None = None,
+        sender: str | None = None,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> str:
+        """Search (feature `search`); completes with `SearchResults`, newest hit first."""
+        request = _built(
+            lambda: Search(
+                query=query, room=room, with_=with_, sender=sender, limit=limit, before=before
+            )
+        )
+        return self._request(request, SearchResults)
+
+    def send_op(self, room: str, nick: str, *, remove: bool = False) -> str:
+        """Make `nick` an op of `room` (with `remove`: no longer one)."""
+        return self._request(_built(lambda: SetOp(room=room, nick=nick, remove=remove)), Ack)
+
+    def send_kick(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Kick(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_ban(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Ban(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_unban(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Unban(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_bans(self, room: str) -> str:
+        """The bans of `room` (ops only); completes with a `BanList`."""
+        return self._request(_built(lambda: GetBans(room=room)), BanList)
+
     def send_quit(self, reason: str | None = None) -> None:
         """Say goodbye; the server answers `bye` and closes."""
         quit_ = _built(lambda: Quit(reason=reason))
@@ -528,7 +571,9 @@ class ClientSession:
             | Ack
             | ServerPong
             | UploadReady
-            | DmHistoryPage,
+            | DmHistoryPage
+            | SearchResults
+            | BanList,
         ):
             log.debug("ignored a %s without a request", message.type)
         else:

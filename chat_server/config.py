@@ -74,12 +74,21 @@ class ServerConfig:
     announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface
     typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
     files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+    admins: tuple[str, ...] = ()  # `--admin NICK`: accounts that are op in every room
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    return (Feature.ACCOUNTS, FEATURE_TYPING, Feature.READ, *files, Feature.AWAY)
+    return (
+        Feature.ACCOUNTS,
+        FEATURE_TYPING,
+        Feature.READ,
+        Feature.SEARCH,
+        Feature.MODERATION,
+        *files,
+        Feature.AWAY,
+    )
 
 
 def granted_features(requested: list[str] | None, supported: tuple[str, ...]) -> list[str]:

@@ -16,10 +16,15 @@ import abc
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from protocol import ChatMessage, FileInfo, encode, encode_chat_message, format_ts
 
 from .account_store import AccountStore, MemoryAccounts
+
+if TYPE_CHECKING:
+    from .moderation import BanRecord, ModerationRecords
+    from .search import SearchIndex
 
 __all__ = [
     "CommitCallback",
@@ -153,6 +158,28 @@ class Store(AccountStore):
     async def close(self) -> None:
         """Commit what is queued and close; appends after this are refused."""
 
+    # -- search and moderation (optional: the defaults keep nothing) -------------
+
+    def search_index(self) -> SearchIndex | None:
+        """The store's search index; None: this store cannot search (no `search` feature)."""
+        return None
+
+    async def load_moderation(self) -> ModerationRecords:
+        """Every stored op and ban (read once at start)."""
+        from .moderation import ModerationRecords
+
+        return ModerationRecords()
+
+    def save_op(self, room: str, account_key: str, op: bool, done: CommitCallback) -> None:
+        """Record that an account is (or no longer is) an op of `room`."""
+        done(None)
+
+    def save_ban(
+        self, room: str, nick_key: str, ban: BanRecord | None, done: CommitCallback
+    ) -> None:
+        """Record a ban (or with None, lift it)."""
+        done(None)
+
 
 @dataclass
 class _MemoryRoom:
@@ -208,6 +235,15 @@ class MemoryStore(MemoryAccounts, Store):
 
     async def close(self) -> None:
         return None
+
+    def search_index(self) -> SearchIndex:
+        from .search import ScanIndex
+
+        return ScanIndex(self._all_messages)
+
+    def _all_messages(self, rooms: list[str] | None) -> list[list[StoredMessage]]:
+        names = list(self._rooms) if rooms is None else rooms
+        return [self._messages(name) for name in names]
 
     def _room(self, name: str) -> _MemoryRoom:
         room = self._rooms.get(name)
