@@ -289,7 +289,15 @@ async def test_hello_offers_files_and_welcome_grants_it(
     files_server: ChatServer, server: ChatServer, clients: Clients
 ) -> None:
     with_files = await clients.connect(files_server.port)
-    assert (await with_files.recv())["features"] == ["accounts", "typing", "read", "files", "away"]
+    assert (await with_files.recv())["features"] == [
+        "accounts",
+        "typing",
+        "read",
+        "search",
+        "moderation",
+        "files",
+        "away",
+    ]
     welcome = await with_files.request({"type": "hello", "nick": "a", "features": ["files", "x"]})
     assert welcome["features"] == ["files"]
     old = await clients.open(files_server.port)

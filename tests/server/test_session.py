@@ -21,7 +21,14 @@ async def test_server_speaks_first_with_hello(start_server: StartServer, clients
         "protocol": 2,
         "motd": "hi there",
         "password_required": False,
-        "features": ["accounts", "typing", "read", "away"],  # version 2: what this server offers
+        "features": [
+            "accounts",
+            "typing",
+            "read",
+            "search",
+            "moderation",
+            "away",
+        ],  # version 2: what this server offers
         "tls_port": None,
         "fingerprint": None,
     }
