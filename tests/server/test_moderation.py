@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ async def account(
     return client
 
 
-async def event(client: LineClient, type_: str, **fields: object) -> Json:
+async def event(client: LineClient, type_: str, **fields: Any) -> Json:
     """The next `type_` event: one already read (say, before the ack of a request), or a new one."""
     for index, message in enumerate(client.seen):
         if message.get("type") == type_ and all(message.get(k) == v for k, v in fields.items()):
@@ -75,14 +76,15 @@ async def test_the_creator_is_op_and_a_non_op_is_refused_everything(
     assert info["ops"] == ["alice"]
     assert (await enter(bob, "lobby"))["ops"] == ["alice"]
     await enter(carol, "lobby")
-    for request in [
+    requests: list[Json] = [
         {"type": "op", "room": "lobby", "nick": "carol"},
         {"type": "op", "room": "lobby", "nick": "alice", "remove": True},
         {"type": "kick", "room": "lobby", "nick": "carol"},
         {"type": "ban", "room": "lobby", "nick": "carol"},
         {"type": "unban", "room": "lobby", "nick": "carol"},
         {"type": "bans", "room": "lobby"},
-    ]:
+    ]
+    for request in requests:
         refused = await bob.request(request)
         assert refused["code"] == "not_allowed", (request, refused)
     # Nothing changed: carol is still in, alice still the only op.
@@ -210,11 +212,12 @@ async def test_admins_are_op_everywhere_and_cannot_be_kicked_or_banned(
     assert info["ops"] == ["alice", "root"]
     assert (await root.request({"type": "kick", "room": "lobby", "nick": "alice"}))["type"] == "ack"
     await enter(alice, "lobby")
-    for request in [
+    refused_requests: list[Json] = [
         {"type": "kick", "room": "lobby", "nick": "root"},
         {"type": "ban", "room": "lobby", "nick": "root"},
         {"type": "op", "room": "lobby", "nick": "root", "remove": True},
-    ]:
+    ]
+    for request in refused_requests:
         assert (await alice.request(request))["code"] == "not_allowed", request
     # A guest cannot pose as the admin: the nick is an account.
     impostor = await clients.open(server.port)
