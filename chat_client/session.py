@@ -62,6 +62,7 @@ from protocol import (
     Ack,
     Ban,
     BanList,
+    Banned,
     Bye,
     ChangeNick,
     ChatMessage,
@@ -74,6 +75,8 @@ from protocol import (
     HistoryPage,
     Join,
     Kick,
+    Kicked,
+    Left,
     LineFramer,
     LineTooLong,
     ListRooms,
@@ -562,6 +565,10 @@ class ClientSession:
             if message.old.lower() == self.nick.lower():
                 self.nick = message.new
             self._events.append(message)
+        elif isinstance(message, Kicked | Banned | Left):
+            if message.nick.lower() == self.nick.lower() and _put_out(message):
+                self.tracker.parted(message.room)  # not rejoined after a reconnect
+            self._events.append(message)
         elif isinstance(
             message,
             ServerHello
@@ -805,6 +812,15 @@ class ClientSession:
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
+
+
+def _put_out(message: Kicked | Banned | Left) -> bool:
+    """Whether an event about one's own nick took one out of its room."""
+    if isinstance(message, Left):
+        return message.reason in ("kicked", "banned")
+    if isinstance(message, Banned):
+        return not message.removed
+    return True
 
 
 def _size(count: int) -> str:
