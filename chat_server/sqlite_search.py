@@ -6,7 +6,8 @@ generated column `(room_id << 32) + seq`, so one room's messages are one rowid
 range in seq order. Triggers on `messages` keep the index in step with every
 insert, update of `text` and delete, whoever makes it: an edit (an UPDATE of the
 text) is found by its new text only, and a deleted message (text set to '')
-by nothing.
+by nothing. `columnsize = 0`: hits are ordered by time, never ranked, so the
+index keeps no document sizes (a third less work per indexed message).
 
 A query runs per room: the room's matching rowids newest first (below the
 cursor), joined to `messages` for the `from` filter, and the rooms' hits merged
@@ -30,7 +31,8 @@ SEARCH_MIGRATION: Final = """
         text,
         content = 'messages',
         content_rowid = 'search_key',
-        tokenize = 'unicode61 remove_diacritics 2'
+        tokenize = 'unicode61 remove_diacritics 2',
+        columnsize = 0
     );
     CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
         INSERT INTO message_search (rowid, text) VALUES ((new.room_id << 32) + new.seq, new.text);
