@@ -167,7 +167,7 @@ async def run_search(messages: int, repeat: int, directory: str | None) -> None:
             f"committed {messages:,} varied messages (FTS5 index kept by triggers) at "
             f"{rate:,.0f} messages/s; database {size_mib:,.0f} MiB"
         )
-        index = store.search_index()
+        index = store  # the SQLite store is its own search index (FTS5)
 
         def query(
             text: str, rooms: list[str] | None = None, sender: str | None = None

@@ -52,7 +52,7 @@ from .errors import ChatError
 from .moderating import Moderator
 from .outbox import Flusher, Outgoing
 from .rooms import Member, Room, RoomRegistry
-from .search import SearchCursor, SearchPage, matches, parse_query
+from .search import SearchCursor, SearchPage, index_of, matches, parse_query
 from .store import HistoryPage, Store, StoredMessage
 
 if TYPE_CHECKING:
@@ -547,7 +547,7 @@ class ChatHub:
         before: str | None,
     ) -> SearchPage:
         """Room messages matching `query`, newest first (every room: history needs no join)."""
-        index = self.store.search_index()
+        index = index_of(self.store)
         if index is None:
             raise ChatError(ErrorCode.UNAVAILABLE, "this server's store cannot search")
         if room is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from protocol import (
     FEATURE_MODERATION,
@@ -32,24 +32,58 @@ from . import policy
 from .errors import ChatError
 from .moderation import BanRecord, ModerationRecords
 from .outbox import Outgoing
+from .rooms import Member
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .hub import ChatHub, Peer
+    from .accounts import Accounts
+    from .config import ServerConfig
     from .rooms import Room
+    from .store import Store
 
-__all__ = ["Moderator"]
+__all__ = ["Hub", "Moderator", "Peer"]
 
 log = logging.getLogger(__name__)
 
 _UNAVAILABLE = "the store cannot take writes now, so the change was not made; try again"
 
 
+class Peer(Member, Protocol):
+    """A registered connection, as moderation sees it (the hub's `Peer` is one)."""
+
+    rooms: dict[str, None]
+    account: bool
+
+    def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
+
+
+class Hub(Protocol):
+    """What moderation needs of the hub (the hub is one; kept apart so neither imports
+    the other)."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    def existing_room(self, name: str) -> Room: ...
+
+    def online(self, nick: str) -> list[Any]: ...
+
+    def reply_error(self, peer: Any, request_id: str | None, message: str) -> None: ...
+
+    def room_left(self, room: Room) -> None: ...
+
+
 class Moderator:
     """Ops and bans of every room, and the moderation requests."""
 
-    def __init__(self, hub: ChatHub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self.records = ModerationRecords()
         self._admins = frozenset(nick.lower() for nick in hub.config.admins)

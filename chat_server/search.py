@@ -12,8 +12,8 @@ and the FTS5 index agree on what matches.
 Order: newest first, by (ts, room, seq); a page's `cursor` is the position of its
 last hit, and the next page starts below it. `SearchIndex` is what a store
 implements (`MemoryStore` scans, `SqliteStore` has an FTS5 index); a store without
-one leaves `Store.search_index` returning None and the server does not offer
-`search`.
+can search is also a `SearchIndex` (see `index_of`); for one that is not,
+`search` is answered `unavailable`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .store import StoredMessage
+from .store import MemoryStore, Store, StoredMessage
 
 __all__ = [
     "ScanIndex",
@@ -35,6 +35,7 @@ __all__ = [
     "SearchPage",
     "Term",
     "fold",
+    "index_of",
     "matches",
     "parse_query",
     "to_fts5",
@@ -253,3 +254,12 @@ class ScanIndex(SearchIndex):
     ) -> SearchPage:
         every = (message for messages in self._rooms(rooms) for message in messages)
         return scan(every, terms, sender, limit, before)
+
+
+def index_of(store: Store) -> SearchIndex | None:
+    """The search index of `store`: itself when it is one, a scan for the memory store."""
+    if isinstance(store, SearchIndex):
+        return store
+    if isinstance(store, MemoryStore):
+        return ScanIndex(store.room_messages)
+    return None

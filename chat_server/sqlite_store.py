@@ -313,7 +313,7 @@ class HistoryReader:
         return HistoryPage(messages, more)
 
 
-class SqliteStore(Store):
+class SqliteStore(Store, SearchIndex):
     """Rooms, topics and messages in one SQLite file (WAL mode, group commit)."""
 
     def __init__(
@@ -415,9 +415,6 @@ class SqliteStore(Store):
             self._queue.put(writes)
 
     # -- search and moderation ----------------------------------------------------
-
-    def search_index(self) -> SearchIndex:
-        return _Fts5Index(self)
 
     async def search(
         self,
@@ -600,23 +597,6 @@ class SqliteStore(Store):
                 log.exception("commit callback failed")
         if self.after_commits is not None:
             self.after_commits()
-
-
-class _Fts5Index(SearchIndex):
-    """The FTS5 index of a `SqliteStore`, queried on its read thread."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-
-    async def search(
-        self,
-        terms: list[Term],
-        rooms: list[str] | None,
-        sender: str | None,
-        limit: int,
-        before: SearchCursor | None,
-    ) -> SearchPage:
-        return await self._store.search(terms, rooms, sender, limit, before)
 
 
 def _check(write: _Write, last_seqs: dict[str, int]) -> StoreError | None:

@@ -24,7 +24,6 @@ from .account_store import AccountStore, MemoryAccounts
 
 if TYPE_CHECKING:
     from .moderation import BanRecord, ModerationRecords
-    from .search import SearchIndex
 
 __all__ = [
     "CommitCallback",
@@ -158,11 +157,7 @@ class Store(AccountStore):
     async def close(self) -> None:
         """Commit what is queued and close; appends after this are refused."""
 
-    # -- search and moderation (optional: the defaults keep nothing) -------------
-
-    def search_index(self) -> SearchIndex | None:
-        """The store's search index; None: this store cannot search (no `search` feature)."""
-        return None
+    # -- moderation (optional: the defaults keep nothing) --------------------------
 
     async def load_moderation(self) -> ModerationRecords:
         """Every stored op and ban (read once at start)."""
@@ -236,12 +231,8 @@ class MemoryStore(MemoryAccounts, Store):
     async def close(self) -> None:
         return None
 
-    def search_index(self) -> SearchIndex:
-        from .search import ScanIndex
-
-        return ScanIndex(self._all_messages)
-
-    def _all_messages(self, rooms: list[str] | None) -> list[list[StoredMessage]]:
+    def room_messages(self, rooms: list[str] | None) -> list[list[StoredMessage]]:
+        """The messages of `rooms` (None: every room), for the search scan."""
         names = list(self._rooms) if rooms is None else rooms
         return [self._messages(name) for name in names]
 

@@ -308,6 +308,8 @@ async def test_hello_offers_files_and_welcome_grants_it(
         "accounts",
         "typing",
         "read",
+        "search",
+        "moderation",
         "away",
     ]  # files off: not offered
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from chat_server.search import SearchCursor, SearchIndex, matches, parse_query, to_fts5
+from chat_server.search import (
+    SearchCursor,
+    SearchIndex,
+    index_of,
+    matches,
+    parse_query,
+    to_fts5,
+)
 from chat_server.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStore, statements
 from chat_server.store import MemoryStore, Store, StoredMessage
 
@@ -47,14 +54,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await made.close()
 
 
-def index_of(store: Store) -> SearchIndex:
-    index = store.search_index()
+def searcher(store: Store) -> SearchIndex:
+    index = index_of(store)
     assert index is not None
     return index
 
 
 async def texts_for(store: Store, query: str, **kwargs: object) -> list[str]:
-    page = await index_of(store).search(
+    page = await searcher(store).search(
         parse_query(query),
         kwargs.get("rooms"),  # type: ignore[arg-type]
         kwargs.get("sender"),  # type: ignore[arg-type]
@@ -178,7 +185,7 @@ async def test_paging_over_rooms_has_no_gaps_and_no_repeats(store: Store) -> Non
         await done
         if n % 4:
             expected.append((room, seqs[room]))
-    index = index_of(store)
+    index = searcher(store)
     seen: list[tuple[str, int]] = []
     cursor: SearchCursor | None = None
     while True:
@@ -253,9 +260,9 @@ async def test_a_version_1_database_gets_its_index_built(
     try:
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert any("over 300 messages" in r.getMessage() for r in caplog.records)
-        page = await index_of(store).search(parse_query("muller 299"), None, None, 5, None)
+        page = await searcher(store).search(parse_query("muller 299"), None, None, 5, None)
         assert [m.seq for m in page.messages] == [299]
-        page = await index_of(store).search(parse_query("mull*"), ["lobby"], None, 5, None)
+        page = await searcher(store).search(parse_query("mull*"), ["lobby"], None, 5, None)
         assert [m.seq for m in page.messages] == [300, 299, 298, 297, 296]
         assert page.more
         await fill(store, "new", ["fresh müller"])
