@@ -9,6 +9,14 @@ text) is found by its new text only, and a deleted message (text set to '')
 by nothing. `columnsize = 0`: hits are ordered by time, never ranked, so the
 index keeps no document sizes (a third less work per indexed message).
 
+The triggers do not index a new (or newly edited) message themselves: they put its
+key in `message_search_pending`, and the store's writer moves the pending messages
+into the index in one statement now and then (`FLUSH_PENDING`), because FTS5
+writes a segment per commit and the store commits small groups. An edit or a
+delete of a message already indexed takes its old text out at once. A search
+reads the index and scans the pending messages (a few thousand at most) in one
+snapshot, so a message is found from its commit on.
+
 A query runs per room: the room's matching rowids newest first (below the
 cursor), joined to `messages` for the `from` filter, and the rooms' hits merged
 by (ts, room, seq). Only rowids are read from the index, never its content.
@@ -19,12 +27,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from .search import SearchCursor, SearchPage, Term, newest_first, to_fts5
+from .search import SearchCursor, SearchPage, Term, newest_first, scan, to_fts5
 from .store import StoredMessage
 
-__all__ = ["SEARCH_MIGRATION", "SearchReader"]
+__all__ = ["FLUSH_PENDING", "SEARCH_MIGRATION", "SearchReader"]
 
-SEARCH_MIGRATION: Final = """
+_KEY_NEW = "(new.room_id << 32) + new.seq"
+_KEY_OLD = "(old.room_id << 32) + old.seq"
+_INDEXED_OLD = f"NOT EXISTS (SELECT 1 FROM message_search_pending WHERE key = {_KEY_OLD})"
+
+SEARCH_MIGRATION: Final = f"""
     ALTER TABLE messages ADD COLUMN search_key INTEGER
         GENERATED ALWAYS AS ((room_id << 32) + seq) VIRTUAL;
     CREATE VIRTUAL TABLE message_search USING fts5(
@@ -34,20 +46,35 @@ SEARCH_MIGRATION: Final = """
         tokenize = 'unicode61 remove_diacritics 2',
         columnsize = 0
     );
+    CREATE TABLE message_search_pending (key INTEGER PRIMARY KEY);
     CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO message_search (rowid, text) VALUES ((new.room_id << 32) + new.seq, new.text);
+        INSERT OR IGNORE INTO message_search_pending (key) VALUES ({_KEY_NEW});
     END;
     CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN
         INSERT INTO message_search (message_search, rowid, text)
-            VALUES ('delete', (old.room_id << 32) + old.seq, old.text);
+            SELECT 'delete', {_KEY_OLD}, old.text WHERE {_INDEXED_OLD};
+        DELETE FROM message_search_pending WHERE key = {_KEY_OLD};
     END;
     CREATE TRIGGER message_search_update AFTER UPDATE OF text ON messages BEGIN
         INSERT INTO message_search (message_search, rowid, text)
-            VALUES ('delete', (old.room_id << 32) + old.seq, old.text);
-        INSERT INTO message_search (rowid, text) VALUES ((new.room_id << 32) + new.seq, new.text);
+            SELECT 'delete', {_KEY_OLD}, old.text WHERE {_INDEXED_OLD};
+        INSERT OR IGNORE INTO message_search_pending (key) VALUES ({_KEY_NEW});
     END;
     INSERT INTO message_search (message_search) VALUES ('rebuild');
 """
+
+# Moves every pending message into the index, with its text as it is now.
+FLUSH_PENDING: Final = (
+    "INSERT INTO message_search (rowid, text) SELECT p.key, m.text"
+    " FROM message_search_pending p JOIN messages m"
+    " ON m.room_id = (p.key >> 32) AND m.seq = (p.key & 4294967295)",
+    "DELETE FROM message_search_pending",
+)
+_PENDING = (
+    "SELECT r.name, m.seq, m.sender, m.text, m.action, m.ts_ms FROM message_search_pending p"
+    " JOIN messages m ON m.room_id = (p.key >> 32) AND m.seq = (p.key & 4294967295)"
+    " JOIN rooms r ON r.id = m.room_id"
+)
 
 _ROOM_BITS: Final = 32
 
@@ -77,6 +104,21 @@ class SearchReader:
     ) -> SearchPage:
         if not terms:
             return SearchPage([], more=False)
+        connection = self._connection
+        connection.execute("BEGIN")  # one snapshot: the index and what is pending for it
+        try:
+            return self._search(terms, rooms, sender, limit, before)
+        finally:
+            connection.execute("COMMIT")
+
+    def _search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
         expression = to_fts5(terms)
         hits: list[StoredMessage] = []
         for name, room_id, last_seq in self._rooms(rooms):
@@ -93,6 +135,13 @@ class SearchReader:
                 StoredMessage(name, seq, author, text, bool(action), ts_ms)
                 for seq, author, text, action, ts_ms in rows
             )
+        wanted = None if rooms is None else set(rooms)
+        pending = [
+            StoredMessage(name, seq, author, text, bool(action), ts_ms)
+            for name, seq, author, text, action, ts_ms in self._connection.execute(_PENDING)
+            if wanted is None or name in wanted
+        ]
+        hits.extend(scan(pending, terms, sender, limit + 1, before).messages)
         ordered = newest_first(hits)
         return SearchPage(ordered[:limit], more=len(ordered) > limit)
 

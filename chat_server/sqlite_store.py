@@ -51,7 +51,7 @@ from .sqlite_accounts import (
     AccountReader,
     load_dm_seqs,
 )
-from .sqlite_search import SEARCH_MIGRATION, SearchReader
+from .sqlite_search import FLUSH_PENDING, SEARCH_MIGRATION, SearchReader
 from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
 
 __all__ = ["SCHEMA_VERSION", "HistoryReader", "SqliteStore", "open_database"]
@@ -117,6 +117,8 @@ _SET_BAN = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _UNSET_BAN = "DELETE FROM room_bans WHERE room = ? AND nick_key = ?"
+_INDEX_BATCH: Final = 2_000  # messages pending for the search index that start indexing...
+_INDEX_DELAY: Final = 0.5  # ...or seconds after the last indexing, whichever comes first
 _LARGE_MIGRATION: Final = 100_000  # messages above which an upgrade logs its progress
 _BUSY_TIMEOUT: Final = 5.0  # seconds a commit waits for another program's lock
 
@@ -332,6 +334,8 @@ class SqliteStore(Store, SearchIndex):
         self._dm_seqs: dict[str, int] = {}
         self._moderation = ModerationRecords()
         self._search: SearchReader | None = None
+        self._unindexed = 1  # writer thread only: messages waiting for the index (1: look)
+        self._indexed_at = 0.0
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._lock_fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -530,7 +534,12 @@ class SqliteStore(Store, SearchIndex):
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         try:
             while True:
-                batch = list(self._queue.get())
+                try:
+                    wait = self._index_wait()
+                    batch = list(self._queue.get(timeout=wait))
+                except queue.Empty:
+                    self._index_pending(connection)
+                    continue
                 stop = not batch
                 while not stop:  # group commit: take everything already queued
                     try:
@@ -541,10 +550,33 @@ class SqliteStore(Store, SearchIndex):
                     stop = not writes
                 if batch:
                     self._commit(connection, batch)
+                if self._unindexed >= _INDEX_BATCH or stop:
+                    self._index_pending(connection)
                 if stop:
                     return
         finally:
             connection.close()
+
+    def _index_wait(self) -> float | None:
+        """How long the writer may wait for work before it indexes what is pending."""
+        if not self._unindexed:
+            return None
+        return max(0.0, self._indexed_at + _INDEX_DELAY - time.monotonic())
+
+    def _index_pending(self, connection: sqlite3.Connection) -> None:
+        """Move the messages waiting for the search index into it, in one transaction."""
+        self._indexed_at = time.monotonic()
+        try:
+            connection.execute("BEGIN")
+            for statement in FLUSH_PENDING:
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            log.warning("could not update the search index (will retry): %s", exc)
+            return
+        self._unindexed = 0
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
         last_seqs = dict(self._last_seqs)  # what the batch leaves stored, if it commits
@@ -558,6 +590,7 @@ class SqliteStore(Store, SearchIndex):
         error = self._run_transaction(connection, good)
         if error is None:
             self._last_seqs = last_seqs
+            self._unindexed += sum(1 for write in good if write.sql is _INSERT_MESSAGE)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]

@@ -224,6 +224,37 @@ async def test_an_update_of_the_text_by_sql_is_found_by_its_new_text_only(tmp_pa
     await store.close()
 
 
+async def test_edits_and_deletes_by_sql_once_the_messages_are_indexed(tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    store = SqliteStore(path)
+    await store.open()
+    await fill(store, "lobby", ["original wording here", "something else", "third one"])
+    other = sqlite3.connect(path, isolation_level=None)
+    for _ in range(100):  # the writer indexes pending messages within half a second
+        if other.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert other.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0
+    assert await texts_for(store, "original") == ["original wording here"]
+    other.execute("UPDATE messages SET text = 'replacement words' WHERE seq = 1")
+    other.execute("UPDATE messages SET text = '' WHERE seq = 2")
+    other.execute("DELETE FROM messages WHERE seq = 3")
+    assert await texts_for(store, "original") == []
+    assert await texts_for(store, "replacement") == ["replacement words"]
+    assert await texts_for(store, "something") == []
+    assert await texts_for(store, "third") == []
+    other.close()
+    await store.close()  # indexes what is still pending
+    check = sqlite3.connect(path, isolation_level=None)
+    assert check.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0
+    check.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
+    hits = check.execute(
+        "SELECT rowid FROM message_search WHERE message_search MATCH '\"replacement\"'"
+    ).fetchall()
+    assert hits == [((1 << 32) + 1,)]
+    check.close()
+
+
 async def test_the_memory_store_never_finds_an_erased_text() -> None:
     store = MemoryStore()
     await store.open()
