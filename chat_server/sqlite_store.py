@@ -336,6 +336,7 @@ class SqliteStore(Store, SearchIndex):
         self._search: SearchReader | None = None
         self._unindexed = 1  # writer thread only: messages waiting for the index (1: look)
         self._indexed_at = 0.0
+        self._index_failing = False  # writer thread only: the last indexing failed
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._lock_fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -574,9 +575,14 @@ class SqliteStore(Store, SearchIndex):
         except sqlite3.Error as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            log.warning("could not update the search index (will retry): %s", exc)
+            if not self._index_failing:
+                self._index_failing = True
+                log.warning("could not update the search index (retrying): %s", exc)
             return
         self._unindexed = 0
+        if self._index_failing:
+            self._index_failing = False
+            log.warning("the search index is updated again")
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
         last_seqs = dict(self._last_seqs)  # what the batch leaves stored, if it commits
