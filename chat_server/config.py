@@ -77,19 +77,24 @@ class ServerConfig:
     typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
     files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
     redis_url: str | None = None  # one chat over several nodes kept in this Redis (cluster.py)
+    admins: tuple[str, ...] = ()  # `--admin NICK`: accounts that are op in every room
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    # A node on Redis keeps no edits, deletes or reactions (see redis_store.py).
-    changes = (Feature.EDIT, Feature.REACT) if config.redis_url is None else ()
+    # A node on Redis keeps no edits, deletes, reactions, ops or bans, and has no search
+    # index (see redis_store.py): it offers none of them.
+    single = config.redis_url is None
+    changes = (Feature.EDIT, Feature.REACT) if single else ()
+    search = (Feature.SEARCH, Feature.MODERATION) if single else ()
     return (
         Feature.ACCOUNTS,
         Feature.REPLY,
         *changes,
         FEATURE_TYPING,
         Feature.READ,
+        *search,
         *files,
         Feature.AWAY,
     )

@@ -22,7 +22,8 @@ the same `XADD` with the id the caller gives (`append`).
 Edits, deletes and reactions are not kept in Redis yet: a message's rev is its
 seq (no change ever takes a rev), `changed_since` is the messages after that
 seq, and `update` is refused; a node does not offer `edit`/`react` and refuses
-those requests (`supports_changes`).
+those requests (`supports_changes`). Ops, bans and search are not kept or indexed
+here either: a node offers neither `moderation` nor `search` and refuses them.
 
 Every write goes through one writer task, which sends what queued meanwhile as
 one pipeline (group commit) and calls the callbacks on the loop in order. A
@@ -302,6 +303,8 @@ class RedisStore(Store):
     """Rooms, topics, messages, accounts, DMs and markers in one Redis (a chat of nodes)."""
 
     supports_changes = False  # edits, deletes, reactions: see the module's docstring
+    supports_moderation = False  # ops and bans would be one node's only
+    supports_search = False  # no index of the chat in Redis
 
     def __init__(self, url: str, *, node: str = "", check_persistence: bool = True) -> None:
         self.url = url
