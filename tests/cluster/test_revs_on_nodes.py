@@ -8,6 +8,7 @@ there; edits, deletes and reactions are not kept in Redis, so a node does not of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from tests.support import TIMEOUT, LineClient, open_client, registered
@@ -57,6 +58,8 @@ async def test_a_node_does_not_offer_changes_and_refuses_them_clearly(node: Node
         shown += (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode()
     assert "(not_allowed)" in shown.splitlines()[-1], shown
     writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
     await alice.close()
 
 
