@@ -122,6 +122,21 @@ class Recorder:
     def set_away(self, text: str | None) -> None:
         self.calls.append(("away", text))
 
+    def reply(self, seq: int, text: str) -> None:
+        self.calls.append(("reply", (seq, text)))
+
+    def edit(self, seq: int, text: str) -> None:
+        self.calls.append(("edit", (seq, text)))
+
+    def delete(self, seq: int) -> None:
+        self.calls.append(("delete", seq))
+
+    def react(self, seq: int, emoji: str) -> None:
+        self.calls.append(("react", (seq, emoji)))
+
+    def set_typing(self, on: bool) -> None:
+        self.calls.append(("typing", on))
+
 
 @pytest.mark.parametrize(
     ("line", "call"),
@@ -144,6 +159,12 @@ class Recorder:
         ("/register", ("register", None)),
         ("/away lunch, back at 2", ("away", "lunch, back at 2")),
         ("/away", ("away", None)),
+        ("/reply 7 [b]yes[/b] indeed", ("reply", (7, "[b]yes[/b] indeed"))),
+        ("/reply #7 ok", ("reply", (7, "ok"))),
+        ("/edit 12 fixed text", ("edit", (12, "fixed text"))),
+        ("/delete 12", ("delete", 12)),
+        ("/react 3 🎉", ("react", (3, "🎉"))),
+        ("/typing off", ("typing", False)),
     ],
 )
 def test_the_command_table(line: str, call: tuple[str, object]) -> None:
@@ -163,6 +184,12 @@ def test_the_command_table(line: str, call: tuple[str, object]) -> None:
         ("/nick zoë", "a nick is 1-32 characters"),
         ("/msg zoë hi", "a nick is 1-32 characters"),
         ("/upload", "usage: /upload PATH"),
+        ("/reply hello there", "needs a message number first"),
+        ("/reply 7", "usage: /reply SEQ TEXT"),
+        ("/edit 0 x", "needs a message number first"),
+        ("/delete 3 now", "usage: /delete SEQ"),
+        ("/react 3", "usage: /react SEQ EMOJI"),
+        ("/typing maybe", "usage: /typing on|off"),
     ],
 )
 def test_command_mistakes_say_what_to_type(line: str, error: str) -> None:

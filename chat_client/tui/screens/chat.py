@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Static, TextArea
 
 from protocol import ErrorCode
 from protocol.limits import MAX_TEXT_CHARS
@@ -38,6 +38,7 @@ from ..transfers import Transfers, complete_path
 from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
 from .account import AccountLogin, RegisterScreen
 from .connect import Field, Problem
+from .message_actions import ConfirmDelete, ReactionPicker
 
 if TYPE_CHECKING:
     from ..app import ChatApp
@@ -51,6 +52,9 @@ ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one go
 DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
+TYPING_INTERVAL = 3.0  # seconds: at most one `active` this often while typing (the contract)
+TYPING_TICK = 1.0  # seconds between checks of who is still typing
+AROUND_PAGE = 21  # messages fetched around a reply's original that is not in memory
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
@@ -81,6 +85,14 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+l", "clear_log", "Clear"),
         Binding("f1", "help", "Help"),
         Binding("f4", "save_file", "Save file", show=False),  # each file line says so
+        Binding("alt+up", "select(-1)", "Select message", show=False),
+        Binding("alt+down", "select(1)", "Select next", show=False),
+        Binding("alt+r", "reply", "Reply", show=False),
+        Binding("alt+e", "edit", "Edit", show=False),
+        Binding("alt+d", "delete", "Delete", show=False),
+        Binding("alt+s", "react", "React", show=False),
+        Binding("alt+j", "jump", "Original", show=False),
+        Binding("escape", "unselect", "Cancel", show=False),
     ]
 
     def __init__(self, presenter: Presenter) -> None:
@@ -95,6 +107,10 @@ class ChatScreen(Screen[None]):
         self._read_sync_due = False
         self._dms_fetched = False  # the DMs remembered from the last run were fetched once
         self._dm_keys: frozenset[str] = frozenset()  # DM conversations last remembered
+        self.selected: Entry | None = None  # the message the Alt keys act on
+        self._mode: tuple[str, str, Entry] | None = None  # ("reply"|"edit", key, message)
+        self._typing_sent = 0.0  # monotonic time of the last `active` sent
+        self._typing_in: str | None = None  # where we said we are typing (None: nowhere)
 
     @property
     def chat_app(self) -> ChatApp:
@@ -116,9 +132,11 @@ class ChatScreen(Screen[None]):
             with Vertical(id="center"):
                 yield MessageLog(id="log")
                 yield Static(id="more")
+                yield Static(id="typing")
             yield MemberList(id="members")
         yield StatusBar(id="status")
         yield Transfers(id="transfers")
+        yield Static(id="context")
         yield Composer(self.completer, placeholder="Type a message or /help", id="composer")
         yield Footer()
 
@@ -132,6 +150,10 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#more").display = False
+        self.query_one("#context").display = False
+        self.composer.on_empty_up = self._edit_last
+        self.composer.on_recall = self._leave_edit
+        self.set_interval(TYPING_TICK, self._draw_typing)
         self._fit(self.app.size.width)
         self.app.theme_changed_signal.subscribe(self, lambda _: self.log_view.refresh_theme())
         self.redraw()
@@ -196,6 +218,10 @@ class ChatScreen(Screen[None]):
             self.log_view.append(changes.appended)
             if changes.pending and conversation is not None:
                 self.log_view.set_pending(conversation.pending)
+            for entry in changes.updated:
+                self.log_view.update_entry(entry)
+        if changes.typing:
+            self._draw_typing()
         if changes.rooms or changes.appended:
             self._draw_rooms()
         if changes.details:
@@ -426,8 +452,13 @@ class ChatScreen(Screen[None]):
         )
 
     def switch_to(self, key: str) -> None:
+        if key != self.presenter.conversations.current:
+            self._typing_done()
+            self._select(None)
+            self._set_mode(None)
         self.presenter.show(key)
         self.redraw()
+        self._draw_typing()
 
     def notice(self, text: str, kind: Kind = Kind.NOTICE, key: str | None = None) -> None:
         self.render_changes(self.presenter.notice(text, kind, key=key))
@@ -459,13 +490,315 @@ class ChatScreen(Screen[None]):
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
         text = event.text
+        self._typing_done()
         try:
             if commands.run(self, text):
                 return
         except commands.CommandError as exc:
             self.notice(str(exc), Kind.ERROR)
             return
-        self.say(text.removeprefix("/") if text.startswith("//") else text)
+        text = text.removeprefix("/") if text.startswith("//") else text
+        mode, self._mode = self._mode, None
+        self._set_mode(None)
+        if mode is not None and mode[1] == self.presenter.conversations.current:
+            what, _, message = mode
+            if what == "edit" and message.seq is not None:
+                self.edit(message.seq, text)
+                return
+            if what == "reply" and message.seq is not None:
+                self.reply(message.seq, text)
+                return
+        self.say(text)
+
+    # -- typing notices (version 2) ------------------------------------------
+
+    @on(TextArea.Changed, "#composer")
+    def _composer_changed(self, event: TextArea.Changed) -> None:
+        """`active` at most every 3 s while text is typed; `done` once the line is empty.
+        Never for a slash command."""
+        text = self.composer.text
+        if not text.strip() or (text.startswith("/") and not text.startswith("//")):
+            self._typing_done()
+            return
+        key = self.presenter.conversations.current
+        client = self.client
+        if key is None or client is None or not self._may_send_typing(client):
+            return
+        now = time.monotonic()
+        if self._typing_in == key and now - self._typing_sent < TYPING_INTERVAL:
+            return
+        self._typing_sent, self._typing_in = now, key
+        self._send_typing(client, key, "active")
+
+    def _may_send_typing(self, client: ChatClient) -> bool:
+        return self.chat_app.send_typing and client.connected and "typing" in client.features
+
+    def _typing_done(self) -> None:
+        key, self._typing_in = self._typing_in, None
+        self._typing_sent = 0.0
+        client = self.client
+        if key is not None and client is not None and client.connected:
+            self._send_typing(client, key, "done")
+
+    def _send_typing(self, client: ChatClient, key: str, state: str) -> None:
+        conversation = self.presenter.conversations.by_key.get(key)
+        if conversation is None:
+            return
+        if conversation.is_room:
+            request = client.typing(state, room=conversation.name)
+        else:
+            request = client.typing(state, to=conversation.name)
+        self.run_worker(_quietly(request), group="typing")
+
+    def _draw_typing(self) -> None:
+        line = self.presenter.typing_line(self.presenter.conversations.current)
+        typing = self.query_one("#typing", Static)
+        typing.update(literal(line, single_line=True))
+
+    def set_typing(self, on: bool) -> None:
+        """`/typing on|off`: whether others are told while we type (saved)."""
+        if not on:
+            self._typing_done()
+        self.chat_app.set_send_typing(on)
+        self.notice("others are told while you type" if on else "others are not told any more")
+
+    # -- acting on a message (version 2) ---------------------------------------
+
+    def _messages(self) -> list[Entry]:
+        key = self.presenter.conversations.current
+        conversation = self.presenter.conversations.by_key.get(key or "")
+        if conversation is None:
+            return []
+        return [e for e in conversation.entries if e.is_message and e.seq is not None]
+
+    def _select(self, entry: Entry | None) -> None:
+        old, self.selected = self.selected, entry
+        if old is not None and old is not entry:
+            old.selected = False
+            self.log_view.update_entry(old)
+        if entry is not None:
+            entry.selected = True
+            self.log_view.update_entry(entry)
+            if not self.log_view.shows(entry):
+                self.log_view.scroll_to_entry(entry)
+
+    def action_select(self, step: int) -> None:
+        messages = self._messages()
+        if not messages:
+            return
+        if self.selected is None or self.selected not in messages:
+            if step > 0:
+                return
+            target = messages[-1]
+        else:
+            index = messages.index(self.selected) + step
+            if index >= len(messages):
+                self._select(None)
+                self.log_view.jump_to_bottom()
+                return
+            target = messages[max(0, index)]
+        self._select(target)
+
+    def action_unselect(self) -> None:
+        if self._mode is not None:
+            self._set_mode(None)
+            self.composer.load_text("")
+        self._select(None)
+
+    @on(MessageLog.Clicked)
+    def _clicked(self, event: MessageLog.Clicked) -> None:
+        self._select(None if event.entry is self.selected else event.entry)
+
+    def _target(self, action: str) -> tuple[str, Entry] | None:
+        """The room in view and the selected message in it, or say why not."""
+        key = self.presenter.conversations.current
+        entry = self.selected
+        if key is None or not key.startswith("#"):
+            self.notice(f"{action} works on room messages", Kind.ERROR)
+            return None
+        if entry is None or entry.seq is None:
+            self.notice(f"select a message first (Alt+Up, or click it), then {action}")
+            return None
+        return key, entry
+
+    def _set_mode(self, mode: tuple[str, str, Entry] | None) -> None:
+        self._mode = mode
+        context = self.query_one("#context", Static)
+        context.display = mode is not None
+        if mode is None:
+            return
+        what, _, entry = mode
+        preview = entry.text.replace("\n", " ")
+        label = "replying to" if what == "reply" else f"editing message {entry.seq}:"
+        context.update(
+            Content.assemble(
+                (f"{label} ", "bold"),
+                literal(
+                    f"{entry.author}: {preview}" if what == "reply" else preview, single_line=True
+                ),
+                ("  (Esc cancels)", "dim"),
+            )
+        )
+
+    def action_reply(self) -> None:
+        target = self._target("reply")
+        if target is None:
+            return
+        key, entry = target
+        if entry.deleted:
+            self.notice("that message was deleted", Kind.ERROR)
+            return
+        self._set_mode(("reply", key, entry))
+        self.composer.focus()
+
+    def action_edit(self) -> None:
+        target = self._target("edit")
+        if target is not None:
+            self._start_edit(*target)
+
+    def _edit_last(self) -> bool:
+        """Up in an empty input: edit our last message in the room in view."""
+        key = self.presenter.conversations.current
+        entry = self.presenter.last_own(key) if key is not None else None
+        if key is None or entry is None:
+            return False
+        self._select(entry)
+        self._start_edit(key, entry)
+        return True
+
+    def _leave_edit(self) -> bool:
+        """Up/Down browse the input history: an edit under way ends (True)."""
+        if self._mode is None or self._mode[0] != "edit":
+            return False
+        self._set_mode(None)
+        return True
+
+    def _start_edit(self, key: str, entry: Entry) -> None:
+        if entry.author.lower() != self.presenter.nick.lower() or entry.deleted:
+            self.notice("you can edit only your own messages", Kind.ERROR)
+            return
+        self._set_mode(("edit", key, entry))
+        self.prefill(entry.text)
+
+    def action_delete(self) -> None:
+        target = self._target("delete")
+        if target is not None:
+            self._confirm_delete(*target)
+
+    def action_react(self) -> None:
+        target = self._target("react")
+        if target is None:
+            return
+        key, entry = target
+
+        def picked(emoji: str | None) -> None:
+            if emoji:
+                self._toggle_reaction(key, entry, emoji)
+
+        self.app.push_screen(ReactionPicker(entry), picked)
+
+    def action_jump(self) -> None:
+        """Go to the original of the selected reply, loading it `around` if not in memory."""
+        target = self._target("jump to the original")
+        if target is None:
+            return
+        key, entry = target
+        if entry.reply_to is None:
+            self.notice("the selected message is not a reply")
+            return
+        original = self.presenter.conversations.get(key).find(entry.reply_to)
+        if original is not None:
+            self._select(original)
+            self.log_view.scroll_to_entry(original)
+            return
+        client = self._need_client()
+        if client is not None:
+            self._load_around(client, key, entry.reply_to)
+
+    @work(group="history")
+    async def _load_around(self, client: ChatClient, key: str, seq: int) -> None:
+        try:
+            page = await client.history_around(key[1:], seq, limit=AROUND_PAGE)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        self.presenter.around_page(key, page)
+        original = self.presenter.conversations.get(key).find(seq)
+        if self.presenter.conversations.current != key:
+            return
+        self.redraw()
+        if original is None:
+            self.notice(f"message {seq} is not there any more", Kind.ERROR)
+            return
+        self._select(original)
+        self.call_after_refresh(self.log_view.scroll_to_entry, original)
+
+    def _room_message(self, seq: int) -> tuple[str, Entry | None] | None:
+        key = self.presenter.conversations.current
+        if key is None or not key.startswith("#"):
+            self.notice("this works in rooms only", Kind.ERROR)
+            return None
+        return key, self.presenter.conversations.get(key).find(seq)
+
+    def reply(self, seq: int, text: str) -> None:
+        """`/reply SEQ TEXT` (and Enter in reply mode): pending until the server has it."""
+        found = self._room_message(seq)
+        client = self._need_client()
+        if found is None or client is None:
+            return
+        key, _ = found
+        conversation = self.presenter.conversations.get(key)
+        entry = self.presenter.typed_reply(key, text, seq)
+        self._send(client, key, entry)
+        self.log_view.set_pending(conversation.pending)
+        self.log_view.jump_to_bottom()
+
+    def edit(self, seq: int, text: str) -> None:
+        found = self._room_message(seq)
+        client = self._need_client()
+        if found is not None and client is not None:
+            self._run(client.edit(found[0][1:], seq, text))
+
+    def delete(self, seq: int) -> None:
+        found = self._room_message(seq)
+        if found is None:
+            return
+        key, entry = found
+        if entry is None:
+            entry = Entry(Kind.CHAT, f"message {seq} (not loaded)", None, "?", seq)
+        self._confirm_delete(key, entry)
+
+    def _confirm_delete(self, key: str, entry: Entry) -> None:
+        seq = entry.seq
+        if seq is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            client = self._need_client() if yes else None
+            if client is not None:
+                self._run(client.delete(key[1:], seq))
+
+        self.app.push_screen(ConfirmDelete(entry), answered)
+
+    def react(self, seq: int, emoji: str) -> None:
+        found = self._room_message(seq)
+        if found is None:
+            return
+        key, entry = found
+        if entry is None:
+            client = self._need_client()
+            if client is not None:
+                self._run(client.react(key[1:], seq, emoji))
+            return
+        self._toggle_reaction(key, entry, emoji)
+
+    def _toggle_reaction(self, key: str, entry: Entry, emoji: str) -> None:
+        """React with `emoji`, or take it back if it is already ours."""
+        client = self._need_client()
+        if client is None or entry.seq is None:
+            return
+        remove = emoji in entry.mine
+        self._run(client.react(key[1:], entry.seq, emoji, remove=remove))
 
     def _nick_candidates(self) -> list[str]:
         conversations = self.presenter.conversations
@@ -515,10 +848,10 @@ class ChatScreen(Screen[None]):
     async def _send(self, client: ChatClient, key: str, entry: Entry) -> None:
         conversation = self.presenter.conversations.get(key)
         try:
-            if conversation.is_room:
-                seq: int | None = await client.say(
-                    conversation.name, entry.text, entry.kind is Kind.ACTION
-                )
+            if conversation.is_room and entry.reply_to is not None:
+                seq: int | None = await client.reply(conversation.name, entry.reply_to, entry.text)
+            elif conversation.is_room:
+                seq = await client.say(conversation.name, entry.text, entry.kind is Kind.ACTION)
             else:
                 await client.dm(conversation.name, entry.text)
                 seq = None
