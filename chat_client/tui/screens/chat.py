@@ -111,6 +111,7 @@ class ChatScreen(Screen[None]):
         self._mode: tuple[str, str, Entry] | None = None  # ("reply"|"edit", key, message)
         self._typing_sent = 0.0  # monotonic time of the last `active` sent
         self._typing_in: str | None = None  # where we said we are typing (None: nowhere)
+        self._typing_line = ""  # what the line under the log says
 
     @property
     def chat_app(self) -> ChatApp:
@@ -520,6 +521,8 @@ class ChatScreen(Screen[None]):
         if not text.strip() or (text.startswith("/") and not text.startswith("//")):
             self._typing_done()
             return
+        if self._mode is not None and self._mode[0] == "edit":
+            return  # changing a message already sent is not typing one
         key = self.presenter.conversations.current
         client = self.client
         if key is None or client is None or not self._may_send_typing(client):
@@ -551,9 +554,11 @@ class ChatScreen(Screen[None]):
         self.run_worker(_quietly(request), group="typing")
 
     def _draw_typing(self) -> None:
+        """The line under the log; checked every second (expiry), drawn only on a change."""
         line = self.presenter.typing_line(self.presenter.conversations.current)
-        typing = self.query_one("#typing", Static)
-        typing.update(literal(line, single_line=True))
+        if line != self._typing_line:
+            self._typing_line = line
+            self.query_one("#typing", Static).update(literal(line, single_line=True))
 
     def set_typing(self, on: bool) -> None:
         """`/typing on|off`: whether others are told while we type (saved)."""

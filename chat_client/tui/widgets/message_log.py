@@ -314,9 +314,11 @@ class MessageLog(ScrollView, can_focus=False):
         return None
 
     def _day_before(self, index: int) -> date | None:
-        for entry in reversed(self._entries[:index]):
-            if entry.day is not None:
-                return entry.day
+        entries = self._entries
+        for i in range(index - 1, -1, -1):  # no slice: one changed entry costs no copy
+            day = entries[i].day
+            if day is not None:
+                return day
         return None
 
     def _rewrap_entry(self, index: int) -> None:
