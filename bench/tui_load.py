@@ -170,7 +170,7 @@ async def run(
                 started = time.perf_counter()
                 sender = asyncio.create_task(send_all(port, messages, window, changes))
                 while True:
-                    last = conversation.entries[-1].seq if conversation.entries else None
+                    last = conversation.newest_seq  # a notice line (a reconnect) may follow
                     if last == messages:
                         break
                     if sender.done() and sender.exception():
