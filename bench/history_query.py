@@ -8,20 +8,30 @@ server makes: the latest page (join, `history`), a `before` page from the
 middle (scrolling back), an `after` page near the end (`join since` replay),
 and opening the store again (start-up).
 
+With --search the messages are varied chat lines (a fixed-seed generator over a
+Zipf-like vocabulary of 5,000 words, plus a few senders), and the search queries
+are timed instead, as p50 and p95 of --repeat runs each: a common word, a rare
+word, two words, a phrase, a prefix, with `room` and `from` filters, and the
+second page through a cursor.
+
     python -m bench.history_query --messages 1000000
+    python -m bench.history_query --search --messages 1000000 --repeat 200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import random
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from chat_server.search import SearchPage, parse_query
 from chat_server.sqlite_store import SqliteStore
 from chat_server.store import StoredMessage
 
@@ -42,11 +52,33 @@ def countdown(done: asyncio.Future[None], remaining: int) -> Callable[[BaseExcep
     return committed
 
 
-async def fill(store: SqliteStore, room: str, count: int, first_seq: int = 1) -> float:
+def chat_lines(seed: int = 7) -> Callable[[int], tuple[str, str]]:
+    """A fixed-seed generator of (sender, text): 4-14 words from a Zipf-like vocabulary."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{n}" for n in range(5_000)]
+    vocabulary[:8] = ["the", "deploy", "lunch", "meeting", "café", "review", "build", "friday"]
+    weights = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(vocabulary))))
+    senders = [f"user{n}" for n in range(50)]
+
+    def line(_n: int) -> tuple[str, str]:
+        words = rng.choices(vocabulary, cum_weights=weights, k=rng.randint(4, 14))
+        return rng.choice(senders), " ".join(words)
+
+    return line
+
+
+async def fill(
+    store: SqliteStore,
+    room: str,
+    count: int,
+    first_seq: int = 1,
+    lines: Callable[[int], tuple[str, str]] | None = None,
+) -> float:
     """Append `count` messages; return messages committed per second."""
     loop = asyncio.get_running_loop()
     store.create_room(room)
     text = "a typical chat line of about sixty characters, give or take"
+    sender = "bench"
     started = time.perf_counter()
     seq = first_seq
     end = first_seq + count
@@ -55,8 +87,10 @@ async def fill(store: SqliteStore, room: str, count: int, first_seq: int = 1) ->
         done: asyncio.Future[None] = loop.create_future()
         committed = countdown(done, batch_end - seq)
         for n in range(seq, batch_end):
+            if lines is not None:
+                sender, text = lines(n)
             store.append(
-                StoredMessage(room, n, "bench", text, False, 1_764_000_000_000 + n), committed
+                StoredMessage(room, n, sender, text, False, 1_764_000_000_000 + n), committed
             )
         await done
         seq = batch_end
@@ -113,13 +147,77 @@ async def run(messages: int, repeat: int, fsync: bool) -> None:
             print(f"  {name:<40} {ms:8.3f} ms")
 
 
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+async def run_search(messages: int, repeat: int, directory: str | None) -> None:
+    with tempfile.TemporaryDirectory(dir=directory) as folder:
+        path = str(Path(folder) / "search.sqlite3")
+        store = SqliteStore(path)
+        await store.open()
+        lines = chat_lines()
+        rate = await fill(store, "big", messages, lines=lines)
+        for other in ("dev", "ops", "random"):
+            await fill(store, other, 10_000, lines=lines)
+        size_mib = await asyncio.to_thread(os.path.getsize, path) / 2**20
+        print(
+            f"committed {messages:,} varied messages (FTS5 index kept by triggers) at "
+            f"{rate:,.0f} messages/s; database {size_mib:,.0f} MiB"
+        )
+        index = store  # the SQLite store is its own search index (FTS5)
+
+        def query(
+            text: str, rooms: list[str] | None = None, sender: str | None = None
+        ) -> Callable[[], Awaitable[SearchPage]]:
+            return lambda: index.search(parse_query(text), rooms, sender, 20, None)
+
+        first = await index.search(parse_query("deploy"), None, None, 20, None)
+        cursor = first.cursor
+
+        async def second_page() -> SearchPage:
+            return await index.search(parse_query("deploy"), None, None, 20, cursor)
+
+        cases: dict[str, Callable[[], Awaitable[SearchPage]]] = {
+            "common word (deploy)": query("deploy"),
+            "rare word (w4321)": query("w4321"),
+            "two words (lunch friday)": query("lunch friday"),
+            'phrase ("the deploy")': query('"the deploy"'),
+            "prefix (w12*)": query("w12*"),
+            "accent-free (cafe)": query("cafe"),
+            "room filter (deploy in #big)": query("deploy", rooms=["big"]),
+            "from filter (deploy from user7)": query("deploy", sender="user7"),
+            'hostile (NEAR( OR " col:)': query('NEAR( OR " col:'),
+            "second page by cursor (deploy)": second_page,
+        }
+        print(f"search, 20 hits a page: p50 / p95 of {repeat} runs")
+        for name, case in cases.items():
+            samples = []
+            hits = 0
+            for _ in range(repeat):
+                started = time.perf_counter()
+                page = await case()
+                samples.append((time.perf_counter() - started) * 1000)
+                hits = len(page.messages)
+            p50, p95 = percentiles(samples)
+            print(f"  {name:<36} {p50:8.3f} ms {p95:8.3f} ms  ({hits} hits)")
+        await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--fsync", action="store_true", help="as `chat-server --fsync`")
+    parser.add_argument("--search", action="store_true", help="time search queries instead")
+    parser.add_argument("--dir", help="where the database goes (default: $TMPDIR)")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.repeat, args.fsync))
+    if args.search:
+        asyncio.run(run_search(args.messages, args.repeat, args.dir))
+    else:
+        asyncio.run(run(args.messages, args.repeat, args.fsync))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             20,
             20,
             window=8,
-            targets=("chat-sqlite", "chat-mem", "chat-sqlite-fsync"),
+            targets=("chat-sqlite", "chat-mem", "chat-sqlite-fsync", "chat-sqlite-noindex"),
         ),
     )
 }

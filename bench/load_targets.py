@@ -48,6 +48,7 @@ class TargetSpec:
     kind: Kind
     store: str = ""  # chat-server only: "memory" or "sqlite"
     fsync: bool = False  # chat-server only: `--fsync`
+    search_index: bool = True  # chat-server on SQLite: False drops the search triggers first
 
 
 TARGETS: Final[dict[str, TargetSpec]] = {
@@ -58,6 +59,8 @@ TARGETS: Final[dict[str, TargetSpec]] = {
         TargetSpec("ngircd", "irc"),
         TargetSpec("ceiling", "ceiling"),
         TargetSpec("chat-sqlite-fsync", "chat", "sqlite", fsync=True),
+        # The same store without its search index kept up (what the index costs a write).
+        TargetSpec("chat-sqlite-noindex", "chat", "sqlite", search_index=False),
     )
 }
 # What a plain `python -m bench.load` runs; the others are asked for by name.
@@ -201,6 +204,19 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _without_search_index(path: str) -> None:
+    """A current-schema database whose messages are not indexed for search (bench only)."""
+    from chat_server.sqlite_store import migrate, open_database
+
+    connection = open_database(path)
+    try:
+        migrate(connection, path)
+        for trigger in ("insert", "update", "delete"):
+            connection.execute(f"DROP TRIGGER message_search_{trigger}")
+    finally:
+        connection.close()
+
+
 def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections: int = 0) -> Target:
     """Start `spec` on a free loopback port and wait until it accepts connections.
 
@@ -216,6 +232,8 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
         if spec.store == "sqlite":
             db_path = workdir / "chat.db"
             db = str(db_path)
+            if not spec.search_index:
+                _without_search_index(db)
         argv = [sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--no-files", "--no-tls", "--no-announce"]
         argv += ["--rate", "0", "--max-per-ip", "0", "--db", db]

@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from protocol import (
     Ack,
+    BanEntry,
+    BanList,
     DmHistoryPage,
     ErrorCode,
     FileInfo,
@@ -33,6 +35,7 @@ from protocol import (
     RoomInfo,
     RoomList,
     RoomSummary,
+    SearchResults,
     ServerPong,
     Upload,
     UploadReady,
@@ -357,6 +360,49 @@ class ChatClient:
             lambda: self.session.send_dm_history(with_, before=before, after=after, limit=limit),
             DmHistoryPage,
         )
+
+    async def search(
+        self,
+        query: str,
+        *,
+        room: str | None = None,
+        with_: str | None = None,
+        sender: str | None = None,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> SearchResults:
+        """Messages matching `query`, newest first; `before` is a previous reply's `cursor`."""
+        return await self._call(
+            lambda: self.session.send_search(
+                query, room=room, with_=with_, sender=sender, limit=limit, before=before
+            ),
+            SearchResults,
+        )
+
+    async def op(self, room: str, nick: str) -> None:
+        """Make `nick` (an account) an op of `room` (ops only)."""
+        await self._call(lambda: self.session.send_op(room, nick), Ack)
+
+    async def deop(self, room: str, nick: str) -> None:
+        """`nick` is no longer an op of `room` (ops only)."""
+        await self._call(lambda: self.session.send_op(room, nick, remove=True), Ack)
+
+    async def kick(self, room: str, nick: str, reason: str | None = None) -> None:
+        """Put `nick` out of `room` (ops only; it may join again)."""
+        await self._call(lambda: self.session.send_kick(room, nick, reason), Ack)
+
+    async def ban(self, room: str, nick: str, reason: str | None = None) -> None:
+        """Put `nick` out of `room` and refuse its joins (ops only)."""
+        await self._call(lambda: self.session.send_ban(room, nick, reason), Ack)
+
+    async def unban(self, room: str, nick: str, reason: str | None = None) -> None:
+        """Lift the ban of `nick` (ops only)."""
+        await self._call(lambda: self.session.send_unban(room, nick, reason), Ack)
+
+    async def bans(self, room: str) -> list[BanEntry]:
+        """The bans of `room`, oldest first (ops only)."""
+        reply = await self._call(lambda: self.session.send_bans(room), BanList)
+        return list(reply.bans)
 
     async def request_upload(self, upload: Upload) -> UploadReady:
         """Send an `upload` line; returns `upload_ready` (raises `UploadRefused`)."""

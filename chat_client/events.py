@@ -13,15 +13,18 @@ from dataclasses import dataclass
 
 from protocol import (
     AwayChanged,
+    Banned,
     Bye,
     ChatMessage,
     DirectMessage,
     ErrorCode,
     ErrorReply,
     Joined,
+    Kicked,
     Left,
     MessageDeleted,
     MessageEdited,
+    ModeChanged,
     NickChanged,
     ReactionChanged,
     ReadMarker,
@@ -119,6 +122,9 @@ ClientEvent = (
     | ReactionChanged
     | TypingNotice
     | MessageUpdated
+    | ModeChanged
+    | Kicked
+    | Banned
     | RoomInfo
     | ErrorReply
     | Bye

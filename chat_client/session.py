@@ -67,6 +67,9 @@ from pydantic import BaseModel, ValidationError
 
 from protocol import (
     Ack,
+    Ban,
+    BanList,
+    Banned,
     Bye,
     ChangeNick,
     ChatMessage,
@@ -76,9 +79,13 @@ from protocol import (
     EditMessage,
     ErrorCode,
     ErrorReply,
+    GetBans,
     GetHistory,
     HistoryPage,
     Join,
+    Kick,
+    Kicked,
+    Left,
     LineFramer,
     LineTooLong,
     ListRooms,
@@ -99,14 +106,18 @@ from protocol import (
     RoomInfo,
     RoomList,
     Say,
+    Search,
+    SearchResults,
     SendDm,
     ServerHello,
     ServerMessage,
     ServerPing,
     ServerPong,
     SetAway,
+    SetOp,
     SetTopic,
     Typing,
+    Unban,
     Upload,
     UploadReady,
     Welcome,
@@ -448,6 +459,41 @@ class ClientSession:
         request = _built(lambda: GetHistory(with_=with_, before=before, after=after, limit=limit))
         return self._request(request, DmHistoryPage)
 
+    def send_search(
+        self,
+        query: str,
+        *,
+        room: str | None = None,
+        with_: str | None = None,
+        sender: str | None = None,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> str:
+        """Search (feature `search`); completes with `SearchResults`, newest hit first."""
+        request = _built(
+            lambda: Search(
+                query=query, room=room, with_=with_, sender=sender, limit=limit, before=before
+            )
+        )
+        return self._request(request, SearchResults)
+
+    def send_op(self, room: str, nick: str, *, remove: bool = False) -> str:
+        """Make `nick` an op of `room` (with `remove`: no longer one)."""
+        return self._request(_built(lambda: SetOp(room=room, nick=nick, remove=remove)), Ack)
+
+    def send_kick(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Kick(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_ban(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Ban(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_unban(self, room: str, nick: str, reason: str | None = None) -> str:
+        return self._request(_built(lambda: Unban(room=room, nick=nick, reason=reason)), Ack)
+
+    def send_bans(self, room: str) -> str:
+        """The bans of `room` (ops only); completes with a `BanList`."""
+        return self._request(_built(lambda: GetBans(room=room)), BanList)
+
     def send_quit(self, reason: str | None = None) -> None:
         """Say goodbye; the server answers `bye` and closes."""
         quit_ = _built(lambda: Quit(reason=reason))
@@ -578,6 +624,10 @@ class ClientSession:
             if message.old.lower() == self.nick.lower():
                 self.nick = message.new
             self._events.append(message)
+        elif isinstance(message, Kicked | Banned | Left):
+            if message.nick.lower() == self.nick.lower() and _put_out(message):
+                self.tracker.parted(message.room)  # not rejoined after a reconnect
+            self._events.append(message)
         elif isinstance(
             message,
             ServerHello
@@ -587,7 +637,9 @@ class ClientSession:
             | Ack
             | ServerPong
             | UploadReady
-            | DmHistoryPage,
+            | DmHistoryPage
+            | SearchResults
+            | BanList,
         ):
             log.debug("ignored a %s without a request", message.type)
         else:
@@ -857,6 +909,15 @@ class ClientSession:
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
+
+
+def _put_out(message: Kicked | Banned | Left) -> bool:
+    """Whether an event about one's own nick took one out of its room."""
+    if isinstance(message, Left):
+        return message.reason in ("kicked", "banned")
+    if isinstance(message, Banned):
+        return not message.removed
+    return True
 
 
 def _size(count: int) -> str:

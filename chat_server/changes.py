@@ -69,6 +69,10 @@ class Hub(Protocol):
     store: Store
     files: FileSharing | None
 
+    def is_op(self, peer: Any, room: str) -> bool:
+        """Is `peer` an op of `room` (a server admin is one everywhere)?"""
+        ...
+
     def joined_room(self, peer: Any, name: str) -> Room: ...
 
     def say(
@@ -180,10 +184,13 @@ class MessageChanges:
         room = self._hub.joined_room(peer, name)
 
         def delete(message: StoredMessage) -> None:
-            if not may_delete(peer, self.authors.of(peer), message, room):
+            author = self.authors.of(peer)
+            if not may_delete(author, message, self._hub.is_op(peer, room.name)):
                 raise ChatError(
                     ErrorCode.NOT_ALLOWED, "only its author or an op may delete a message"
                 )
+            if not may_edit(author, message):
+                log.info("%s deleted message %d of %s in #%s", peer.nick, seq, message.sender, name)
             changed = message.erase(room.next_rev())
             event = MessageDeleted(
                 room=name, seq=seq, by=peer.nick, ts=format_ts(now_ms()), rev=changed.rev

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS
+from protocol.limits import MAX_LINE_BYTES, MAX_TEXT_CHARS, NICK_RE
 
 from .config import DEFAULT_PORT, DEFAULT_TLS_PORT, MEMORY_DB, ServerConfig
 from .datadir import default_data_dir
@@ -153,6 +153,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="flush every commit to disk, so the last messages survive a power cut too "
         "(without it they survive a crash or kill of the server); costs some throughput",
+    )
+    p.add_argument(
+        "--admin",
+        action="append",
+        default=[],
+        type=_nick_argument,
+        metavar="NICK",
+        help="an account that is op in every room (repeatable)",
     )
     p.add_argument("--name", default=d.name, help="server name sent in the greeting")
     p.add_argument(
@@ -370,6 +378,7 @@ def parse_serve_args(argv: Sequence[str]) -> ServeArgs:
         tail_bytes=int(ns.tail_bytes),
         nick_grace=ns.nick_grace,
         max_sessions=ns.max_sessions,
+        admins=tuple(ns.admin),
         hash_memory_kib=ns.hash_memory,
         files=None if ns.no_files else _files_config(ns),
     )
@@ -424,3 +433,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line to stderr and exit."""
     print(f"chat-server: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _nick_argument(value: str) -> str:
+    """`--admin NICK`: a valid nick."""
+    if NICK_RE.fullmatch(value) is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a nick (1-32 letters, digits, _ or -)")
+    return value

@@ -76,6 +76,7 @@ class ServerConfig:
     announce_interfaces: tuple[str, ...] | None = None  # None: every LAN interface
     typing_interval: float = 2.0  # at most one `typing` `active` per sender and target this often
     files: FilesConfig | None = None  # None: no files listener (the CLI turns it on)
+    admins: tuple[str, ...] = ()  # `--admin NICK`: accounts that are op in every room
 
 
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
@@ -88,6 +89,8 @@ def supported_features(config: ServerConfig) -> tuple[str, ...]:
         Feature.REACT,
         FEATURE_TYPING,
         Feature.READ,
+        Feature.SEARCH,
+        Feature.MODERATION,
         *files,
         Feature.AWAY,
     )

@@ -50,8 +50,10 @@ from .auth import AuthThrottle
 from .changes import MessageChanges
 from .config import FEATURE_TYPING, ServerConfig
 from .errors import ChatError
+from .moderating import Moderator
 from .outbox import Flusher, Outgoing
 from .rooms import Member, Room, RoomRegistry
+from .search import SearchCursor, SearchPage, index_of, matches, parse_query
 from .store import HistoryPage, Store, StoredMessage
 
 if TYPE_CHECKING:
@@ -106,6 +108,11 @@ class ChatHub:
         self._held: dict[str, tuple[str, float]] = {}  # nick key -> (address, held until)
         self.files: FileSharing | None = None  # set when the files listener runs
         self.changes = MessageChanges(self)  # replies, edits, deletes, reactions
+        self.moderator = Moderator(self)
+
+    def is_op(self, peer: Peer, room: str) -> bool:
+        """Is `peer` an op of `room` (a server admin is one everywhere)?"""
+        return self.moderator.is_op(peer, room)
 
     # -- registration ---------------------------------------------------------
 
@@ -243,6 +250,7 @@ class ChatHub:
                     room.broadcast(Outgoing(Left(room=name, nick=peer.nick, reason=reason, ts=ts)))
                 self._expire_if_unused(room)
         peer.rooms.clear()
+        self.moderator.forget(peer)
         key = peer.nick.lower()
         self.changes.authors.forget(peer)
         if self.files is not None:
@@ -322,6 +330,7 @@ class ChatHub:
         A new room exists once the store has confirmed it; until then its joiners
         wait, and if the store refuses it the room is gone and they get `unavailable`.
         """
+        self.moderator.check_join(peer, name)
         room = self.rooms.get(name)
         if room is None:
             room = self._create_room(peer, name)
@@ -365,6 +374,7 @@ class ChatHub:
                     waiter.set_result(error is None)
 
         self.store.create_room(name, created)
+        self.moderator.created(peer, name)
         return room
 
     async def _join_when_created(self, peer: Peer, room: Room, since: int | None) -> Result:
@@ -431,6 +441,18 @@ class ChatHub:
             room.broadcast(Outgoing(left))
         room.remove(peer)
         peer.rooms.pop(name, None)
+        self._expire_if_unused(room)
+
+    def online(self, nick: str) -> list[Peer]:
+        """The sessions registered as `nick` (none when it is offline)."""
+        return list(self._online.get(nick.lower(), ()))
+
+    def reply_error(self, peer: Peer, request_id: str | None, message: str) -> None:
+        """Tell `peer` that a write it asked for could not be stored."""
+        _reply_error(peer, request_id, message)
+
+    def room_left(self, room: Room) -> None:
+        """Members were taken out of `room` (a kick or a ban)."""
         self._expire_if_unused(room)
 
     def _expire_if_unused(self, room: Room) -> None:
@@ -557,6 +579,61 @@ class ChatHub:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"{with_} is not an account")
         page = await self.store.dm_history(pair_key(peer.nick, other), before, after, limit)
         return other, page
+
+    # -- search ----------------------------------------------------------------
+
+    async def search(
+        self,
+        peer: Peer,
+        query: str,
+        room: str | None,
+        sender: str | None,
+        limit: int,
+        before: str | None,
+    ) -> SearchPage:
+        """Room messages matching `query`, newest first (every room: history needs no join)."""
+        index = index_of(self.store)
+        if index is None:
+            raise ChatError(ErrorCode.UNAVAILABLE, "this server's store cannot search")
+        if room is not None:
+            self.existing_room(room)
+        cursor = _cursor(before)
+        terms = parse_query(query)
+        return await index.search(terms, None if room is None else [room], sender, limit, cursor)
+
+    async def search_dms(
+        self,
+        peer: Peer,
+        query: str,
+        with_: str,
+        sender: str | None,
+        limit: int,
+        before: str | None,
+    ) -> tuple[str, list[StoredDm], bool, SearchCursor | None]:
+        """`peer`'s own stored conversation with `with_`, searched by a scan (accounts only)."""
+        if not peer.account:
+            raise ChatError(ErrorCode.NOT_ALLOWED, "only accounts have stored DMs")
+        other = self.accounts.names.get(with_.lower())
+        if other is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{with_} is not an account")
+        cursor = _cursor(before)
+        terms = parse_query(query)
+        wanted = sender.lower() if sender is not None else None
+        pair = pair_key(peer.nick, other)
+        hits: list[StoredDm] = []
+        bound = cursor.seq if cursor is not None else None
+        while len(hits) <= limit:
+            page = await self.store.dm_history(pair, bound, None, 500)
+            for dm in reversed(page.messages):
+                if (wanted is None or dm.sender.lower() == wanted) and matches(terms, dm.text):
+                    hits.append(dm)
+            if not page.more or not page.messages or not terms:
+                break
+            bound = page.messages[0].seq
+        more = len(hits) > limit
+        hits = hits[:limit]
+        last = SearchCursor(hits[-1].ts_ms, "@", hits[-1].seq) if more and hits else None
+        return other, hits, more, last
 
     # -- read markers and away ------------------------------------------------
 
@@ -827,6 +904,15 @@ def _settle(room: Room, page: HistoryPage, since: int | None) -> list[StoredMess
 
 def _ignore_error(_error: BaseException | None) -> None:
     return None
+
+
+def _cursor(before: str | None) -> SearchCursor | None:
+    if before is None:
+        return None
+    cursor = SearchCursor.decode(before)
+    if cursor is None:
+        raise ChatError(ErrorCode.INVALID_MESSAGE, "field 'before': not a cursor of this server")
+    return cursor
 
 
 def _reply_error(peer: Peer, request_id: str | None, message: str) -> None:

@@ -15,15 +15,18 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from protocol import (
+    Ban,
     ChangeNick,
     DeleteMessage,
     DmHistoryPage,
     EditMessage,
     ErrorCode,
     ErrorReply,
+    GetBans,
     GetHistory,
     HistoryPage,
     Join,
+    Kick,
     ListRooms,
     MarkRead,
     Members,
@@ -38,11 +41,15 @@ from protocol import (
     RoomInfo,
     RoomList,
     Say,
+    Search,
+    SearchResults,
     SendDm,
     ServerPong,
     SetAway,
+    SetOp,
     SetTopic,
     Typing,
+    Unban,
     Upload,
     Welcome,
     Who,
@@ -224,6 +231,7 @@ class JsonSession:
                 members=members,
                 read=self._hub.marker(host, "#" + room.name),
                 away=self._hub.away_in(room),
+                ops=self._hub.moderator.ops_in(room, None if host in room else host),
                 re=request_id,
             )
         )
@@ -345,6 +353,7 @@ class JsonSession:
                     with_=other,
                     messages=[dm.to_wire() for dm in page.messages],
                     more=page.more,
+                    read=self._hub.marker(self._host, "@" + other.lower()),
                     re=message.id,
                 )
             )
@@ -385,6 +394,72 @@ class JsonSession:
             raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
         self._hub.check_can_share(self._host, message.room, message.to)
         self._host.reply(files.request(self._host, message))
+        return None
+
+    # -- version 2: search and moderation ------------------------------------------
+
+    def _search(self, message: Search) -> Pending:
+        return self._await_search(message)
+
+    async def _await_search(self, message: Search) -> None:
+        hub, host = self._hub, self._host
+        try:
+            if message.with_ is not None:
+                other, dms, more, cursor = await hub.search_dms(
+                    host,
+                    message.query,
+                    message.with_,
+                    message.sender,
+                    message.limit,
+                    message.before,
+                )
+                reply = SearchResults(
+                    query=message.query,
+                    results=[dm.to_wire() for dm in dms],
+                    more=more,
+                    cursor=cursor.encode() if cursor is not None else None,
+                    with_=other,
+                    re=message.id,
+                )
+            else:
+                page = await hub.search(
+                    host, message.query, message.room, message.sender, message.limit, message.before
+                )
+                cursor = page.cursor
+                reply = SearchResults(
+                    query=message.query,
+                    results=[m.to_wire() for m in hub.with_files(page.messages)],
+                    more=page.more,
+                    cursor=cursor.encode() if cursor is not None else None,
+                    re=message.id,
+                )
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if not host.closed:
+            host.reply(reply)
+
+    def _op(self, message: SetOp) -> Pending:
+        self._hub.moderator.set_op(
+            self._host, message.room, message.nick, message.remove, message.id
+        )
+        return None
+
+    def _kick(self, message: Kick) -> Pending:
+        self._hub.moderator.kick(self._host, message.room, message.nick, message.reason, message.id)
+        return None
+
+    def _ban(self, message: Ban) -> Pending:
+        self._hub.moderator.ban(self._host, message.room, message.nick, message.reason, message.id)
+        return None
+
+    def _unban(self, message: Unban) -> Pending:
+        moderator = self._hub.moderator
+        moderator.unban(self._host, message.room, message.nick, message.reason, message.id)
+        return None
+
+    def _bans(self, message: GetBans) -> Pending:
+        self._host.reply(self._hub.moderator.bans(self._host, message.room, message.id))
         return None
 
 
@@ -431,6 +506,16 @@ ACCOUNT_HANDLERS: dict[type[BaseModel], Handler] = {
 FILES_HANDLERS: dict[type[BaseModel], Handler] = {
     Upload: JsonSession._upload,
 }
+SEARCH_HANDLERS: dict[type[BaseModel], Handler] = {
+    Search: JsonSession._search,
+}
+MODERATION_HANDLERS: dict[type[BaseModel], Handler] = {
+    SetOp: JsonSession._op,
+    Kick: JsonSession._kick,
+    Ban: JsonSession._ban,
+    Unban: JsonSession._unban,
+    GetBans: JsonSession._bans,
+}
 HANDLERS: dict[type[BaseModel], Handler] = {
     **SESSION_HANDLERS,
     **ACCOUNT_HANDLERS,
@@ -439,6 +524,8 @@ HANDLERS: dict[type[BaseModel], Handler] = {
     **HISTORY_HANDLERS,
     **TYPING_HANDLERS,
     **FILES_HANDLERS,
+    **SEARCH_HANDLERS,
+    **MODERATION_HANDLERS,
 }
 # Requests of the protocol this server does not do yet: they fall through to
 # `invalid_message` ("not handled here"), and their features are not offered.

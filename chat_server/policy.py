@@ -1,4 +1,4 @@
-"""Who may change a message: the authorization decisions of edits and deletes.
+"""Who may do what: the authorization rules of changes and of moderation.
 
 The author of a room message is recorded as an identity string when it is
 stored (`StoredMessage.author`): `account:NAME` (the account's name in lower
@@ -6,19 +6,35 @@ case) for a logged-in account, whatever session sent it; `guest:N` for a guest,
 where N is unique to its connection and never reused, so a guest who reconnects
 with the same nick is a different author. Messages stored before authors were
 recorded have none and nobody may edit them.
+
+A room's ops are its creator (its first joiner; kept by account, a guest creator
+only while that connection lasts), those an op made op, and the server admins
+(`--admin NICK`, accounts only), who are op in every room. Only ops moderate;
+nobody kicks or bans a server admin. Ops may delete any message of their room.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .rooms import Room
     from .store import StoredMessage
 
-__all__ = ["Actor", "Authors", "may_delete", "may_edit", "moderates"]
+__all__ = [
+    "Actor",
+    "Authors",
+    "is_admin",
+    "is_op",
+    "may_ban",
+    "may_delete",
+    "may_edit",
+    "may_kick",
+    "may_list_bans",
+    "may_set_op",
+]
 
 
 class Actor(Protocol):
@@ -50,19 +66,57 @@ class Authors:
         self._guests.pop(actor, None)
 
 
+# -- changes to messages ---------------------------------------------------------------
+
+
 def may_edit(author: str, message: StoredMessage) -> bool:
     """Only the author edits: the same account, or for a guest the same connection."""
     return bool(message.author) and message.author == author
 
 
-def moderates(actor: Actor, room: Room) -> bool:
-    """Is `actor` an op of `room` or a server admin?
-
-    The hook for moderation: nobody is, until ops and admins exist.
-    """
-    return False
+def may_delete(author: str, message: StoredMessage, actor_is_op: bool) -> bool:
+    """The author deletes; so may an op of the message's room (a server admin is one)."""
+    return may_edit(author, message) or actor_is_op
 
 
-def may_delete(actor: Actor, author: str, message: StoredMessage, room: Room) -> bool:
-    """The author deletes; so may a room op or a server admin (see `moderates`)."""
-    return may_edit(author, message) or moderates(actor, room)
+# -- moderation ------------------------------------------------------------------------
+
+
+def is_admin(nick: str, account: bool, admins: Collection[str]) -> bool:
+    """A server admin: a logged-in account named by `--admin` (keys are lower case)."""
+    return account and nick.lower() in admins
+
+
+def is_op(
+    nick: str,
+    account: bool,
+    admins: Collection[str],
+    room_ops: Collection[str],
+    guest_op: bool = False,
+) -> bool:
+    """Op of a room: an admin, an account among the room's ops, or its guest creator."""
+    if is_admin(nick, account, admins):
+        return True
+    if account:
+        return nick.lower() in room_ops
+    return guest_op
+
+
+def may_set_op(actor_is_op: bool) -> bool:
+    """`op` / `deop`: ops only."""
+    return actor_is_op
+
+
+def may_kick(actor_is_op: bool, target_is_admin: bool) -> bool:
+    """`kick`: ops only, and never a server admin."""
+    return actor_is_op and not target_is_admin
+
+
+def may_ban(actor_is_op: bool, target_is_admin: bool) -> bool:
+    """`ban` / `unban`: ops only, and never a server admin."""
+    return actor_is_op and not target_is_admin
+
+
+def may_list_bans(actor_is_op: bool) -> bool:
+    """`bans`: ops only."""
+    return actor_is_op

@@ -158,6 +158,7 @@ class ChatServer:
         context = self._context = ServerContext(self.config, store, loop)
         context.hub.rooms.load(records.values())
         await context.hub.accounts.load()
+        await context.hub.moderator.load()
         try:
             await self._listen(loop, context, ssl_context)
         except BaseException:

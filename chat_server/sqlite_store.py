@@ -37,6 +37,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ from typing import Final, TypeVar
 from protocol import now_ms
 
 from .account_store import Account, DmPage, StoredDm, key
+from .moderation import BanRecord, ModerationRecords
+from .search import SearchCursor, SearchIndex, SearchPage, Term
 from .sqlite_accounts import (
     ACCOUNTS_MIGRATION,
     CREATE_ACCOUNT,
@@ -56,6 +59,7 @@ from .sqlite_accounts import (
     AccountReader,
     load_dm_seqs,
 )
+from .sqlite_search import FLUSH_PENDING, SEARCH_MIGRATION, SearchReader
 from .store import (
     CommitCallback,
     HistoryPage,
@@ -112,6 +116,24 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (room_id, seq, position)
     ) WITHOUT ROWID;
     """,
+    SEARCH_MIGRATION,
+    # Moderation: ops by account key, bans by nick key (an account's name or a guest's nick).
+    """
+    CREATE TABLE room_ops (
+        room TEXT NOT NULL,
+        account_key TEXT NOT NULL,
+        PRIMARY KEY (room, account_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE room_bans (
+        room TEXT NOT NULL,
+        nick_key TEXT NOT NULL,
+        nick TEXT NOT NULL,
+        by_nick TEXT NOT NULL,
+        reason TEXT,
+        ts_ms INTEGER NOT NULL,
+        PRIMARY KEY (room, nick_key)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -141,6 +163,16 @@ Row = tuple[int, str, str, int, int, int, int | None, int | None, int, str]
 _INSERT_ROOM = "INSERT OR IGNORE INTO rooms (name) VALUES (?)"
 _SET_TOPIC = "UPDATE rooms SET topic = ? WHERE name = ?"
 _DELETE_ROOM = "DELETE FROM rooms WHERE name = ?"
+_SET_OP = "INSERT OR IGNORE INTO room_ops (room, account_key) VALUES (?, ?)"
+_UNSET_OP = "DELETE FROM room_ops WHERE room = ? AND account_key = ?"
+_SET_BAN = (
+    "INSERT OR REPLACE INTO room_bans (room, nick_key, nick, by_nick, reason, ts_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UNSET_BAN = "DELETE FROM room_bans WHERE room = ? AND nick_key = ?"
+_INDEX_BATCH: Final = 2_000  # messages pending for the search index that start indexing...
+_INDEX_DELAY: Final = 0.5  # ...or seconds after the last indexing, whichever comes first
+_LARGE_MIGRATION: Final = 100_000  # messages above which an upgrade logs its progress
 _BUSY_TIMEOUT: Final = 5.0  # seconds a commit waits for another program's lock
 
 
@@ -223,18 +255,67 @@ def migrate(connection: sqlite3.Connection, path: str) -> None:
                 f"{path} was written by a newer release (schema {version}; "
                 f"this one knows up to {SCHEMA_VERSION})"
             )
+        messages = _message_count(connection) if version < SCHEMA_VERSION else 0
         for target in range(version + 1, SCHEMA_VERSION + 1):
+            started = time.monotonic()
+            if messages >= _LARGE_MIGRATION:
+                log.info(
+                    "upgrading the history schema to version %d over %d messages...",
+                    target,
+                    messages,
+                )
             connection.execute("BEGIN IMMEDIATE")
-            for statement in MIGRATIONS[target - 1].split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            for statement in statements(MIGRATIONS[target - 1]):
+                connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {target}")
             connection.execute("COMMIT")
-            log.info("history schema upgraded to version %d", target)
+            log.info(
+                "history schema upgraded to version %d (%.1f s)",
+                target,
+                time.monotonic() - started,
+            )
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise _store_error(path, exc) from exc
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of `script`, split at `;` except inside a trigger's body."""
+    found: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                found.append(current.strip())
+            current = ""
+    if current.strip(" \n;"):
+        found.append(current.strip())
+    return found
+
+
+def _message_count(connection: sqlite3.Connection) -> int:
+    """Messages stored (0 before the schema has a messages table)."""
+    row = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+    ).fetchone()
+    if row is None:
+        return 0
+    return int(connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def load_moderation(connection: sqlite3.Connection) -> ModerationRecords:
+    """Every stored op and ban."""
+    records = ModerationRecords()
+    for room, account_key in connection.execute("SELECT room, account_key FROM room_ops"):
+        records.set_op(room, account_key, True)
+    rows = connection.execute(
+        "SELECT room, nick_key, nick, by_nick, reason, ts_ms FROM room_bans ORDER BY ts_ms"
+    )
+    for room, nick_key, nick, by, reason, ts_ms in rows:
+        records.set_ban(room, nick_key, BanRecord(room, nick, by, reason, ts_ms))
+    return records
 
 
 def load_rooms(connection: sqlite3.Connection) -> dict[str, RoomRecord]:
@@ -332,7 +413,7 @@ class HistoryReader:
         return HistoryPage(messages, more)
 
 
-class SqliteStore(Store):
+class SqliteStore(Store, SearchIndex):
     """Rooms, topics and messages in one SQLite file (WAL mode, group commit)."""
 
     def __init__(
@@ -350,6 +431,11 @@ class SqliteStore(Store):
         self._reader: HistoryReader | None = None
         self._accounts: AccountReader | None = None
         self._dm_seqs: dict[str, int] = {}
+        self._moderation = ModerationRecords()
+        self._search: SearchReader | None = None
+        self._unindexed = 1  # writer thread only: messages waiting for the index (1: look)
+        self._indexed_at = 0.0
+        self._index_failing = False  # writer thread only: the last indexing failed
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._lock_fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -376,8 +462,13 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
             self._last_seqs.update({f"@{pair}": seq for pair, seq in self._dm_seqs.items()})
+            try:
+                self._moderation = load_moderation(writer)
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
             reading = open_database(self.path, read_only=True)
             self._reader = HistoryReader(reading)
+            self._search = SearchReader(reading)
             self._accounts = AccountReader(reading)
         except BaseException:
             _release_lock(self._lock_fd)
@@ -448,6 +539,38 @@ class SqliteStore(Store):
         writes, self._gathering = self._gathering, []
         if writes:
             self._queue.put(writes)
+
+    # -- search and moderation ----------------------------------------------------
+
+    async def search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
+        searcher, loop = self._search, self._loop
+        if searcher is None or loop is None:
+            raise StoreError("the history store is not open")
+        return await loop.run_in_executor(
+            self._read_pool, searcher.search, terms, rooms, sender, limit, before
+        )
+
+    async def load_moderation(self) -> ModerationRecords:
+        return self._moderation
+
+    def save_op(self, room: str, account_key: str, op: bool, done: CommitCallback) -> None:
+        self._put(_Write(_SET_OP if op else _UNSET_OP, (room, account_key), done))
+
+    def save_ban(
+        self, room: str, nick_key: str, ban: BanRecord | None, done: CommitCallback
+    ) -> None:
+        if ban is None:
+            self._put(_Write(_UNSET_BAN, (room, nick_key), done))
+            return
+        row = (room, nick_key, ban.nick, ban.by, ban.reason, ban.ts_ms)
+        self._put(_Write(_SET_BAN, row, done))
 
     # -- accounts, stored DMs, markers (AccountStore) ---------------------------
 
@@ -533,7 +656,12 @@ class SqliteStore(Store):
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         try:
             while True:
-                batch = list(self._queue.get())
+                try:
+                    wait = self._index_wait()
+                    batch = list(self._queue.get(timeout=wait))
+                except queue.Empty:
+                    self._index_pending(connection)
+                    continue
                 stop = not batch
                 while not stop:  # group commit: take everything already queued
                     try:
@@ -544,10 +672,38 @@ class SqliteStore(Store):
                     stop = not writes
                 if batch:
                     self._commit(connection, batch)
+                if self._unindexed >= _INDEX_BATCH or stop:
+                    self._index_pending(connection)
                 if stop:
                     return
         finally:
             connection.close()
+
+    def _index_wait(self) -> float | None:
+        """How long the writer may wait for work before it indexes what is pending."""
+        if not self._unindexed:
+            return None
+        return max(0.0, self._indexed_at + _INDEX_DELAY - time.monotonic())
+
+    def _index_pending(self, connection: sqlite3.Connection) -> None:
+        """Move the messages waiting for the search index into it, in one transaction."""
+        self._indexed_at = time.monotonic()
+        try:
+            connection.execute("BEGIN")
+            for statement in FLUSH_PENDING:
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if not self._index_failing:
+                self._index_failing = True
+                log.warning("could not update the search index (retrying): %s", exc)
+            return
+        self._unindexed = 0
+        if self._index_failing:
+            self._index_failing = False
+            log.warning("the search index is updated again")
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Write]) -> None:
         last_seqs = dict(self._last_seqs)  # what the batch leaves stored, if it commits
@@ -565,6 +721,7 @@ class SqliteStore(Store):
             self._last_revs = last_revs
             if any(write.erases for write in good):
                 _checkpoint(connection)
+            self._unindexed += sum(1 for write in good if write.sql is _INSERT_MESSAGE)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]

@@ -24,10 +24,14 @@ import abc
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from protocol import ChatMessage, FileInfo, encode, encode_chat_message, format_ts
 
 from .account_store import AccountStore, MemoryAccounts
+
+if TYPE_CHECKING:
+    from .moderation import BanRecord, ModerationRecords
 
 __all__ = [
     "CommitCallback",
@@ -221,6 +225,24 @@ class Store(AccountStore):
     async def close(self) -> None:
         """Commit what is queued and close; appends after this are refused."""
 
+    # -- moderation (optional: the defaults keep nothing) --------------------------
+
+    async def load_moderation(self) -> ModerationRecords:
+        """Every stored op and ban (read once at start)."""
+        from .moderation import ModerationRecords
+
+        return ModerationRecords()
+
+    def save_op(self, room: str, account_key: str, op: bool, done: CommitCallback) -> None:
+        """Record that an account is (or no longer is) an op of `room`."""
+        done(None)
+
+    def save_ban(
+        self, room: str, nick_key: str, ban: BanRecord | None, done: CommitCallback
+    ) -> None:
+        """Record a ban (or with None, lift it)."""
+        done(None)
+
 
 @dataclass
 class _MemoryRoom:
@@ -298,6 +320,11 @@ class MemoryStore(MemoryAccounts, Store):
 
     async def close(self) -> None:
         return None
+
+    def room_messages(self, rooms: list[str] | None) -> list[list[StoredMessage]]:
+        """The messages of `rooms` (None: every room), for the search scan."""
+        names = list(self._rooms) if rooms is None else rooms
+        return [self._messages(name) for name in names]
 
     def _room(self, name: str) -> _MemoryRoom:
         room = self._rooms.get(name)

@@ -12,6 +12,8 @@ Examples::
     [15:04] (dm) <bob -> alice> psst
     [15:04] #lobby * alice shared report.pdf (2.1 MB) http://192.168.1.10:7779/f/.../report.pdf
     * bob joined #lobby
+    * alice kicked bob from #lobby (spam)
+    * alice made carol an op of #lobby
     ! you are not in #games (not_in_room)
 
 Continuation lines of a multi-line message are indented by four spaces. A shared file's
@@ -25,15 +27,18 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from protocol import (
+    Banned,
     Bye,
     ChatMessage,
     DirectMessage,
     ErrorReply,
     FileInfo,
     Joined,
+    Kicked,
     Left,
     MessageDeleted,
     MessageEdited,
+    ModeChanged,
     NickChanged,
     ReactionChanged,
     TopicChanged,
@@ -109,6 +114,19 @@ def render(message: BaseModel) -> str:
         case TopicChanged():
             shown = message.topic or "(cleared)"
             line = f"* {message.by} set the topic of #{message.room}: {shown}"
+        case ModeChanged():
+            what = "made" if message.op else "took op from"
+            line = f"* {message.by} {what} {message.nick}" + (
+                f" an op of #{message.room}" if message.op else f" in #{message.room}"
+            )
+        case Kicked():
+            reason = f" ({message.reason})" if message.reason else ""
+            line = f"* {message.by} kicked {message.nick} from #{message.room}{reason}"
+        case Banned() if message.removed:
+            line = f"* {message.by} lifted the ban of {message.nick} from #{message.room}"
+        case Banned():
+            reason = f" ({message.reason})" if message.reason else ""
+            line = f"* {message.by} banned {message.nick} from #{message.room}{reason}"
         case ErrorReply():
             line = f"! {message.message} ({message.code})"
         case Bye():

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from protocol import ErrorCode
+from protocol import ChatMessage, ErrorCode
 from protocol.features import Feature
 from protocol.fields import (
     AccountPassword,
@@ -29,11 +29,12 @@ from protocol.fields import (
     RoomName,
     TopicText,
 )
+from protocol.search import Query
 
 from .errors import ChatError
 from .hub import ChatHub, Result
 from .json_session import Pending, SessionHost
-from .text_render import render_message
+from .text_render import clock, render_message
 
 __all__ = ["HELP", "TextSession"]
 
@@ -46,9 +47,13 @@ _REASON: TypeAdapter[str] = TypeAdapter(Reason)
 _ACCOUNT_PASSWORD: TypeAdapter[str] = TypeAdapter(AccountPassword)
 _AWAY: TypeAdapter[str] = TypeAdapter(AwayText)
 _EMOJI: TypeAdapter[str] = TypeAdapter(Emoji)
-TEXT_FEATURES = frozenset({Feature.EDIT, Feature.REACT})
+# Edits, deletes, reactions, kicks, bans and op changes show as readable lines
+# (typing never does).
+TEXT_FEATURES = frozenset({Feature.EDIT, Feature.REACT, Feature.MODERATION})
+_QUERY: TypeAdapter[str] = TypeAdapter(Query)
 
 LOBBY = "lobby"
+SEARCH_LINES = 20  # hits /search prints
 JOIN_LINES = 15  # history lines shown on join; a terminal is not a log viewer
 
 HELP = """\
@@ -67,6 +72,9 @@ HELP = """\
 *   /edit SEQ TEXT    replace the text of your message [SEQ]
 *   /delete SEQ       delete message [SEQ]
 *   /react SEQ EMOJI  react to message [SEQ] (/unreact SEQ EMOJI takes it back)
+*   /search WORDS     find messages ("a phrase", prefix*), newest first
+*   /op NICK, /deop NICK      make (or unmake) an op of the current room
+*   /kick NICK [REASON], /ban NICK [REASON], /unban NICK   (ops only)
 *   /help             this help
 *   /quit [REASON]    leave
 * Any other line is said in the current room.
@@ -110,6 +118,12 @@ class TextSession:
             "delete": self._delete,
             "react": self._react,
             "unreact": self._unreact,
+            "search": self._search,
+            "op": self._op,
+            "deop": self._deop,
+            "kick": self._kick,
+            "ban": self._ban,
+            "unban": self._unban,
             "help": self._help,
             "quit": self._quit,
         }
@@ -194,7 +208,6 @@ class TextSession:
 
     def _welcome(self) -> Pending:
         self._host.registered = True
-        # Edits, deletes and reactions show as readable lines (typing never does).
         self._host.features = TEXT_FEATURES
         self._stage = _Stage.CHAT
         rooms = ", ".join(f"#{name}" for name in self._hub.room_names()) or "none yet"
@@ -375,6 +388,58 @@ class TextSession:
         self._write(f"* you are away: {text}" if text else "* you are back")
         return None
 
+    def _search(self, arg: str) -> Pending:
+        query = _valid(_QUERY, arg.strip(), "search") if arg.strip() else ""
+        if not query:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, "usage: /search WORDS")
+        return self._await_search(query)
+
+    async def _await_search(self, query: str) -> None:
+        try:
+            page = await self._hub.search(self._host, query, None, None, SEARCH_LINES, None)
+        except ChatError as exc:
+            self._say_error(exc.message, exc.code)
+            return
+        if not page.messages:
+            self._write(f"* no messages match {query}")
+            return
+        more = " (the newest shown)" if page.more else ""
+        self._write(f"* {len(page.messages)} message(s) match {query}{more}:")
+        for message in page.messages:
+            self._write("*   " + _hit_line(message.to_wire()))
+
+    def _target(self, arg: str, usage: str) -> tuple[str, str | None]:
+        nick, _, rest = arg.strip().partition(" ")
+        if not nick:
+            raise ChatError(ErrorCode.INVALID_MESSAGE, f"usage: {usage}")
+        reason = _valid(_REASON, rest.strip(), "reason") if rest.strip() else None
+        return _valid(_NICK, nick), reason
+
+    def _op(self, arg: str) -> Pending:
+        nick, _ = self._target(arg, "/op NICK")
+        self._hub.moderator.set_op(self._host, self._current_room(), nick, False, None)
+        return None
+
+    def _deop(self, arg: str) -> Pending:
+        nick, _ = self._target(arg, "/deop NICK")
+        self._hub.moderator.set_op(self._host, self._current_room(), nick, True, None)
+        return None
+
+    def _kick(self, arg: str) -> Pending:
+        nick, reason = self._target(arg, "/kick NICK [REASON]")
+        self._hub.moderator.kick(self._host, self._current_room(), nick, reason, None)
+        return None
+
+    def _ban(self, arg: str) -> Pending:
+        nick, reason = self._target(arg, "/ban NICK [REASON]")
+        self._hub.moderator.ban(self._host, self._current_room(), nick, reason, None)
+        return None
+
+    def _unban(self, arg: str) -> Pending:
+        nick, _ = self._target(arg, "/unban NICK")
+        self._hub.moderator.unban(self._host, self._current_room(), nick, None, None)
+        return None
+
     def _help(self, _arg: str) -> Pending:
         self._write(HELP)
         return None
@@ -383,6 +448,12 @@ class TextSession:
         reason = _valid(_REASON, arg, "reason") if arg else "quit"
         self._host.close_with_bye("quit", reason)
         return None
+
+
+def _hit_line(message: ChatMessage) -> str:
+    """A search hit on one line: where, when, who, and the text with its newlines shown as ⏎."""
+    text = message.text.replace("\n", " ⏎ ")
+    return f"#{message.room} [{message.seq}] {clock(message.ts)} <{message.sender}> {text}"
 
 
 def _valid(adapter: TypeAdapter[str], value: str, what: str = "", context: Any = None) -> str:

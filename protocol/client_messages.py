@@ -29,6 +29,8 @@ from .fields import (
 )
 from .files import Upload
 from .limits import HISTORY_DEFAULT, HISTORY_MAX
+from .moderation import Ban, GetBans, Kick, SetOp, Unban
+from .search import Search
 
 __all__ = [
     "ChangeNick",
@@ -288,6 +290,12 @@ ClientMessage = Annotated[
     | Ping
     | Pong
     | Quit
-    | Upload,
+    | Upload
+    | Search
+    | SetOp
+    | Kick
+    | Ban
+    | Unban
+    | GetBans,
     Field(discriminator="type"),
 ]

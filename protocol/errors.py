@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     AUTH_REQUIRED = "auth_required"
     ACCOUNT_EXISTS = "account_exists"
     TOO_MANY_SESSIONS = "too_many_sessions"
+    # version 2: moderation
+    BANNED = "banned"
     INTERNAL = "internal"
 
 

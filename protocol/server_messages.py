@@ -21,6 +21,7 @@ from pydantic import (
 
 from .files import FileInfo, UploadReady
 from .limits import PROTOCOL_VERSION
+from .moderation import BanList, Banned, Kicked, ModeChanged
 
 __all__ = [
     "Ack",
@@ -43,6 +44,7 @@ __all__ = [
     "RoomInfo",
     "RoomList",
     "RoomSummary",
+    "SearchResults",
     "ServerHello",
     "ServerMessage",
     "ServerPing",
@@ -103,6 +105,7 @@ class RoomInfo(_Event):
     members: list[str]
     read: int | None = None  # version 2 (`read`): the caller's marker, 0 when none
     away: dict[str, str] | None = None  # version 2 (`away`): members who are away, and why
+    ops: list[str] | None = None  # version 2 (`moderation`): the room's ops among its members
     re: str | None = None
 
 
@@ -273,6 +276,9 @@ class DmHistoryPage(_Event):
     with_: str = Field(alias="with")
     messages: list[DirectMessage]
     more: bool
+    # The caller's read marker in this conversation (0: none), as `read` in a `room`
+    # reply: how a client counts unread DMs at login.
+    read: int = 0
     re: str | None = None
 
 
@@ -351,6 +357,22 @@ class Bye(_Event):
     reason: str
 
 
+SearchHit = Annotated[ChatMessage | DirectMessage, Field(discriminator="type")]
+
+
+class SearchResults(_Event):
+    """`search_results` (feature `search`): hits newest first, room `message` objects (or `dm`
+    objects for a search `with` a nick); `more` says older hits exist, `cursor` pages on."""
+
+    type: Literal["search_results"] = "search_results"
+    query: str
+    results: list[SearchHit]
+    more: bool
+    cursor: str | None = None
+    with_: str | None = Field(default=None, alias="with")
+    re: str | None = None
+
+
 ServerMessage = Annotated[
     ServerHello
     | Welcome
@@ -375,6 +397,11 @@ ServerMessage = Annotated[
     | ServerPing
     | ServerPong
     | Bye
-    | UploadReady,
+    | UploadReady
+    | SearchResults
+    | ModeChanged
+    | Kicked
+    | Banned
+    | BanList,
     Field(discriminator="type"),
 ]

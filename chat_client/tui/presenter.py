@@ -659,6 +659,7 @@ class Presenter:
         """
         changes = Changes()
         conversation = self.conversations.dm(page.with_)
+        conversation.read_seq = max(conversation.read_seq, page.read)  # read elsewhere
         nick = self.nick.lower()
         entries = [
             Entry(Kind.CHAT, m.text, parse_ts(m.ts), m.sender, m.seq, file=m.file)

@@ -294,6 +294,24 @@ def test_stored_dms_count_above_the_marker_and_merge_with_their_history() -> Non
     assert conversation.unread == 0
 
 
+def test_a_dm_page_brings_the_marker_set_on_another_machine() -> None:
+    presenter = account_presenter("lobby")
+    page = DmHistoryPage.model_validate(
+        {
+            "type": "history",
+            "with": "bob",
+            "more": False,
+            "read": 2,
+            "messages": [
+                dm(n, "bob", f"n{n}", ago=60).model_dump(by_alias=True) for n in range(1, 4)
+            ],
+        }
+    )
+    presenter.dm_page(page)
+    conversation = presenter.conversations.dm("bob")
+    assert (conversation.read_seq, conversation.unread) == (2, 1)
+
+
 def test_in_view_without_focus_nothing_is_read_and_the_line_stays() -> None:
     presenter = account_presenter("lobby")
     lobby = presenter.conversations.get("#lobby")

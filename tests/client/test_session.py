@@ -283,10 +283,10 @@ def test_an_error_code_the_library_does_not_know_keeps_the_servers_string() -> N
     session = ready()
     request_id = session.send_who("lobby")
     [who] = sent(session)
-    [failed] = feed(session, ErrorReply(code="banned", message="go away", re=who.id))
+    [failed] = feed(session, ErrorReply(code="teleported", message="go away", re=who.id))
     assert isinstance(failed, Failed) and failed.request_id == request_id
     assert isinstance(failed.error, RequestError)
-    assert failed.error.code is ErrorCode.INTERNAL and failed.error.wire_code == "banned"
+    assert failed.error.code is ErrorCode.INTERNAL and failed.error.wire_code == "teleported"
 
 
 def test_a_reply_of_the_wrong_type_fails_the_request() -> None:

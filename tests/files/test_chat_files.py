@@ -296,6 +296,8 @@ async def test_hello_offers_files_and_welcome_grants_it(
         "react",
         "typing",
         "read",
+        "search",
+        "moderation",
         "files",
         "away",
     ]
@@ -312,6 +314,8 @@ async def test_hello_offers_files_and_welcome_grants_it(
         "react",
         "typing",
         "read",
+        "search",
+        "moderation",
         "away",
     ]  # files off: not offered
 

@@ -58,7 +58,17 @@ async def test_hello_lists_the_features_and_welcome_grants_the_asked_ones(
 ) -> None:
     client = await clients.connect(server.port)
     hello = await client.recv()
-    assert hello["features"] == ["accounts", "reply", "edit", "react", "typing", "read", "away"]
+    assert hello["features"] == [
+        "accounts",
+        "reply",
+        "edit",
+        "react",
+        "typing",
+        "read",
+        "search",
+        "moderation",
+        "away",
+    ]
     welcome = await client.request(
         {"type": "hello", "nick": "alice", "features": ["away", "teleport"]}
     )

@@ -35,6 +35,8 @@ def test_each_type_is_handled_by_one_feature_group() -> None:
         json_session.TYPING_HANDLERS,
         json_session.ACCOUNT_HANDLERS,
         json_session.FILES_HANDLERS,
+        json_session.SEARCH_HANDLERS,
+        json_session.MODERATION_HANDLERS,
     ]
     assert sum(len(group) for group in groups) == len(HANDLERS)
 

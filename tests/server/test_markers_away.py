@@ -62,3 +62,20 @@ async def test_away_events_and_maps(server: ChatServer, clients: Clients) -> Non
     assert [m for m in v1.seen if m["type"] == "away"] == []  # not granted: never pushed
     long = await bob.request({"type": "away", "text": "x" * 101})
     assert long["code"] == "invalid_text"
+
+
+async def test_a_dm_history_page_carries_the_callers_marker(
+    server: ChatServer, clients: Clients
+) -> None:
+    alice = await make_account(clients, server.port, "alice")
+    bob = await make_account(clients, server.port, "bob")
+    for n in range(3):
+        await bob.request({"type": "dm", "to": "alice", "text": f"d{n}"})
+    page = await alice.request({"type": "history", "with": "bob"})
+    assert (len(page["messages"]), page["read"]) == (3, 0)
+    await alice.request({"type": "mark_read", "with": "bob", "seq": 2})
+    await alice.close()
+    later = await session(clients, server.port, "alice")  # the next login, on another machine
+    again = await later.request({"type": "history", "with": "bob"})
+    assert again["read"] == 2
+    assert (await bob.request({"type": "history", "with": "alice"}))["read"] == 0

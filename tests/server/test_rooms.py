@@ -37,6 +37,7 @@ async def test_join_sends_room_history_then_joined(server: ChatServer, clients: 
         "members": ["alice", "bob"],
         "read": 0,
         "away": {},
+        "ops": ["alice"],  # the room's creator
         "re": "j",
     }
     assert (history["type"], history["room"], history["more"]) == ("history", "lobby", False)

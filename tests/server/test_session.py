@@ -28,6 +28,8 @@ async def test_server_speaks_first_with_hello(start_server: StartServer, clients
             "react",
             "typing",
             "read",
+            "search",
+            "moderation",
             "away",
         ],  # version 2: what this server offers
         "tls_port": None,

@@ -53,7 +53,17 @@ async def test_hello_over_both_listeners_names_the_tls_port_and_fingerprint(
     for client in (plain, secure):
         hello = await client.recv()
         assert hello["protocol"] == 2
-        assert hello["features"] == ["accounts", "reply", "edit", "react", "typing", "read", "away"]
+        assert hello["features"] == [
+            "accounts",
+            "reply",
+            "edit",
+            "react",
+            "typing",
+            "read",
+            "search",
+            "moderation",
+            "away",
+        ]
         assert hello["tls_port"] == tls_server.tls_port
         assert hello["fingerprint"] == tls_server.fingerprint
     ssl_object = secure.writer.get_extra_info("ssl_object")

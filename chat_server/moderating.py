@@ -1,0 +1,308 @@
+"""What `op`, `kick`, `ban`, `unban` and `bans` do (feature `moderation`).
+
+The hub owns one `Moderator`. Rules of who may act are in `policy`; the stored
+state (ops by account, bans by nick key) in `moderation`. A change is applied
+once the store has committed it, then members are told: connections granted
+`moderation` (and text-mode users, as readable lines) get `mode` / `kicked` /
+`banned`, the others see a kicked or banned member `left` with that reason.
+Every action is logged at info: who did what to whom, in which room, never
+message text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from protocol import (
+    FEATURE_MODERATION,
+    BanEntry,
+    BanList,
+    Banned,
+    ErrorCode,
+    Kicked,
+    Left,
+    ModeChanged,
+    format_ts,
+    now_ms,
+)
+
+from . import policy
+from .errors import ChatError
+from .moderation import BanRecord, ModerationRecords
+from .outbox import Outgoing
+from .rooms import Member
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .accounts import Accounts
+    from .config import ServerConfig
+    from .rooms import Room
+    from .store import Store
+
+__all__ = ["Hub", "Moderator", "Peer"]
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = "the store cannot take writes now, so the change was not made; try again"
+
+
+class Peer(Member, Protocol):
+    """A registered connection, as moderation sees it (the hub's `Peer` is one)."""
+
+    rooms: dict[str, None]
+    account: bool
+
+    def send_ack(self, request_id: str, seq: int | None = None) -> None: ...
+
+
+class Hub(Protocol):
+    """What moderation needs of the hub (the hub is one; kept apart so neither imports
+    the other)."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    def existing_room(self, name: str) -> Room: ...
+
+    def online(self, nick: str) -> list[Any]: ...
+
+    def reply_error(self, peer: Any, request_id: str | None, message: str) -> None: ...
+
+    def room_left(self, room: Room) -> None: ...
+
+
+class Moderator:
+    """Ops and bans of every room, and the moderation requests."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self.records = ModerationRecords()
+        self._admins = frozenset(nick.lower() for nick in hub.config.admins)
+        self._guest_ops: dict[str, set[Peer]] = {}  # room -> guest creators (this connection)
+
+    async def load(self) -> None:
+        self.records = await self._hub.store.load_moderation()
+
+    # -- who is op ---------------------------------------------------------------
+
+    def is_admin(self, peer: Peer) -> bool:
+        return policy.is_admin(peer.nick, peer.account, self._admins)
+
+    def is_op(self, peer: Peer, room: str) -> bool:
+        guest = peer in self._guest_ops.get(room, ())
+        ops = self.records.ops.get(room, ())
+        return policy.is_op(peer.nick, peer.account, self._admins, ops, guest)
+
+    def ops_in(self, room: Room, joining: Peer | None = None) -> list[str]:
+        """The nicks of the room's members (and `joining`) who are op, in member order."""
+        members = [*room.members, *([joining] if joining is not None else [])]
+        ops = [member.nick for member in members if self.is_op(member, room.name)]  # type: ignore[arg-type]
+        return list(dict.fromkeys(ops))
+
+    def created(self, peer: Peer, room: str) -> None:
+        """`peer` made `room`: its first joiner is its op."""
+        if not peer.account:
+            self._guest_ops.setdefault(room, set()).add(peer)
+            return
+        key = peer.nick.lower()
+        self.records.set_op(room, key, True)
+        self._hub.store.save_op(room, key, True, _logged("op of the creator"))
+
+    def forget(self, peer: Peer) -> None:
+        """A connection ended: a guest creator's op goes with it."""
+        for room in [room for room, peers in self._guest_ops.items() if peer in peers]:
+            peers = self._guest_ops[room]
+            peers.discard(peer)
+            if not peers:
+                del self._guest_ops[room]
+
+    def check_join(self, peer: Peer, room: str) -> None:
+        """Refuse a banned nick's join (an account's every session; a guest's nick)."""
+        ban = self.records.bans.get(room, {}).get(peer.nick.lower())
+        if ban is not None:
+            raise ChatError(ErrorCode.BANNED, f"you are banned from #{room}")
+
+    # -- requests ----------------------------------------------------------------
+
+    def _room(self, peer: Peer, name: str) -> tuple[Room, bool]:
+        """The room, and whether `peer` is its op."""
+        return self._hub.existing_room(name), self.is_op(peer, name)
+
+    def _target_is_admin(self, nick: str) -> bool:
+        return nick.lower() in self._admins and self._hub.accounts.is_account(nick)
+
+    def set_op(
+        self, peer: Peer, name: str, nick: str, remove: bool, request_id: str | None
+    ) -> None:
+        room, op = self._room(peer, name)
+        if not policy.may_set_op(op):
+            raise _not_op(name)
+        account = self._hub.accounts.names.get(nick.lower())
+        guests = [s for s in self._hub.online(nick) if not s.account]
+        if remove and self._target_is_admin(nick):
+            raise ChatError(ErrorCode.NOT_ALLOWED, f"{nick} is a server admin, op everywhere")
+        by = peer.nick
+        if account is None:
+            if not remove:
+                raise ChatError(
+                    ErrorCode.NOT_ALLOWED, f"{nick} is not an account; ops are accounts"
+                )
+            if not any(guest in self._guest_ops.get(name, ()) for guest in guests):
+                raise ChatError(ErrorCode.NO_SUCH_USER, f"{nick} is not an op of #{name}")
+            for guest in guests:
+                self._guest_ops.get(name, set()).discard(guest)
+            self._mode_changed(room, nick, False, by, request_id, peer)
+            return
+        key = account.lower()
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                self._hub.reply_error(peer, request_id, _UNAVAILABLE)
+                return
+            self.records.set_op(name, key, not remove)
+            self._mode_changed(room, account, not remove, by, request_id, peer)
+
+        self._hub.store.save_op(name, key, not remove, committed)
+
+    def _mode_changed(
+        self, room: Room, nick: str, op: bool, by: str, request_id: str | None, peer: Peer
+    ) -> None:
+        log.info("%s %s %s in #%s", by, "opped" if op else "deopped", nick, room.name)
+        event = ModeChanged(room=room.name, nick=nick, op=op, by=by, ts=format_ts(now_ms()))
+        self._tell(room, event, None)
+        if request_id is not None:
+            peer.send_ack(request_id)
+
+    def kick(
+        self, peer: Peer, name: str, nick: str, reason: str | None, request_id: str | None
+    ) -> None:
+        room, op = self._room(peer, name)
+        if not op:
+            raise _not_op(name)
+        if not policy.may_kick(op, self._target_is_admin(nick)):
+            raise ChatError(ErrorCode.NOT_ALLOWED, f"{nick} is a server admin and cannot be kicked")
+        targets = [s for s in self._hub.online(nick) if s in room]
+        if not targets:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{nick} is not in #{name}")
+        shown = targets[0].nick
+        log.info("%s kicked %s from #%s", peer.nick, shown, name)
+        ts = format_ts(now_ms())
+        event = Kicked(room=name, nick=shown, by=peer.nick, reason=reason, ts=ts)
+        self._tell(room, event, Left(room=name, nick=shown, reason="kicked", ts=ts))
+        self._remove(room, targets)
+        if request_id is not None:
+            peer.send_ack(request_id)
+
+    def ban(
+        self, peer: Peer, name: str, nick: str, reason: str | None, request_id: str | None
+    ) -> None:
+        room, op = self._room(peer, name)
+        if not op:
+            raise _not_op(name)
+        if not policy.may_ban(op, self._target_is_admin(nick)):
+            raise ChatError(ErrorCode.NOT_ALLOWED, f"{nick} is a server admin and cannot be banned")
+        shown = self._hub.accounts.names.get(nick.lower()) or nick
+        online = self._hub.online(nick)
+        if online:
+            shown = online[0].nick
+        key = shown.lower()
+        ban = BanRecord(name, shown, peer.nick, reason, now_ms())
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                self._hub.reply_error(peer, request_id, _UNAVAILABLE)
+                return
+            self.records.set_ban(name, key, ban)
+            log.info("%s banned %s from #%s", peer.nick, shown, name)
+            targets = [s for s in self._hub.online(shown) if s in room]
+            ts = format_ts(ban.ts_ms)
+            event = Banned(room=name, nick=shown, by=peer.nick, reason=reason, ts=ts)
+            left = Left(room=name, nick=shown, reason="banned", ts=ts) if targets else None
+            self._tell(room, event, left)
+            self._remove(room, targets)
+            if request_id is not None:
+                peer.send_ack(request_id)
+
+        self._hub.store.save_ban(name, key, ban, committed)
+
+    def unban(
+        self, peer: Peer, name: str, nick: str, reason: str | None, request_id: str | None
+    ) -> None:
+        room, op = self._room(peer, name)
+        if not policy.may_ban(op, target_is_admin=False):
+            raise _not_op(name)
+        key = nick.lower()
+        ban = self.records.bans.get(name, {}).get(key)
+        if ban is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{nick} is not banned from #{name}")
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                self._hub.reply_error(peer, request_id, _UNAVAILABLE)
+                return
+            self.records.set_ban(name, key, None)
+            log.info("%s unbanned %s from #%s", peer.nick, ban.nick, name)
+            event = Banned(
+                room=name,
+                nick=ban.nick,
+                by=peer.nick,
+                reason=reason,
+                removed=True,
+                ts=format_ts(now_ms()),
+            )
+            self._tell(room, event, None)
+            if request_id is not None:
+                peer.send_ack(request_id)
+
+        self._hub.store.save_ban(name, key, None, committed)
+
+    def bans(self, peer: Peer, name: str, request_id: str | None) -> BanList:
+        _room, op = self._room(peer, name)
+        if not policy.may_list_bans(op):
+            raise _not_op(name)
+        entries = [
+            BanEntry(nick=ban.nick, by=ban.by, reason=ban.reason, ts=format_ts(ban.ts_ms))
+            for ban in sorted(self.records.bans.get(name, {}).values(), key=lambda b: b.ts_ms)
+        ]
+        return BanList(room=name, bans=entries, re=request_id)
+
+    # -- telling members -----------------------------------------------------------
+
+    def _tell(self, room: Room, event: BaseModel, others: BaseModel | None) -> None:
+        """`event` to members granted `moderation`; `others` (if any) to the rest."""
+        room.seal()  # later broadcasts must not overtake these
+        told = Outgoing(event)
+        rest = Outgoing(others) if others is not None else None
+        for member in list(room.members):
+            if FEATURE_MODERATION in member.features:
+                member.send(told)
+            elif rest is not None:
+                member.send(rest)
+
+    def _remove(self, room: Room, targets: list[Peer]) -> None:
+        for target in targets:
+            room.remove(target)
+            target.rooms.pop(room.name, None)
+        if targets:
+            self._hub.room_left(room)
+
+
+def _not_op(room: str) -> ChatError:
+    return ChatError(ErrorCode.NOT_ALLOWED, f"you are not an op of #{room}")
+
+
+def _logged(what: str) -> Callable[[BaseException | None], None]:
+    def done(error: BaseException | None) -> None:
+        if error is not None:
+            log.error("could not store the %s: %s", what, error)
+
+    return done

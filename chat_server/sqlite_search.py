@@ -1,0 +1,178 @@
+"""The SQLite store's search index: FTS5, external content, kept in step by triggers.
+
+`message_search` indexes `messages.text` (`content='messages'`, tokenizer
+`unicode61 remove_diacritics 2`). Its rowid is `messages.search_key`, a virtual
+generated column `(room_id << 32) + seq`, so one room's messages are one rowid
+range in seq order. Triggers on `messages` keep the index in step with every
+insert, update of `text` and delete, whoever makes it: an edit (an UPDATE of the
+text) is found by its new text only, and a deleted message (text set to '')
+by nothing. `columnsize = 0`: hits are ordered by time, never ranked, so the
+index keeps no document sizes (a third less work per indexed message).
+
+The triggers do not index a new (or newly edited) message themselves: they put its
+key in `message_search_pending`, and the store's writer moves the pending messages
+into the index in one statement now and then (`FLUSH_PENDING`), because FTS5
+writes a segment per commit and the store commits small groups. An edit or a
+delete of a message already indexed takes its old text out at once. A search
+reads the index and scans the pending messages (a few thousand at most) in one
+snapshot, so a message is found from its commit on.
+
+A query runs per room: the room's matching rowids newest first (below the
+cursor), joined to `messages` for the `from` filter, and the rooms' hits merged
+by (ts, room, seq). Only rowids are read from the index, never its content.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from .search import SearchCursor, SearchPage, Term, newest_first, scan, to_fts5
+from .store import StoredMessage
+
+__all__ = ["FLUSH_PENDING", "SEARCH_MIGRATION", "SearchReader"]
+
+_KEY_NEW = "(new.room_id << 32) + new.seq"
+_KEY_OLD = "(old.room_id << 32) + old.seq"
+_INDEXED_OLD = f"NOT EXISTS (SELECT 1 FROM message_search_pending WHERE key = {_KEY_OLD})"
+
+SEARCH_MIGRATION: Final = f"""
+    ALTER TABLE messages ADD COLUMN search_key INTEGER
+        GENERATED ALWAYS AS ((room_id << 32) + seq) VIRTUAL;
+    CREATE VIRTUAL TABLE message_search USING fts5(
+        text,
+        content = 'messages',
+        content_rowid = 'search_key',
+        tokenize = 'unicode61 remove_diacritics 2',
+        columnsize = 0
+    );
+    CREATE TABLE message_search_pending (key INTEGER PRIMARY KEY);
+    CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
+        INSERT OR IGNORE INTO message_search_pending (key) VALUES ({_KEY_NEW});
+    END;
+    CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO message_search (message_search, rowid, text)
+            SELECT 'delete', {_KEY_OLD}, old.text WHERE {_INDEXED_OLD};
+        DELETE FROM message_search_pending WHERE key = {_KEY_OLD};
+    END;
+    CREATE TRIGGER message_search_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO message_search (message_search, rowid, text)
+            SELECT 'delete', {_KEY_OLD}, old.text WHERE {_INDEXED_OLD};
+        INSERT OR IGNORE INTO message_search_pending (key) VALUES ({_KEY_NEW});
+    END;
+    INSERT INTO message_search (message_search) VALUES ('rebuild');
+"""
+
+# Moves every pending message into the index, with its text as it is now.
+FLUSH_PENDING: Final = (
+    "INSERT INTO message_search (rowid, text) SELECT p.key, m.text"
+    " FROM message_search_pending p JOIN messages m"
+    " ON m.room_id = (p.key >> 32) AND m.seq = (p.key & 4294967295)",
+    "DELETE FROM message_search_pending",
+)
+_PENDING = (
+    "SELECT r.name, m.seq, m.sender, m.text, m.action, m.ts_ms FROM message_search_pending p"
+    " JOIN messages m ON m.room_id = (p.key >> 32) AND m.seq = (p.key & 4294967295)"
+    " JOIN rooms r ON r.id = m.room_id"
+)
+
+_ROOM_BITS: Final = 32
+
+_HITS = (
+    "SELECT m.seq, m.sender, m.text, m.action, m.ts_ms FROM message_search s"
+    " JOIN messages m ON m.room_id = ? AND m.seq = s.rowid - ?"
+    " WHERE message_search MATCH ? AND s.rowid >= ? AND s.rowid < ?{sender}"
+    " ORDER BY s.rowid DESC LIMIT ?"
+)
+_HITS_ANY = _HITS.format(sender="")
+_HITS_FROM = _HITS.format(sender=" AND m.sender = ? COLLATE NOCASE")
+
+
+class SearchReader:
+    """Search queries on the store's read connection (used from its read thread only)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
+        if not terms:
+            return SearchPage([], more=False)
+        connection = self._connection
+        connection.execute("BEGIN")  # one snapshot: the index and what is pending for it
+        try:
+            return self._search(terms, rooms, sender, limit, before)
+        finally:
+            connection.execute("COMMIT")
+
+    def _search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
+        expression = to_fts5(terms)
+        hits: list[StoredMessage] = []
+        for name, room_id, last_seq in self._rooms(rooms):
+            bound = self._bound(name, room_id, last_seq, before)
+            if bound <= 1:
+                continue
+            base = room_id << _ROOM_BITS
+            params: tuple[object, ...] = (room_id, base, expression, base, base + bound)
+            sql = _HITS_ANY
+            if sender is not None:
+                sql, params = _HITS_FROM, (*params, sender)
+            rows = self._connection.execute(sql, (*params, limit + 1)).fetchall()
+            hits.extend(
+                StoredMessage(name, seq, author, text, bool(action), ts_ms)
+                for seq, author, text, action, ts_ms in rows
+            )
+        wanted = None if rooms is None else set(rooms)
+        pending = [
+            StoredMessage(name, seq, author, text, bool(action), ts_ms)
+            for name, seq, author, text, action, ts_ms in self._connection.execute(_PENDING)
+            if wanted is None or name in wanted
+        ]
+        hits.extend(scan(pending, terms, sender, limit + 1, before).messages)
+        ordered = newest_first(hits)
+        return SearchPage(ordered[:limit], more=len(ordered) > limit)
+
+    def _rooms(self, names: list[str] | None) -> list[tuple[str, int, int]]:
+        sql = "SELECT name, id, (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id) FROM rooms"
+        if names is None:
+            rows = self._connection.execute(sql).fetchall()
+        else:
+            marks = ",".join("?" * len(names))
+            rows = self._connection.execute(f"{sql} WHERE name IN ({marks})", names).fetchall()
+        return [(name, int(room_id), int(last or 0)) for name, room_id, last in rows]
+
+    def _bound(self, name: str, room_id: int, last_seq: int, before: SearchCursor | None) -> int:
+        """The first seq of the room at or after the cursor (the page takes seqs below it).
+
+        A room's messages are in ts order by seq (the server stamps them as it numbers
+        them), so this is a binary search on the primary key.
+        """
+        if before is None:
+            return last_seq + 1
+        if name == before.room:
+            return min(before.seq, last_seq + 1)
+        low, high = 1, last_seq + 1  # the answer is in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            row = self._connection.execute(
+                "SELECT ts_ms FROM messages WHERE room_id = ? AND seq = ?", (room_id, middle)
+            ).fetchone()
+            ts_ms = int(row[0]) if row is not None else before.ts_ms + 1
+            if SearchCursor(ts_ms, name, middle) < before:
+                low = middle + 1
+            else:
+                high = middle
+        return low
