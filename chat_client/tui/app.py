@@ -51,7 +51,9 @@ __all__ = ["ChatApp", "StartOptions", "crash_report"]
 
 SLICE = 500  # events drawn per message: the UI answers between slices
 IN_FLIGHT = 4  # slices posted and not yet drawn
-FEATURES = ("accounts", "read", "away", "reply", "edit", "react", "typing")  # version 2, used
+# The version-2 features the TUI uses.
+FEATURES: tuple[str, ...] = ("accounts", "read", "away", "reply", "edit", "react", "typing")
+FEATURES += ("search", "moderation")
 AUTO_AWAY_TEXT = "idle"
 
 

@@ -55,6 +55,12 @@ class Actions(Protocol):
     def delete(self, seq: int) -> None: ...
     def react(self, seq: int, emoji: str) -> None: ...
     def set_typing(self, on: bool) -> None: ...
+    def search(self, line: str) -> None: ...
+    def set_op(self, nick: str, op: bool) -> None: ...
+    def kick(self, nick: str, reason: str | None) -> None: ...
+    def ban(self, nick: str, reason: str | None) -> None: ...
+    def unban(self, nick: str) -> None: ...
+    def list_bans(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +193,19 @@ def _typing(actions: Actions, command: Command) -> None:
     actions.set_typing(command.rest.lower() == "on")
 
 
+def _nick_and_reason(command: Command) -> tuple[str, str | None]:
+    nick, _, reason = command.rest.partition(" ")
+    return _nick(nick), reason.strip() or None
+
+
+def _kick(actions: Actions, command: Command) -> None:
+    actions.kick(*_nick_and_reason(command))
+
+
+def _ban(actions: Actions, command: Command) -> None:
+    actions.ban(*_nick_and_reason(command))
+
+
 def _who(actions: Actions, command: Command) -> None:
     actions.who(_room(_one_word(command, "a room name")) if command.args else None)
 
@@ -262,6 +281,33 @@ COMMANDS: tuple[Spec, ...] = (
     Spec("delete", "SEQ", "delete your message SEQ, after asking (Alt+D)", _delete),
     Spec("react", "SEQ EMOJI", "react to message SEQ; again: take it back (Alt+S)", _react),
     Spec("typing", "on|off", "tell others while you type, or not", _typing),
+    Spec(
+        "search",
+        "WORDS",
+        'find messages (add in:#room, from:nick; "a phrase", word*); Ctrl+F too',
+        lambda a, c: a.search(c.rest),
+    ),
+    Spec(
+        "op",
+        "NICK",
+        "make NICK an op of the room in view (ops only)",
+        lambda a, c: a.set_op(_nick(_one_word(c, "a nick")), True),
+    ),
+    Spec(
+        "deop",
+        "NICK",
+        "NICK is no longer an op of the room in view",
+        lambda a, c: a.set_op(_nick(_one_word(c, "a nick")), False),
+    ),
+    Spec("kick", "NICK [REASON]", "put NICK out of the room in view (ops only)", _kick),
+    Spec("ban", "NICK [REASON]", "put NICK out and keep them out (ops only)", _ban),
+    Spec(
+        "unban",
+        "NICK",
+        "lift the ban on NICK",
+        lambda a, c: a.unban(_nick(_one_word(c, "a nick"))),
+    ),
+    Spec("bans", "", "list the bans of the room in view (ops only)", lambda a, c: a.list_bans()),
     Spec("help", "", "show this help", lambda a, c: a.show_help()),
     Spec("quit", "[REASON]", "leave the chat", lambda a, c: a.quit(c.rest or None)),
 )

@@ -36,6 +36,8 @@ class Conversation:
     ever_joined: bool = False
     absorbing: bool = False  # a first join's backlog: history, not news
     pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
+    ops: frozenset[str] = frozenset()  # the room's ops, lower case (version 2 `moderation`)
+    put_out: str = ""  # we were kicked or banned: why, in plain words (empty: we were not)
     by_seq: dict[int, Entry] = field(default_factory=dict)  # the messages in `entries`
     replies: dict[int, list[Entry]] = field(default_factory=dict)  # seq -> replies shown to it
 

@@ -29,6 +29,10 @@ Rules kept here, each tested on its own (tests/client/test_presenter.py):
   place (`Changes.updated` lists those in view: the log redraws only them).
   A reply carries a one-line quote of its original (kept up to date when the
   original changes; "not loaded" when it is not in memory).
+- Moderation (version 2): ops from the `room` reply and `mode` events (for the
+  member list's `@`); kicks, bans and op changes as event lines. Being kicked
+  or banned ourselves is said plainly in that room and marks it `put_out`, so
+  the screen moves the input away from it (`Changes.put_out`).
 - Typing (version 2): who is typing where, dropped after the contract's
   expiry (`active` 6 s, `paused` 30 s) or when their message arrives.
 """
@@ -42,6 +46,7 @@ from datetime import UTC, datetime
 
 from protocol import (
     AwayChanged,
+    Banned,
     Bye,
     ChatMessage,
     DirectMessage,
@@ -50,9 +55,11 @@ from protocol import (
     ErrorReply,
     HistoryPage,
     Joined,
+    Kicked,
     Left,
     MessageDeleted,
     MessageEdited,
+    ModeChanged,
     NickChanged,
     ReactionChanged,
     ReadMarker,
@@ -115,11 +122,13 @@ class Changes:
     connected: Connected | None = None  # a (re)connection: fetch the stored DMs
     updated: list[Entry] = field(default_factory=list)  # entries in view drawn again
     typing: bool = False  # who is typing in the conversation in view changed
+    put_out: list[str] = field(default_factory=list)  # rooms we were kicked or banned from
 
     def merge(self, other: Changes) -> None:
         self.appended.extend(other.appended)
         self.updated.extend(other.updated)
         self.typing |= other.typing
+        self.put_out.extend(other.put_out)
         self.pending |= other.pending
         self.reload |= other.reload
         self.rooms |= other.rooms
@@ -196,6 +205,8 @@ class Presenter:
             self._message_updated(event.message, changes)
         elif isinstance(event, TypingNotice):
             self._typing(event, changes)
+        elif isinstance(event, ModeChanged | Kicked | Banned):
+            self._moderation(event, changes)
         elif isinstance(event, ReadMarker):
             self._read_marker(event, changes)
         elif isinstance(event, AwayChanged):
@@ -279,6 +290,9 @@ class Presenter:
         conversation = self.conversations.get("#" + info.room)
         conversation.topic = info.topic
         conversation.set_members(info.members)
+        conversation.put_out = ""
+        if info.ops is not None:
+            conversation.ops = frozenset(nick.lower() for nick in info.ops)
         # Not `joined` yet: our own `joined` comes after the replay, in wire order.
         self.server_rooms.add(info.room)
         if info.away is not None:
@@ -612,6 +626,44 @@ class Presenter:
                 if entry.author.lower() == me:
                     return entry
         return None
+
+    # -- moderation (version 2) ------------------------------------------------
+
+    def _moderation(self, event: ModeChanged | Kicked | Banned, changes: Changes) -> None:
+        conversation = self.conversations.by_key.get("#" + event.room)
+        if conversation is None:
+            return
+        changes.details |= conversation.key == self.conversations.current
+        me = event.nick.lower() == self.nick.lower()
+        target = "you" if me else event.nick
+        if isinstance(event, ModeChanged):
+            ops = set(conversation.ops)
+            (ops.add if event.op else ops.discard)(event.nick.lower())
+            conversation.ops = frozenset(ops)
+            what = "made {} an op" if event.op else "took op from {}"
+            self._add(conversation, _event(event.ts, f"{event.by} {what.format(target)}"), changes)
+            return
+        reason = f": {event.reason}" if event.reason else ""
+        if isinstance(event, Banned) and event.removed:
+            line = f"{event.by} lifted the ban on {target}{reason}"
+            self._add(conversation, _event(event.ts, line), changes)
+            return
+        verb = "kicked" if isinstance(event, Kicked) else "banned"
+        conversation.set_members(m for m in conversation.members if m.lower() != event.nick.lower())
+        if not me:
+            line = f"{event.by} {verb} {event.nick} from #{event.room}{reason}"
+            self._add(conversation, _event(event.ts, line), changes)
+            return
+        already = conversation.put_out
+        conversation.put_out = f"{event.by} {verb} you from #{event.room}{reason}"
+        conversation.joined = False
+        again = "" if verb == "banned" else " (/join comes back)"
+        if isinstance(event, Banned) and already:
+            return  # the kick that came with the ban said it already
+        text = f"you were {verb} from #{event.room} by {event.by}{reason}{again}"
+        self._add(conversation, Entry(Kind.ERROR, text, parse_ts(event.ts)), changes)
+        changes.put_out.append(conversation.key)
+        changes.rooms = True
 
     # -- typing (version 2) ----------------------------------------------------
 

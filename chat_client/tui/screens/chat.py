@@ -21,7 +21,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
-from protocol import ErrorCode
+from protocol import ChatMessage, ErrorCode, SearchResults
 from protocol.limits import MAX_TEXT_CHARS
 
 from ...connection import ChatClient
@@ -33,12 +33,14 @@ from ..entries import Entry, Kind
 from ..messages import NetworkEvents
 from ..presenter import Changes, Presenter
 from ..reasons import account_problem, reason_code
+from ..search import SearchRequest
 from ..text import literal
 from ..transfers import Transfers, complete_path
 from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
 from .account import AccountLogin, RegisterScreen
 from .connect import Field, Problem
 from .message_actions import ConfirmDelete, ReactionPicker
+from .search import SearchScreen
 
 if TYPE_CHECKING:
     from ..app import ChatApp
@@ -93,6 +95,7 @@ class ChatScreen(Screen[None]):
         Binding("alt+s", "react", "React", show=False),
         Binding("alt+j", "jump", "Original", show=False),
         Binding("escape", "unselect", "Cancel", show=False),
+        Binding("ctrl+f", "search", "Search", show=False),
     ]
 
     def __init__(self, presenter: Presenter) -> None:
@@ -223,6 +226,8 @@ class ChatScreen(Screen[None]):
                 self.log_view.update_entry(entry)
         if changes.typing:
             self._draw_typing()
+        if current in changes.put_out:
+            self._moved_out(current)
         if changes.rooms or changes.appended:
             self._draw_rooms()
         if changes.details:
@@ -449,7 +454,9 @@ class ChatScreen(Screen[None]):
             title += Content(" — ") + literal(conversation.topic, single_line=True)
         topic.update(title)
         members.update_members(
-            conversation.members if conversation.is_room else [], self.presenter.away
+            conversation.members if conversation.is_room else [],
+            self.presenter.away,
+            conversation.ops,
         )
 
     def switch_to(self, key: str) -> None:
@@ -566,6 +573,119 @@ class ChatScreen(Screen[None]):
             self._typing_done()
         self.chat_app.set_send_typing(on)
         self.notice("others are told while you type" if on else "others are not told any more")
+
+    # -- search and moderation (version 2) ---------------------------------------
+
+    def action_search(self) -> None:
+        self.search("")
+
+    def search(self, line: str) -> None:
+        """`/search WORDS [in:#room] [from:nick]` (or Ctrl+F): the results pane."""
+        client = self._need_client()
+        if client is None:
+            return
+        if "search" not in client.features:
+            self.notice("this server does not offer search", Kind.ERROR)
+            return
+
+        async def fetch(request: SearchRequest, cursor: str | None) -> SearchResults:
+            return await client.search(
+                request.query, room=request.room, sender=request.sender, before=cursor
+            )
+
+        def chosen(hit: ChatMessage | None) -> None:
+            if hit is not None:
+                self.open_message(hit.room, hit.seq)
+
+        self.app.push_screen(SearchScreen(fetch, line), chosen)
+
+    def open_message(self, room: str, seq: int) -> None:
+        """Show message `seq` of `room`, centred and selected (fetched if not in memory)."""
+        key = "#" + room
+        conversation = self.presenter.conversations.by_key.get(key)
+        client = self._need_client()
+        if client is None:
+            return
+        if conversation is None or not conversation.joined:
+            self._join_then_open(client, room, seq)
+            return
+        self.switch_to(key)
+        found = conversation.find(seq)
+        if found is not None:
+            self._select(found)
+            self.log_view.scroll_to_entry(found)
+        else:
+            self._load_around(client, key, seq)
+
+    @work(group="requests")
+    async def _join_then_open(self, client: ChatClient, room: str, seq: int) -> None:
+        if await self._request(client.join(room)):
+            self.switch_to("#" + room)
+            self.chat_app.remember_rooms()
+            self.open_message(room, seq)
+
+    def _moved_out(self, key: str) -> None:
+        """We were kicked or banned from the room in view: the input goes elsewhere."""
+        conversation = self.presenter.conversations.get(key)
+        self._set_mode(None)
+        self._select(None)
+        others = [c.key for c in self.presenter.conversations if c.key != key and not c.put_out]
+        if others:
+            self.switch_to(others[0])
+            self.notice(f"{conversation.put_out} (its log stays in the list)", Kind.ERROR)
+        self._draw_rooms()
+
+    def _room_in_view(self, what: str) -> str | None:
+        key = self.presenter.conversations.current
+        if key is None or not key.startswith("#"):
+            self.notice(f"{what} works in a room: open one first", Kind.ERROR)
+            return None
+        return key[1:]
+
+    def set_op(self, nick: str, op: bool) -> None:
+        room = self._room_in_view("/op" if op else "/deop")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.op(room, nick) if op else client.deop(room, nick))
+
+    def kick(self, nick: str, reason: str | None) -> None:
+        room = self._room_in_view("/kick")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.kick(room, nick, reason))
+
+    def ban(self, nick: str, reason: str | None) -> None:
+        room = self._room_in_view("/ban")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.ban(room, nick, reason))
+
+    def unban(self, nick: str) -> None:
+        room = self._room_in_view("/unban")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.unban(room, nick))
+
+    def list_bans(self) -> None:
+        room = self._room_in_view("/bans")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._list_bans(client, room)
+
+    @work(group="requests")
+    async def _list_bans(self, client: ChatClient, room: str) -> None:
+        try:
+            bans = await client.bans(room)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        if not bans:
+            self.notice(f"nobody is banned from #{room}")
+            return
+        self.notice(f"banned from #{room} ({len(bans)}):")
+        for ban in bans:
+            reason = f": {ban.reason}" if ban.reason else ""
+            self.notice(f"  {ban.nick}, by {ban.by} at {ban.ts[:16].replace('T', ' ')}{reason}")
 
     # -- acting on a message (version 2) ---------------------------------------
 
@@ -837,6 +957,9 @@ class ChatScreen(Screen[None]):
         conversation = self.presenter.conversations.get(key)
         if action and not conversation.is_room:
             self.notice("/me works in rooms only", Kind.ERROR)
+            return
+        if conversation.put_out:
+            self.notice(f"not sent: {conversation.put_out}", Kind.ERROR)
             return
         client = self.client
         if client is None:
