@@ -38,6 +38,12 @@ async def say(client: LineClient, room: str, text: str) -> int:
     return seq
 
 
+def pane(app: ChatApp) -> SearchScreen:
+    screen = app.screen
+    assert isinstance(screen, SearchScreen)
+    return screen
+
+
 def hits_listing(app: ChatApp) -> OptionList:
     return app.screen.query_one("#search-hits", OptionList)
 
@@ -67,8 +73,7 @@ async def test_search_pane_pages_highlights_and_opens_a_hit(server: ChatServer) 
 
         await type_line(pilot, "/search deploy*")
         await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the pane")
-        screen = app.screen
-        assert isinstance(screen, SearchScreen)
+        screen = pane(app)
         await until(pilot, lambda: len(screen.hits) >= 20, "the first page")
         assert len(screen.hits) == 20  # the server's default page
         first = row(app, 0)
@@ -99,8 +104,7 @@ async def test_search_pane_pages_highlights_and_opens_a_hit(server: ChatServer) 
         await pilot.press("ctrl+f")
         await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the pane again")
         await pilot.press(*"deploys in:#dev from:bob", "enter")
-        screen = app.screen
-        assert isinstance(screen, SearchScreen)
+        screen = pane(app)
         await until(pilot, lambda: len(screen.hits) == 1, "one hit")
         assert screen.hits[0].room == "dev"
         await pilot.press("escape")
