@@ -356,6 +356,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Alt+Up / Alt+Down", "select a message (or click it); Esc: none"),
     ("Alt+R / E / D / S", "on the selected message: reply, edit, delete, react"),
     ("Alt+J", "jump to the original of the selected reply (loaded if needed)"),
+    ("Ctrl+F", "search: Enter opens a hit in its room, Esc closes"),
     ("Tab", "complete a command, room or nick (again: the next match)"),
     ("Alt+1..9, Alt+A", "go to conversation N, or to the next with activity"),
     ("F2 / F3", "previous / next conversation (also Alt+Left / Alt+Right)"),
