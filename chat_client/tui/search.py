@@ -3,13 +3,14 @@
 `/search WORDS [in:#room] [from:nick]`: the filters are taken out of the words
 and the rest goes to the server as the query. `matches` finds the spans of a
 hit's text to highlight: each word of the query (without quotes; `word*` as a
-prefix), case-insensitively, at the start of a word, as the server's index
-matches them.
+prefix), without regard to case or accents, at the start of a word, as the
+server's index matches them.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = ["SearchRequest", "matches", "parse_search"]
@@ -51,13 +52,30 @@ def _terms(query: str) -> list[tuple[str, bool]]:
     return terms
 
 
+def _fold(text: str) -> tuple[str, list[int]]:
+    """`text` lower-cased without accents, and for each of its characters the index of
+    the character of `text` it came from."""
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        decomposed = unicodedata.normalize("NFD", char)
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        for piece in bare or char:
+            folded.append(piece)
+            origin.append(index)
+    return "".join(folded), origin
+
+
 def matches(text: str, query: str) -> list[tuple[int, int]]:
     """Spans of `text` that match a word of `query`, in order, not overlapping."""
+    folded, origin = _fold(text)
     spans: list[tuple[int, int]] = []
     for word, prefix in _terms(query):
         tail = r"\w*" if prefix else r"(?!\w)"
-        pattern = re.compile(rf"(?<!\w){re.escape(word)}{tail}", re.IGNORECASE)
-        spans.extend(found.span() for found in pattern.finditer(text))
+        pattern = re.compile(rf"(?<!\w){re.escape(_fold(word)[0])}{tail}")
+        for found in pattern.finditer(folded):
+            start, end = found.span()
+            spans.append((origin[start], origin[end - 1] + 1))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:

@@ -256,6 +256,9 @@ def test_search_lines_and_what_they_mark() -> None:
     assert [text[a:b] for a, b in matches(text, "deploy*")] == ["Deploys", "deploy"]
     assert [text[a:b] for a, b in matches(text, "deploy noon")] == ["deploy", "noon"]
     assert matches("[b]x[/b]", 'NEAR( col: ^ "') == []
+    cafe = "Le Café ouvre: cafe, CAFÉS"
+    assert [cafe[a:b] for a, b in matches(cafe, "cafe*")] == ["Café", "cafe", "CAFÉS"]
+    assert [cafe[a:b] for a, b in matches(cafe, "Café")] == ["Café", "cafe"]
 
 
 def completer(current: list[str], others: list[str], rooms: list[str]) -> Completer:
