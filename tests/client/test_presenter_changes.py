@@ -161,8 +161,11 @@ async def test_the_log_redraws_only_the_entry_that_changed() -> None:
         await pilot.pause(0.05)
         assert (line, width) in log._strips  # drawn again
         # A change of height (reactions under it) moves the lines below.
+        await pilot.pause(0.05)
+        cached = set(log._strips.keys())
         entries[4].reactions = {"👍": ["carol"]}
         assert log.update_entry(entries[4])
+        assert set(log._strips.keys()) == {key for key in cached if key[0] < line}
         assert log.plain_lines[line + 1].strip() == "👍 1"
         assert log.line_count == 11
         assert not log.update_entry(Entry(Kind.CHAT, "not shown", None, "x", 99))

@@ -218,7 +218,8 @@ class MessageLog(ScrollView, can_focus=False):
 
     def update_entry(self, entry: Entry) -> bool:
         """Draw one changed entry again (an edit, a reaction, a selection): only its
-        lines are wrapped and only their strips are rendered again. False if not shown."""
+        lines are wrapped and only their strips are rendered again (and, if its height
+        changed, those of the lines below it, which moved). False if not shown."""
         index = self._index_of(entry)
         if index is None:
             return False
@@ -234,7 +235,13 @@ class MessageLog(ScrollView, can_focus=False):
                 self._strips.discard((line, width))
             self.refresh_lines(start, after)  # in log lines: it subtracts the scroll offset
         else:
-            self._changed(follow=self.following)
+            # The lines below it moved: their strips go, those above stay (same index).
+            for key in [key for key in self._strips.keys() if key[0] >= start]:
+                self._strips.discard(key)
+            self.virtual_size = Size(self._wrap_width, self.line_count)
+            self.refresh()
+            if self.following:
+                self.scroll_end(animate=False)
         return True
 
     def _index_of(self, entry: Entry) -> int | None:
