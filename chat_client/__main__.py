@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-bell", action="store_true", help="never ring the bell for mentions and DMs"
     )
     parser.add_argument(
+        "--no-typing",
+        action="store_true",
+        help='never tell others that you are typing (also "send_typing": false in the '
+        "settings file, or /typing off)",
+    )
+    parser.add_argument(
         "--log",
         action="store_true",
         help="keep a plain-text log of every conversation on disk (~/.local/state/lanchat/log)",
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         lan=tuple(interfaces) if interfaces else None,
         alternates=tuple(alternates),
         auto_away=args.auto_away,
+        typing=False if args.no_typing else None,
     )
     app = ChatApp(options)
     if args.theme:

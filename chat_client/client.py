@@ -347,6 +347,13 @@ class ChatClient:
             HistoryPage,
         )
 
+    async def history_around(self, room: str, seq: int, *, limit: int = 21) -> HistoryPage:
+        """The messages centred on `seq` (at most 50), oldest first: how a client opens
+        the original of a reply or a search hit that is not in memory."""
+        return await self._call(
+            lambda: self.session.send_history_around(room, seq, limit), HistoryPage
+        )
+
     async def register(self, password: str) -> None:
         """Make the nick an account (version 2); later logins (reconnects too) use `password`."""
         await self._call(lambda: self.session.send_register(password), Ack)

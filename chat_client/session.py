@@ -430,6 +430,11 @@ class ClientSession:
         self._ask_history(public_id, collector)
         return public_id
 
+    def send_history_around(self, room: str, seq: int, limit: int = 21) -> str:
+        """The `limit` messages centred on `seq` (version 2 `around`), in one page."""
+        request = _built(lambda: GetHistory(room=room, around=seq, limit=min(limit, HISTORY_PAGE)))
+        return self._request(request, HistoryPage)
+
     def send_register(self, password: str) -> str:
         """Make the registered nick an account; the password is kept for later logins."""
         register = _built(lambda: RegisterAccount(password=password))

@@ -49,6 +49,7 @@ class ClientConfig(BaseModel):
     theme: str | None = None
     bell: bool = True
     log: bool = False  # keep conversation logs on disk
+    send_typing: bool = True  # tell others while typing ("alice is typing…")
     profiles: dict[str, Profile] = Field(default_factory=dict)
 
     @staticmethod

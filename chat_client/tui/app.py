@@ -51,7 +51,9 @@ __all__ = ["ChatApp", "StartOptions", "crash_report"]
 
 SLICE = 500  # events drawn per message: the UI answers between slices
 IN_FLIGHT = 4  # slices posted and not yet drawn
-FEATURES = ("accounts", "read", "away")  # version-2 features the TUI uses
+# The version-2 features the TUI uses.
+FEATURES: tuple[str, ...] = ("accounts", "read", "away", "reply", "edit", "react", "typing")
+FEATURES += ("search", "moderation")
 AUTO_AWAY_TEXT = "idle"
 
 
@@ -76,6 +78,7 @@ class StartOptions:
     alternates: tuple[tuple[str, int], ...] = ()  # the chat's other nodes (host:port,...)
     account_password: str | None = field(default=None, repr=False)  # else asked when needed
     auto_away: float = 10.0  # minutes without a key press before going away; 0: never
+    typing: bool | None = None  # send typing notices; None: as configured
 
 
 class ChatApp(App[None]):
@@ -90,6 +93,8 @@ class ChatApp(App[None]):
         super().__init__()
         self.options = options or StartOptions()
         self.config: ClientConfig = load_config()
+        typing = self.options.typing
+        self.send_typing = self.config.send_typing if typing is None else typing
         self.presenter = Presenter(
             bell=self.config.bell if self.options.bell is None else self.options.bell
         )
@@ -367,6 +372,13 @@ class ChatApp(App[None]):
                 self.chat.post_message(NetworkEvents(batch[start : start + SLICE], in_flight, last))
 
     # -- remembering -------------------------------------------------------------
+
+    def set_send_typing(self, on: bool) -> None:
+        """`/typing on|off`: kept in the settings file when remembering is on."""
+        self.send_typing = on
+        if self.options.remember:
+            self.config.send_typing = on
+            save_config(self.config)
 
     def remember_rooms(self) -> None:
         """Save the rooms we are in and how far we read, for this server and nick."""

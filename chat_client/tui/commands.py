@@ -50,6 +50,17 @@ class Actions(Protocol):
     def register(self) -> None: ...
     def forget_typed(self) -> None: ...
     def set_away(self, text: str | None) -> None: ...
+    def reply(self, seq: int, text: str) -> None: ...
+    def edit(self, seq: int, text: str) -> None: ...
+    def delete(self, seq: int) -> None: ...
+    def react(self, seq: int, emoji: str) -> None: ...
+    def set_typing(self, on: bool) -> None: ...
+    def search(self, line: str) -> None: ...
+    def set_op(self, nick: str, op: bool) -> None: ...
+    def kick(self, nick: str, reason: str | None) -> None: ...
+    def ban(self, nick: str, reason: str | None) -> None: ...
+    def unban(self, nick: str) -> None: ...
+    def list_bans(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +146,66 @@ def _register(actions: Actions, command: Command) -> None:
     actions.register()
 
 
+def _seq(command: Command) -> tuple[int, str]:
+    """The SEQ a message command starts with (`#12` or `12`), and the rest of the line."""
+    word, _, rest = command.rest.partition(" ")
+    digits = word.removeprefix("#")
+    if not digits.isdigit() or int(digits) < 1:
+        raise CommandError(
+            f"/{command.name} needs a message number first (the # a selected message shows), "
+            f"e.g. /{command.name} 12"
+        )
+    return int(digits), rest.strip()
+
+
+def _with_text(command: Command) -> tuple[int, str]:
+    seq, text = _seq(command)
+    if not text:
+        raise CommandError(f"usage: /{command.name} SEQ TEXT")
+    return seq, text
+
+
+def _reply(actions: Actions, command: Command) -> None:
+    actions.reply(*_with_text(command))
+
+
+def _edit(actions: Actions, command: Command) -> None:
+    actions.edit(*_with_text(command))
+
+
+def _delete(actions: Actions, command: Command) -> None:
+    seq, rest = _seq(command)
+    if rest:
+        raise CommandError("usage: /delete SEQ (it asks before deleting)")
+    actions.delete(seq)
+
+
+def _react(actions: Actions, command: Command) -> None:
+    seq, emoji = _seq(command)
+    if not emoji or " " in emoji:
+        raise CommandError("usage: /react SEQ EMOJI (the same again takes it back)")
+    actions.react(seq, emoji)
+
+
+def _typing(actions: Actions, command: Command) -> None:
+    if command.rest.lower() not in ("on", "off"):
+        raise CommandError("usage: /typing on|off")
+    actions.set_typing(command.rest.lower() == "on")
+
+
+def _nick_and_reason(command: Command) -> tuple[str, str | None]:
+    nick, _, reason = command.rest.partition(" ")
+    return _nick(nick), reason.strip() or None
+
+
+def _kick(actions: Actions, command: Command) -> None:
+    actions.kick(*_nick_and_reason(command))
+
+
+def _ban(actions: Actions, command: Command) -> None:
+    actions.ban(*_nick_and_reason(command))
+
+
 def _who(actions: Actions, command: Command) -> None:
     actions.who(_room(_one_word(command, "a room name")) if command.args else None)
 
@@ -205,6 +276,38 @@ COMMANDS: tuple[Spec, ...] = (
         "be away, saying TEXT to those who look; /away alone: back",
         lambda a, c: a.set_away(c.rest or None),
     ),
+    Spec("reply", "SEQ TEXT", "answer message SEQ (Alt+R on a selected message)", _reply),
+    Spec("edit", "SEQ TEXT", "change the text of your message SEQ (Up in an empty line)", _edit),
+    Spec("delete", "SEQ", "delete your message SEQ, after asking (Alt+D)", _delete),
+    Spec("react", "SEQ EMOJI", "react to message SEQ; again: take it back (Alt+S)", _react),
+    Spec("typing", "on|off", "tell others while you type, or not", _typing),
+    Spec(
+        "search",
+        "WORDS",
+        'find messages (add in:#room, from:nick; "a phrase", word*); Ctrl+F too',
+        lambda a, c: a.search(c.rest),
+    ),
+    Spec(
+        "op",
+        "NICK",
+        "make NICK an op of the room in view (ops only)",
+        lambda a, c: a.set_op(_nick(_one_word(c, "a nick")), True),
+    ),
+    Spec(
+        "deop",
+        "NICK",
+        "NICK is no longer an op of the room in view",
+        lambda a, c: a.set_op(_nick(_one_word(c, "a nick")), False),
+    ),
+    Spec("kick", "NICK [REASON]", "put NICK out of the room in view (ops only)", _kick),
+    Spec("ban", "NICK [REASON]", "put NICK out and keep them out (ops only)", _ban),
+    Spec(
+        "unban",
+        "NICK",
+        "lift the ban on NICK",
+        lambda a, c: a.unban(_nick(_one_word(c, "a nick"))),
+    ),
+    Spec("bans", "", "list the bans of the room in view (ops only)", lambda a, c: a.list_bans()),
     Spec("help", "", "show this help", lambda a, c: a.show_help()),
     Spec("quit", "[REASON]", "leave the chat", lambda a, c: a.quit(c.rest or None)),
 )
@@ -249,7 +352,11 @@ def run(actions: Actions, line: str) -> bool:
 KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "send (a paste of several lines is sent as one message)"),
     ("Ctrl+J", "a new line in the message"),
-    ("Up / Down", "recall earlier input"),
+    ("Up / Down", "recall earlier input; Up in an empty line edits your last message"),
+    ("Alt+Up / Alt+Down", "select a message (or click it); Esc: none"),
+    ("Alt+R / E / D / S", "on the selected message: reply, edit, delete, react"),
+    ("Alt+J", "jump to the original of the selected reply (loaded if needed)"),
+    ("Ctrl+F", "search: Enter opens a hit in its room, Esc closes"),
     ("Tab", "complete a command, room or nick (again: the next match)"),
     ("Alt+1..9, Alt+A", "go to conversation N, or to the next with activity"),
     ("F2 / F3", "previous / next conversation (also Alt+Left / Alt+Right)"),

@@ -36,6 +36,10 @@ class Conversation:
     ever_joined: bool = False
     absorbing: bool = False  # a first join's backlog: history, not news
     pending: list[Entry] = field(default_factory=list)  # typed, not yet back from the server
+    ops: frozenset[str] = frozenset()  # the room's ops, lower case (version 2 `moderation`)
+    put_out: str = ""  # we were kicked or banned: why, in plain words (empty: we were not)
+    by_seq: dict[int, Entry] = field(default_factory=dict)  # the messages in `entries`
+    replies: dict[int, list[Entry]] = field(default_factory=dict)  # seq -> replies shown to it
 
     @property
     def is_room(self) -> bool:
@@ -61,12 +65,37 @@ class Conversation:
             if self.oldest_seq is None:
                 self.oldest_seq = entry.seq
         self.entries.append(entry)
+        self._index(entry)
         while len(self.entries) > MAX_ENTRIES:
             dropped = self.entries.popleft()
             if dropped.seq is not None:
                 self.older_exhausted = False  # what falls off can be fetched again
                 self.oldest_seq = dropped.seq + 1
+                self._unindex(dropped)
         return True
+
+    def _index(self, entry: Entry) -> None:
+        if entry.seq is not None and entry.is_message:
+            self.by_seq[entry.seq] = entry
+            if entry.reply_to is not None:
+                self.replies.setdefault(entry.reply_to, []).append(entry)
+
+    def _unindex(self, entry: Entry) -> None:
+        if entry.seq is not None and self.by_seq.get(entry.seq) is entry:
+            del self.by_seq[entry.seq]
+            self.replies.pop(entry.seq, None)
+            if entry.reply_to is not None:
+                answers = self.replies.get(entry.reply_to, [])
+                if entry in answers:
+                    answers.remove(entry)
+
+    def find(self, seq: int) -> Entry | None:
+        """The message `seq` if it is in `entries`."""
+        return self.by_seq.get(seq)
+
+    def replies_to(self, seq: int) -> list[Entry]:
+        """The replies to message `seq` that are in `entries`."""
+        return [e for e in self.replies.get(seq, ()) if self.by_seq.get(e.seq or 0) is e]
 
     def prepend(self, older: Iterable[Entry]) -> list[Entry]:
         """Put older entries at the start (oldest first in `older`); return those added."""
@@ -75,6 +104,8 @@ class Conversation:
         room = MAX_ENTRIES - len(self.entries)
         fresh = fresh[-room:] if room > 0 else []
         self.entries.extendleft(reversed(fresh))
+        for entry in fresh:
+            self._index(entry)
         seqs = [e.seq for e in fresh if e.seq is not None]
         if seqs:
             self.oldest_seq = min(seqs)
@@ -84,6 +115,8 @@ class Conversation:
         """Empty the log but for `mark`; older history reloads from the newest seq down."""
         newest = self.newest_seq
         self.entries.clear()
+        self.by_seq.clear()
+        self.replies.clear()
         self.entries.append(mark)
         if newest is not None:
             self.oldest_seq = newest + 1

@@ -1,7 +1,7 @@
 """One line of a conversation's log, as data: who, what, when, which seq.
 
 Entries keep the facts, not their rendering, so one entry can be drawn again
-(a pending line once acked; edits and reactions later). No Textual here.
+(a pending line once acked, an edit, a delete, a reaction). No Textual here.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ class Entry:
     pending: bool = False  # typed, not yet acknowledged by the server
     failed: bool = False  # the server refused it or it could not be sent
     file: FileInfo | None = None  # the file the message shares
+    reply_to: int | None = None  # the seq this message answers
+    quote: str = ""  # one line of the original ("bob: text"), shown above a reply
+    edited: bool = False
+    deleted: bool = False  # shown as a grey placeholder; `text` is then ""
+    reactions: dict[str, list[str]] | None = None  # emoji -> nicks, in the order they came
+    mine: frozenset[str] = frozenset()  # the emoji of `reactions` that are our own
+    selected: bool = False  # the message the keys act on
     id: int = field(default_factory=lambda: next(_ids))
     local: datetime | None = field(default=None, init=False, repr=False)  # ts in local time
     day: date | None = field(default=None, init=False, repr=False)  # for day separators

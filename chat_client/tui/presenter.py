@@ -24,16 +24,29 @@ Rules kept here, each tested on its own (tests/client/test_presenter.py):
   lost focus), so what is new stays marked.
 - Away (version 2): who is away and why, from `room` replies and `away` events,
   for the member list; our own away text for the status bar.
+- Changes to messages (version 2): `edited`, `deleted`, `reaction` events and
+  the `MessageUpdated` states a resume brings change the entry of that seq in
+  place (`Changes.updated` lists those in view: the log redraws only them).
+  A reply carries a one-line quote of its original (kept up to date when the
+  original changes; "not loaded" when it is not in memory).
+- Moderation (version 2): ops from the `room` reply and `mode` events (for the
+  member list's `@`); kicks, bans and op changes as event lines. Being kicked
+  or banned ourselves is said plainly in that room and marks it `put_out`, so
+  the screen moves the input away from it (`Changes.put_out`).
+- Typing (version 2): who is typing where, dropped after the contract's
+  expiry (`active` 6 s, `paused` 30 s) or when their message arrives.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from protocol import (
     AwayChanged,
+    Banned,
     Bye,
     ChatMessage,
     DirectMessage,
@@ -42,15 +55,29 @@ from protocol import (
     ErrorReply,
     HistoryPage,
     Joined,
+    Kicked,
     Left,
+    MessageDeleted,
+    MessageEdited,
+    ModeChanged,
     NickChanged,
+    ReactionChanged,
     ReadMarker,
     RoomInfo,
     TopicChanged,
+    TypingNotice,
     parse_ts,
 )
 
-from ..events import ClientEvent, Connected, Connecting, Disconnected, Lagged, RoundTrip
+from ..events import (
+    ClientEvent,
+    Connected,
+    Connecting,
+    Disconnected,
+    Lagged,
+    MessageUpdated,
+    RoundTrip,
+)
 from .conversations import Conversation, Conversations
 from .entries import Entry, Kind, mentions
 from .reasons import reason_code
@@ -60,6 +87,8 @@ __all__ = ["Changes", "Presenter", "Status"]
 LOGGED = frozenset({Kind.CHAT, Kind.ACTION, Kind.EVENT})
 RECENT = 300  # seconds: older lines in a replay ring no bell
 RETURN_WINDOW = 120  # seconds: who comes back this soon after a restart does so silently
+TYPING_EXPIRY = {"active": 6.0, "paused": 30.0}  # seconds without news (the contract's)
+QUOTE_CHARS = 200  # of the original kept for a reply's quote (it is cut to the width)
 
 
 @dataclass(slots=True)
@@ -91,9 +120,15 @@ class Changes:
     lagged: bool = False  # events were dropped: fetch what was missed
     marker: bool = False  # the read line of the conversation in view moved
     connected: Connected | None = None  # a (re)connection: fetch the stored DMs
+    updated: list[Entry] = field(default_factory=list)  # entries in view drawn again
+    typing: bool = False  # who is typing in the conversation in view changed
+    put_out: list[str] = field(default_factory=list)  # rooms we were kicked or banned from
 
     def merge(self, other: Changes) -> None:
         self.appended.extend(other.appended)
+        self.updated.extend(other.updated)
+        self.typing |= other.typing
+        self.put_out.extend(other.put_out)
         self.pending |= other.pending
         self.reload |= other.reload
         self.rooms |= other.rooms
@@ -126,6 +161,8 @@ class Presenter:
         self._was_connected = False
         self._last_reason = ""
         self._away_since = self._clock()
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.typing: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> state, when
 
     @property
     def nick(self) -> str:
@@ -162,6 +199,14 @@ class Presenter:
             )
             self._add(conversation, _event(event.ts, text), changes)
             changes.details = True
+        elif isinstance(event, MessageEdited | MessageDeleted | ReactionChanged):
+            self._message_changed(event, changes)
+        elif isinstance(event, MessageUpdated):
+            self._message_updated(event.message, changes)
+        elif isinstance(event, TypingNotice):
+            self._typing(event, changes)
+        elif isinstance(event, ModeChanged | Kicked | Banned):
+            self._moderation(event, changes)
         elif isinstance(event, ReadMarker):
             self._read_marker(event, changes)
         elif isinstance(event, AwayChanged):
@@ -181,15 +226,8 @@ class Presenter:
     def _room_message(self, message: ChatMessage, changes: Changes) -> None:
         conversation = self.conversations.get("#" + message.room)
         mine = message.sender.lower() == self.nick.lower()
-        entry = Entry(
-            Kind.ACTION if message.action else Kind.CHAT,
-            message.text,
-            parse_ts(message.ts),
-            message.sender,
-            message.seq,
-            mention=not mine and mentions(message.text, self.nick),
-            file=message.file,
-        )
+        entry = self._entry(conversation, message)
+        self._stopped_typing(conversation.key, message.sender, changes)
         if mine and self._settle_pending(conversation, entry):
             changes.pending |= conversation.key == self.conversations.current
         if not self._add(conversation, entry, changes):
@@ -214,6 +252,7 @@ class Presenter:
         mine = message.sender.lower() == self.nick.lower()
         other = message.to if mine else message.sender
         conversation = self.conversations.dm(other)
+        self._stopped_typing(conversation.key, message.sender, changes)
         entry = Entry(
             Kind.CHAT,
             message.text,
@@ -251,6 +290,9 @@ class Presenter:
         conversation = self.conversations.get("#" + info.room)
         conversation.topic = info.topic
         conversation.set_members(info.members)
+        conversation.put_out = ""
+        if info.ops is not None:
+            conversation.ops = frozenset(nick.lower() for nick in info.ops)
         # Not `joined` yet: our own `joined` comes after the replay, in wire order.
         self.server_rooms.add(info.room)
         if info.away is not None:
@@ -453,19 +495,213 @@ class Presenter:
         conversation = self.conversations.get(key)
         if not page.more:
             conversation.older_exhausted = True
-        nick = self.nick.lower()
-        older = [
-            Entry(
-                Kind.ACTION if m.action else Kind.CHAT,
-                m.text,
-                parse_ts(m.ts),
-                m.sender,
-                m.seq,
-                mention=m.sender.lower() != nick and mentions(m.text, self.nick),
-            )
-            for m in page.messages
-        ]
+        older = [self._entry(conversation, m) for m in page.messages]
         return conversation.prepend(older)
+
+    def around_page(self, key: str, page: HistoryPage) -> list[Entry]:
+        """A page fetched `around` a seq older than the log (to show a reply's original):
+        it goes above the log, with a line saying what lies between is not loaded."""
+        conversation = self.conversations.get(key)
+        oldest = conversation.oldest_seq
+        older = [
+            self._entry(conversation, m) for m in page.messages if oldest is None or m.seq < oldest
+        ]
+        if not older:
+            return []
+        last = older[-1].seq or 0
+        if oldest is not None and last + 1 < oldest:
+            gap = f"messages {last + 1} to {oldest - 1} are not loaded here"
+            older.append(Entry(Kind.NOTICE, gap, None))
+        return conversation.prepend(older)
+
+    # -- changes to messages (version 2) -------------------------------------
+
+    def _entry(self, conversation: Conversation, message: ChatMessage) -> Entry:
+        """The entry for a room message in its current state."""
+        mine = message.sender.lower() == self.nick.lower()
+        entry = Entry(
+            Kind.ACTION if message.action else Kind.CHAT,
+            message.text,
+            parse_ts(message.ts),
+            message.sender,
+            message.seq,
+            mention=not mine and not message.deleted and mentions(message.text, self.nick),
+            file=message.file,
+            reply_to=message.reply_to,
+        )
+        self._set_state(entry, message)
+        if message.reply_to is not None:
+            entry.quote = self._quote(conversation.find(message.reply_to), message.reply_to)
+        return entry
+
+    def _set_state(self, entry: Entry, message: ChatMessage) -> None:
+        entry.text = message.text
+        entry.edited = message.edited is not None
+        entry.deleted = bool(message.deleted)
+        if entry.deleted:
+            entry.file = None
+            entry.mention = False
+        reactions = {e: list(n) for e, n in (message.reactions or {}).items() if n}
+        entry.reactions = reactions or None
+        entry.mine = self._own(reactions)
+
+    def _own(self, reactions: dict[str, list[str]]) -> frozenset[str]:
+        me = self.nick.lower()
+        return frozenset(e for e, nicks in reactions.items() if me in (n.lower() for n in nicks))
+
+    @staticmethod
+    def _quote(original: Entry | None, seq: int) -> str:
+        if original is None:
+            return f"reply to message {seq} (not loaded: Alt+J shows it)"
+        if original.deleted:
+            return f"{original.author}: message deleted"
+        return f"{original.author}: {original.text[:QUOTE_CHARS]}"
+
+    def _message_changed(
+        self, event: MessageEdited | MessageDeleted | ReactionChanged, changes: Changes
+    ) -> None:
+        conversation = self.conversations.by_key.get("#" + event.room)
+        entry = conversation.find(event.seq) if conversation is not None else None
+        if conversation is None or entry is None:
+            return  # not in memory: history shows its current state when it is fetched
+        if isinstance(event, MessageEdited):
+            entry.text, entry.edited = event.text, True
+            entry.mention = entry.author.lower() != self.nick.lower() and mentions(
+                event.text, self.nick
+            )
+        elif isinstance(event, MessageDeleted):
+            entry.text, entry.deleted, entry.edited = "", True, False
+            entry.reactions, entry.file, entry.mention = None, None, False
+            entry.mine = frozenset()
+        else:
+            reactions = dict(entry.reactions or {})
+            nicks = [n for n in reactions.get(event.emoji, []) if n != event.nick]
+            if not event.removed:
+                nicks.append(event.nick)
+            if nicks:
+                reactions[event.emoji] = nicks
+            else:
+                reactions.pop(event.emoji, None)
+            entry.reactions = reactions or None
+            entry.mine = self._own(reactions)
+        self._redraw(conversation, entry, changes)
+
+    def _message_updated(self, message: ChatMessage, changes: Changes) -> None:
+        """A resume reports the current state of a message that changed meanwhile."""
+        conversation = self.conversations.by_key.get("#" + message.room)
+        entry = conversation.find(message.seq) if conversation is not None else None
+        if conversation is None or entry is None:
+            return
+        self._set_state(entry, message)
+        self._redraw(conversation, entry, changes)
+
+    def _redraw(self, conversation: Conversation, entry: Entry, changes: Changes) -> None:
+        """`entry` changed: draw it (and the quotes of its replies) again."""
+        in_view = conversation.key == self.conversations.current
+        if in_view:
+            changes.updated.append(entry)
+        if entry.seq is None:
+            return
+        for reply in conversation.replies_to(entry.seq):
+            reply.quote = self._quote(entry, entry.seq)
+            if in_view:
+                changes.updated.append(reply)
+
+    def typed_reply(self, key: str, text: str, reply_to: int) -> Entry:
+        """A reply the user sent, pending like any line, with its quote."""
+        entry = self.typed(key, text)
+        conversation = self.conversations.get(key)
+        entry.reply_to = reply_to
+        entry.quote = self._quote(conversation.find(reply_to), reply_to)
+        return entry
+
+    def last_own(self, key: str) -> Entry | None:
+        """Our newest message in `key` the server has (what Up in an empty input edits)."""
+        conversation = self.conversations.by_key.get(key)
+        if conversation is None or not conversation.is_room:
+            return None
+        me = self.nick.lower()
+        for entry in reversed(conversation.entries):
+            if entry.is_message and entry.seq is not None and not entry.deleted:
+                if entry.author.lower() == me:
+                    return entry
+        return None
+
+    # -- moderation (version 2) ------------------------------------------------
+
+    def _moderation(self, event: ModeChanged | Kicked | Banned, changes: Changes) -> None:
+        conversation = self.conversations.by_key.get("#" + event.room)
+        if conversation is None:
+            return
+        changes.details |= conversation.key == self.conversations.current
+        me = event.nick.lower() == self.nick.lower()
+        target = "you" if me else event.nick
+        if isinstance(event, ModeChanged):
+            ops = set(conversation.ops)
+            (ops.add if event.op else ops.discard)(event.nick.lower())
+            conversation.ops = frozenset(ops)
+            what = "made {} an op" if event.op else "took op from {}"
+            self._add(conversation, _event(event.ts, f"{event.by} {what.format(target)}"), changes)
+            return
+        reason = f": {event.reason}" if event.reason else ""
+        if isinstance(event, Banned) and event.removed:
+            line = f"{event.by} lifted the ban on {target}{reason}"
+            self._add(conversation, _event(event.ts, line), changes)
+            return
+        verb = "kicked" if isinstance(event, Kicked) else "banned"
+        conversation.set_members(m for m in conversation.members if m.lower() != event.nick.lower())
+        if not me:
+            line = f"{event.by} {verb} {event.nick} from #{event.room}{reason}"
+            self._add(conversation, _event(event.ts, line), changes)
+            return
+        already = conversation.put_out
+        conversation.put_out = f"{event.by} {verb} you from #{event.room}{reason}"
+        conversation.joined = False
+        again = "" if verb == "banned" else " (/join comes back)"
+        if isinstance(event, Banned) and already:
+            return  # the kick that came with the ban said it already
+        text = f"you were {verb} from #{event.room} by {event.by}{reason}{again}"
+        self._add(conversation, Entry(Kind.ERROR, text, parse_ts(event.ts)), changes)
+        changes.put_out.append(conversation.key)
+        changes.rooms = True
+
+    # -- typing (version 2) ----------------------------------------------------
+
+    def _typing(self, event: TypingNotice, changes: Changes) -> None:
+        if event.room is not None:
+            key = "#" + event.room
+        else:
+            found = self.conversations.find_dm(event.sender)
+            key = found.key if found is not None else "@" + event.sender
+        if event.state not in TYPING_EXPIRY:
+            self._stopped_typing(key, event.sender, changes)
+            return
+        self.typing.setdefault(key, {})[event.sender] = (event.state, self.monotonic())
+        changes.typing |= key == self.conversations.current
+
+    def _stopped_typing(self, key: str, nick: str, changes: Changes) -> None:
+        typing = self.typing.get(key)
+        if typing and typing.pop(nick, None) is not None:
+            changes.typing |= key == self.conversations.current
+
+    def typing_line(self, key: str | None) -> str:
+        """ "alice is typing…" for `key` now, dropping states past their expiry."""
+        typing = self.typing.get(key or "")
+        if not typing:
+            return ""
+        now = self.monotonic()
+        for nick, (state, since) in list(typing.items()):
+            if now - since > TYPING_EXPIRY[state]:
+                del typing[nick]
+        active = sorted((n for n, (s, _) in typing.items() if s == "active"), key=str.lower)
+        paused = sorted((n for n, (s, _) in typing.items() if s == "paused"), key=str.lower)
+        parts = []
+        if active:
+            parts.append(_names(active) + (" is typing…" if len(active) == 1 else " are typing…"))
+        if paused:
+            verb = " has stopped typing" if len(paused) == 1 else " have stopped typing"
+            parts.append(_names(paused) + verb)
+        return "; ".join(parts)
 
     def dm_page(self, page: DmHistoryPage) -> Changes:
         """A page of a stored DM conversation (fetched at start or after a reconnect).
@@ -543,6 +779,14 @@ class Presenter:
                 conversation.pending.remove(pending)
                 return True
         return False
+
+
+def _names(nicks: list[str]) -> str:
+    if len(nicks) > 3:
+        return f"{', '.join(nicks[:2])} and {len(nicks) - 2} others"
+    if len(nicks) == 1:
+        return nicks[0]
+    return ", ".join(nicks[:-1]) + " and " + nicks[-1]
 
 
 def _event(ts: str, text: str) -> Entry:

@@ -2,7 +2,10 @@
 
 Every string that came from the network (authors, text) goes through
 `literal()`. Wrapped lines hang under the start of the text, not under the
-timestamp, and web addresses become terminal hyperlinks (OSC 8).
+timestamp, and web addresses become terminal hyperlinks (OSC 8). A reply has
+a one-line quote of its original above it, reactions are counts under the
+message, an edited message says "(edited)" and a deleted one is a grey
+placeholder.
 """
 
 from __future__ import annotations
@@ -81,12 +84,16 @@ def _parts(entry: Entry, dark: bool) -> tuple[Content, Content]:
     else:
         body_style = "italic"
         head = Content("")
+    if entry.deleted:
+        return head, Content.styled("message deleted", "italic #808080")
     body = literal(entry.text, body_style)
     if entry.file is not None:
         gone = " (expired)" if entry.file.expired else "  (F4 or /download saves it)"
         body = Content.assemble("shared ", body, (gone, "dim italic"))
     elif "://" in entry.text:
         body = _with_links(body)
+    if entry.edited:
+        body = body + Content.styled(" (edited)", "dim")
     if entry.pending:
         body = body.stylize("dim") + Content.styled("  sending…", "dim italic")
     elif entry.failed:
@@ -103,9 +110,31 @@ def entry_lines(entry: Entry, width: int, *, dark: bool = True) -> list[Content]
         lines = [head + body]  # the common case: one short line, nothing to wrap
     else:
         lines = _wrapped(head, body, width)
+    if entry.quote or entry.reactions:
+        indent = Content(" " * min(head.cell_length, MAX_INDENT, width // 2))
+        if entry.quote:
+            quote = literal("↳ " + entry.quote, "dim italic", single_line=True)
+            lines.insert(0, (indent + quote).truncate(width, ellipsis=True))
+        if entry.reactions:
+            lines.extend(_reaction_lines(entry, indent, width))
     if entry.mention:
         lines = [line.stylize("on #4d3800" if dark else "on #fff1c2") for line in lines]
+    if entry.selected:
+        lines = [line.stylize("on #1f3a5f" if dark else "on #cfe3ff") for line in lines]
     return lines
+
+
+def _reaction_lines(entry: Entry, indent: Content, width: int) -> list[Content]:
+    """Compact counts under the message, `👍 2  🎉 1`; our own reactions highlighted."""
+    parts: list[Content] = []
+    for emoji, nicks in (entry.reactions or {}).items():
+        if nicks:
+            style = "bold reverse" if emoji in entry.mine else ""
+            parts.append(literal(f" {emoji} {len(nicks)} ", style, single_line=True))
+    if not parts:
+        return []
+    row = Content(" ").join(parts)
+    return [indent + line for line in row.wrap(max(width - indent.cell_length, 8))]
 
 
 def _wrapped(head: Content, body: Content, width: int) -> list[Content]:

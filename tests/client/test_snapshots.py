@@ -23,7 +23,17 @@ from chat_client.settings import ClientConfig, save_config
 from chat_client.tui.app import ChatApp, StartOptions
 from chat_client.tui.screens.account import PasswordScreen
 from chat_server.server import ChatServer
-from protocol import ChatMessage, DirectMessage, Joined, RoomInfo, TopicChanged
+from protocol import (
+    ChatMessage,
+    DirectMessage,
+    Joined,
+    MessageDeleted,
+    MessageEdited,
+    ReactionChanged,
+    RoomInfo,
+    TopicChanged,
+    TypingNotice,
+)
 from tests.support import TIMEOUT, make_config
 
 SnapCompare = Callable[..., bool]
@@ -223,3 +233,64 @@ def test_password_prompt(snap_compare: SnapCompare, threaded_server: int) -> Non
         settings=ClientSettings(ping_interval=3600),
     )
     assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_password_prompt)
+
+
+async def settle_rich_messages(pilot: Pilot[None]) -> None:
+    """A reply with its quote, an edited message, a deleted one, reactions (alice's own
+    highlighted), a selected message and the typing line."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await settle_main_screen(pilot)
+    day = "2026-11-23T"
+    lobby = "lobby"
+    events: list[object] = [
+        ChatMessage(room=lobby, seq=5, sender="bob", text="lunch at noon?", ts=day + "11:00:00Z"),
+        ChatMessage(
+            room=lobby,
+            seq=6,
+            sender="alice",
+            text="yes, the usual place",
+            reply_to=5,
+            ts=day + "11:01:00.000Z",
+        ),
+        ChatMessage(room=lobby, seq=7, sender="carol", text="[red]oops", ts=day + "11:02:00Z"),
+        ChatMessage(
+            room=lobby,
+            seq=8,
+            sender="bob",
+            text="shipping v2 today",
+            ts=day + "11:03:00.000Z",
+            reactions={"👍": ["carol", "alice"], "🎉": ["carol"]},
+        ),
+        MessageEdited(
+            room=lobby,
+            seq=6,
+            text="yes, at the usual place",
+            by="alice",
+            ts=day + "11:04:00Z",
+            rev=9,
+        ),
+        MessageDeleted(room=lobby, seq=7, by="carol", ts=day + "11:05:00.000Z", rev=10),
+        ReactionChanged(
+            room=lobby, seq=5, emoji="❤", nick="carol", removed=False, ts=day + "11:06:00Z", rev=11
+        ),
+        TypingNotice(room=lobby, sender="bob", state="active"),
+    ]
+    app.chat.render_changes(app.presenter.apply(events))
+    original = app.presenter.conversations.get("#lobby").find(8)
+    assert original is not None
+    app.chat._select(original)
+    freeze_cursors(pilot)
+    await pilot.pause(0.1)
+
+
+def test_rich_messages(snap_compare: SnapCompare, threaded_server: int) -> None:
+    options = StartOptions(
+        host="127.0.0.1",
+        port=threaded_server,
+        nick="alice",
+        rooms=("lobby", "dev"),
+        remember=False,
+        settings=ClientSettings(ping_interval=3600),
+    )
+    assert snap_compare(ChatApp(options), terminal_size=SIZE, run_before=settle_rich_messages)

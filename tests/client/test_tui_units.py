@@ -122,6 +122,39 @@ class Recorder:
     def set_away(self, text: str | None) -> None:
         self.calls.append(("away", text))
 
+    def reply(self, seq: int, text: str) -> None:
+        self.calls.append(("reply", (seq, text)))
+
+    def edit(self, seq: int, text: str) -> None:
+        self.calls.append(("edit", (seq, text)))
+
+    def delete(self, seq: int) -> None:
+        self.calls.append(("delete", seq))
+
+    def react(self, seq: int, emoji: str) -> None:
+        self.calls.append(("react", (seq, emoji)))
+
+    def set_typing(self, on: bool) -> None:
+        self.calls.append(("typing", on))
+
+    def search(self, line: str) -> None:
+        self.calls.append(("search", line))
+
+    def set_op(self, nick: str, op: bool) -> None:
+        self.calls.append(("op", (nick, op)))
+
+    def kick(self, nick: str, reason: str | None) -> None:
+        self.calls.append(("kick", (nick, reason)))
+
+    def ban(self, nick: str, reason: str | None) -> None:
+        self.calls.append(("ban", (nick, reason)))
+
+    def unban(self, nick: str) -> None:
+        self.calls.append(("unban", nick))
+
+    def list_bans(self) -> None:
+        self.calls.append(("bans", None))
+
 
 @pytest.mark.parametrize(
     ("line", "call"),
@@ -144,6 +177,20 @@ class Recorder:
         ("/register", ("register", None)),
         ("/away lunch, back at 2", ("away", "lunch, back at 2")),
         ("/away", ("away", None)),
+        ("/reply 7 [b]yes[/b] indeed", ("reply", (7, "[b]yes[/b] indeed"))),
+        ("/reply #7 ok", ("reply", (7, "ok"))),
+        ("/edit 12 fixed text", ("edit", (12, "fixed text"))),
+        ("/delete 12", ("delete", 12)),
+        ("/react 3 🎉", ("react", (3, "🎉"))),
+        ("/typing off", ("typing", False)),
+        ("/search deploy in:#dev from:bob", ("search", "deploy in:#dev from:bob")),
+        ("/op carol", ("op", ("carol", True))),
+        ("/deop carol", ("op", ("carol", False))),
+        ("/kick bob", ("kick", ("bob", None))),
+        ("/kick bob spamming [links]", ("kick", ("bob", "spamming [links]"))),
+        ("/ban bob flooding", ("ban", ("bob", "flooding"))),
+        ("/unban bob", ("unban", "bob")),
+        ("/bans", ("bans", None)),
     ],
 )
 def test_the_command_table(line: str, call: tuple[str, object]) -> None:
@@ -163,6 +210,14 @@ def test_the_command_table(line: str, call: tuple[str, object]) -> None:
         ("/nick zoë", "a nick is 1-32 characters"),
         ("/msg zoë hi", "a nick is 1-32 characters"),
         ("/upload", "usage: /upload PATH"),
+        ("/reply hello there", "needs a message number first"),
+        ("/reply 7", "usage: /reply SEQ TEXT"),
+        ("/edit 0 x", "needs a message number first"),
+        ("/delete 3 now", "usage: /delete SEQ"),
+        ("/react 3", "usage: /react SEQ EMOJI"),
+        ("/typing maybe", "usage: /typing on|off"),
+        ("/kick", "usage: /kick NICK"),
+        ("/op two words", "a nick has no spaces"),
     ],
 )
 def test_command_mistakes_say_what_to_type(line: str, error: str) -> None:
@@ -187,6 +242,23 @@ def test_help_lists_every_command_once() -> None:
     text = "\n".join(commands.help_lines())
     assert all(f"/{spec.name} " in text for spec in commands.COMMANDS)
     assert "Alt+1..9" in text
+
+
+def test_search_lines_and_what_they_mark() -> None:
+    from chat_client.tui.search import SearchRequest, matches, parse_search
+
+    assert parse_search('deploy "at noon" in:#Dev from:bob') == SearchRequest(
+        'deploy "at noon"', "dev", "bob"
+    )
+    with pytest.raises(ValueError, match="usage"):
+        parse_search("in:#dev")
+    text = "Deploys: the deploy is at noon, redeploy later"
+    assert [text[a:b] for a, b in matches(text, "deploy*")] == ["Deploys", "deploy"]
+    assert [text[a:b] for a, b in matches(text, "deploy noon")] == ["deploy", "noon"]
+    assert matches("[b]x[/b]", 'NEAR( col: ^ "') == []
+    cafe = "Le Café ouvre: cafe, CAFÉS"
+    assert [cafe[a:b] for a, b in matches(cafe, "cafe*")] == ["Café", "cafe", "CAFÉS"]
+    assert [cafe[a:b] for a, b in matches(cafe, "Café")] == ["Café", "cafe"]
 
 
 def completer(current: list[str], others: list[str], rooms: list[str]) -> Completer:

@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Static, TextArea
 
-from protocol import ErrorCode
+from protocol import ChatMessage, ErrorCode, SearchResults
 from protocol.limits import MAX_TEXT_CHARS
 
 from ...connection import ChatClient
@@ -33,11 +33,14 @@ from ..entries import Entry, Kind
 from ..messages import NetworkEvents
 from ..presenter import Changes, Presenter
 from ..reasons import account_problem, reason_code
+from ..search import SearchRequest
 from ..text import literal
 from ..transfers import Transfers, complete_path
 from ..widgets import Composer, MemberList, MessageLog, RoomList, StatusBar
 from .account import AccountLogin, RegisterScreen
 from .connect import Field, Problem
+from .message_actions import ConfirmDelete, ReactionPicker
+from .search import SearchScreen
 
 if TYPE_CHECKING:
     from ..app import ChatApp
@@ -51,6 +54,9 @@ ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one go
 DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
+TYPING_INTERVAL = 3.0  # seconds: at most one `active` this often while typing (the contract)
+TYPING_TICK = 1.0  # seconds between checks of who is still typing
+AROUND_PAGE = 21  # messages fetched around a reply's original that is not in memory
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
@@ -81,6 +87,15 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+l", "clear_log", "Clear"),
         Binding("f1", "help", "Help"),
         Binding("f4", "save_file", "Save file", show=False),  # each file line says so
+        Binding("alt+up", "select(-1)", "Select message", show=False),
+        Binding("alt+down", "select(1)", "Select next", show=False),
+        Binding("alt+r", "reply", "Reply", show=False),
+        Binding("alt+e", "edit", "Edit", show=False),
+        Binding("alt+d", "delete", "Delete", show=False),
+        Binding("alt+s", "react", "React", show=False),
+        Binding("alt+j", "jump", "Original", show=False),
+        Binding("escape", "unselect", "Cancel", show=False),
+        Binding("ctrl+f", "search", "Search", show=False),
     ]
 
     def __init__(self, presenter: Presenter) -> None:
@@ -95,6 +110,11 @@ class ChatScreen(Screen[None]):
         self._read_sync_due = False
         self._dms_fetched = False  # the DMs remembered from the last run were fetched once
         self._dm_keys: frozenset[str] = frozenset()  # DM conversations last remembered
+        self.selected: Entry | None = None  # the message the Alt keys act on
+        self._mode: tuple[str, str, Entry] | None = None  # ("reply"|"edit", key, message)
+        self._typing_sent = 0.0  # monotonic time of the last `active` sent
+        self._typing_in: str | None = None  # where we said we are typing (None: nowhere)
+        self._typing_line = ""  # what the line under the log says
 
     @property
     def chat_app(self) -> ChatApp:
@@ -116,9 +136,11 @@ class ChatScreen(Screen[None]):
             with Vertical(id="center"):
                 yield MessageLog(id="log")
                 yield Static(id="more")
+                yield Static(id="typing")
             yield MemberList(id="members")
         yield StatusBar(id="status")
         yield Transfers(id="transfers")
+        yield Static(id="context")
         yield Composer(self.completer, placeholder="Type a message or /help", id="composer")
         yield Footer()
 
@@ -132,6 +154,10 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#more").display = False
+        self.query_one("#context").display = False
+        self.composer.on_empty_up = self._edit_last
+        self.composer.on_recall = self._leave_edit
+        self.set_interval(TYPING_TICK, self._draw_typing)
         self._fit(self.app.size.width)
         self.app.theme_changed_signal.subscribe(self, lambda _: self.log_view.refresh_theme())
         self.redraw()
@@ -196,6 +222,12 @@ class ChatScreen(Screen[None]):
             self.log_view.append(changes.appended)
             if changes.pending and conversation is not None:
                 self.log_view.set_pending(conversation.pending)
+            for entry in changes.updated:
+                self.log_view.update_entry(entry)
+        if changes.typing:
+            self._draw_typing()
+        if current in changes.put_out:
+            self._moved_out(current)
         if changes.rooms or changes.appended:
             self._draw_rooms()
         if changes.details:
@@ -422,12 +454,19 @@ class ChatScreen(Screen[None]):
             title += Content(" — ") + literal(conversation.topic, single_line=True)
         topic.update(title)
         members.update_members(
-            conversation.members if conversation.is_room else [], self.presenter.away
+            conversation.members if conversation.is_room else [],
+            self.presenter.away,
+            conversation.ops,
         )
 
     def switch_to(self, key: str) -> None:
+        if key != self.presenter.conversations.current:
+            self._typing_done()
+            self._select(None)
+            self._set_mode(None)
         self.presenter.show(key)
         self.redraw()
+        self._draw_typing()
 
     def notice(self, text: str, kind: Kind = Kind.NOTICE, key: str | None = None) -> None:
         self.render_changes(self.presenter.notice(text, kind, key=key))
@@ -459,13 +498,432 @@ class ChatScreen(Screen[None]):
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
         text = event.text
+        self._typing_done()
         try:
             if commands.run(self, text):
                 return
         except commands.CommandError as exc:
             self.notice(str(exc), Kind.ERROR)
             return
-        self.say(text.removeprefix("/") if text.startswith("//") else text)
+        text = text.removeprefix("/") if text.startswith("//") else text
+        mode, self._mode = self._mode, None
+        self._set_mode(None)
+        if mode is not None and mode[1] == self.presenter.conversations.current:
+            what, _, message = mode
+            if what == "edit" and message.seq is not None:
+                self.edit(message.seq, text)
+                return
+            if what == "reply" and message.seq is not None:
+                self.reply(message.seq, text)
+                return
+        self.say(text)
+
+    # -- typing notices (version 2) ------------------------------------------
+
+    @on(TextArea.Changed, "#composer")
+    def _composer_changed(self, event: TextArea.Changed) -> None:
+        """`active` at most every 3 s while text is typed; `done` once the line is empty.
+        Never for a slash command."""
+        text = self.composer.text
+        if not text.strip() or (text.startswith("/") and not text.startswith("//")):
+            self._typing_done()
+            return
+        if self._mode is not None and self._mode[0] == "edit":
+            return  # changing a message already sent is not typing one
+        key = self.presenter.conversations.current
+        client = self.client
+        if key is None or client is None or not self._may_send_typing(client):
+            return
+        now = time.monotonic()
+        if self._typing_in == key and now - self._typing_sent < TYPING_INTERVAL:
+            return
+        self._typing_sent, self._typing_in = now, key
+        self._send_typing(client, key, "active")
+
+    def _may_send_typing(self, client: ChatClient) -> bool:
+        return self.chat_app.send_typing and client.connected and "typing" in client.features
+
+    def _typing_done(self) -> None:
+        key, self._typing_in = self._typing_in, None
+        self._typing_sent = 0.0
+        client = self.client
+        if key is not None and client is not None and client.connected:
+            self._send_typing(client, key, "done")
+
+    def _send_typing(self, client: ChatClient, key: str, state: str) -> None:
+        conversation = self.presenter.conversations.by_key.get(key)
+        if conversation is None:
+            return
+        if conversation.is_room:
+            request = client.typing(state, room=conversation.name)
+        else:
+            request = client.typing(state, to=conversation.name)
+        self.run_worker(_quietly(request), group="typing")
+
+    def _draw_typing(self) -> None:
+        """The line under the log; checked every second (expiry), drawn only on a change."""
+        line = self.presenter.typing_line(self.presenter.conversations.current)
+        if line != self._typing_line:
+            self._typing_line = line
+            self.query_one("#typing", Static).update(literal(line, single_line=True))
+
+    def set_typing(self, on: bool) -> None:
+        """`/typing on|off`: whether others are told while we type (saved)."""
+        if not on:
+            self._typing_done()
+        self.chat_app.set_send_typing(on)
+        self.notice("others are told while you type" if on else "others are not told any more")
+
+    # -- search and moderation (version 2) ---------------------------------------
+
+    def action_search(self) -> None:
+        self.search("")
+
+    def search(self, line: str) -> None:
+        """`/search WORDS [in:#room] [from:nick]` (or Ctrl+F): the results pane."""
+        client = self._need_client()
+        if client is None:
+            return
+        if "search" not in client.features:
+            self.notice("this server does not offer search", Kind.ERROR)
+            return
+
+        async def fetch(request: SearchRequest, cursor: str | None) -> SearchResults:
+            return await client.search(
+                request.query, room=request.room, sender=request.sender, before=cursor
+            )
+
+        def chosen(hit: ChatMessage | None) -> None:
+            if hit is not None:
+                self.open_message(hit.room, hit.seq)
+
+        self.app.push_screen(SearchScreen(fetch, line), chosen)
+
+    def open_message(self, room: str, seq: int) -> None:
+        """Show message `seq` of `room`, centred and selected (fetched if not in memory)."""
+        key = "#" + room
+        conversation = self.presenter.conversations.by_key.get(key)
+        client = self._need_client()
+        if client is None:
+            return
+        if conversation is None or not conversation.joined:
+            self._join_then_open(client, room, seq)
+            return
+        self.switch_to(key)
+        found = conversation.find(seq)
+        if found is not None:
+            self._select(found)
+            self.log_view.scroll_to_entry(found)
+        else:
+            self._load_around(client, key, seq)
+
+    @work(group="requests")
+    async def _join_then_open(self, client: ChatClient, room: str, seq: int) -> None:
+        if await self._request(client.join(room)):
+            self.switch_to("#" + room)
+            self.chat_app.remember_rooms()
+            self.open_message(room, seq)
+
+    def _moved_out(self, key: str) -> None:
+        """We were kicked or banned from the room in view: the input goes elsewhere."""
+        conversation = self.presenter.conversations.get(key)
+        self._set_mode(None)
+        self._select(None)
+        others = [c.key for c in self.presenter.conversations if c.key != key and not c.put_out]
+        if others:
+            self.switch_to(others[0])
+            self.notice(f"{conversation.put_out} (its log stays in the list)", Kind.ERROR)
+        self._draw_rooms()
+
+    def _room_in_view(self, what: str) -> str | None:
+        key = self.presenter.conversations.current
+        if key is None or not key.startswith("#"):
+            self.notice(f"{what} works in a room: open one first", Kind.ERROR)
+            return None
+        return key[1:]
+
+    def set_op(self, nick: str, op: bool) -> None:
+        room = self._room_in_view("/op" if op else "/deop")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.op(room, nick) if op else client.deop(room, nick))
+
+    def kick(self, nick: str, reason: str | None) -> None:
+        room = self._room_in_view("/kick")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.kick(room, nick, reason))
+
+    def ban(self, nick: str, reason: str | None) -> None:
+        room = self._room_in_view("/ban")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.ban(room, nick, reason))
+
+    def unban(self, nick: str) -> None:
+        room = self._room_in_view("/unban")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._run(client.unban(room, nick))
+
+    def list_bans(self) -> None:
+        room = self._room_in_view("/bans")
+        client = self._need_client() if room else None
+        if room and client is not None:
+            self._list_bans(client, room)
+
+    @work(group="requests")
+    async def _list_bans(self, client: ChatClient, room: str) -> None:
+        try:
+            bans = await client.bans(room)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        if not bans:
+            self.notice(f"nobody is banned from #{room}")
+            return
+        self.notice(f"banned from #{room} ({len(bans)}):")
+        for ban in bans:
+            reason = f": {ban.reason}" if ban.reason else ""
+            self.notice(f"  {ban.nick}, by {ban.by} at {ban.ts[:16].replace('T', ' ')}{reason}")
+
+    # -- acting on a message (version 2) ---------------------------------------
+
+    def _messages(self) -> list[Entry]:
+        key = self.presenter.conversations.current
+        conversation = self.presenter.conversations.by_key.get(key or "")
+        if conversation is None:
+            return []
+        return [e for e in conversation.entries if e.is_message and e.seq is not None]
+
+    def _select(self, entry: Entry | None) -> None:
+        old, self.selected = self.selected, entry
+        if old is not None and old is not entry:
+            old.selected = False
+            self.log_view.update_entry(old)
+        if entry is not None:
+            entry.selected = True
+            self.log_view.update_entry(entry)
+            if not self.log_view.shows(entry):
+                self.log_view.scroll_to_entry(entry)
+
+    def action_select(self, step: int) -> None:
+        messages = self._messages()
+        if not messages:
+            return
+        if self.selected is None or self.selected not in messages:
+            if step > 0:
+                return
+            target = messages[-1]
+        else:
+            index = messages.index(self.selected) + step
+            if index >= len(messages):
+                self._select(None)
+                self.log_view.jump_to_bottom()
+                return
+            target = messages[max(0, index)]
+        self._select(target)
+
+    def action_unselect(self) -> None:
+        if self._mode is not None:
+            self._set_mode(None)
+            self.composer.load_text("")
+        self._select(None)
+
+    @on(MessageLog.Clicked)
+    def _clicked(self, event: MessageLog.Clicked) -> None:
+        self._select(None if event.entry is self.selected else event.entry)
+
+    def _target(self, action: str) -> tuple[str, Entry] | None:
+        """The room in view and the selected message in it, or say why not."""
+        key = self.presenter.conversations.current
+        entry = self.selected
+        if key is None or not key.startswith("#"):
+            self.notice(f"{action} works on room messages", Kind.ERROR)
+            return None
+        if entry is None or entry.seq is None:
+            self.notice(f"select a message first (Alt+Up, or click it), then {action}")
+            return None
+        return key, entry
+
+    def _set_mode(self, mode: tuple[str, str, Entry] | None) -> None:
+        self._mode = mode
+        context = self.query_one("#context", Static)
+        context.display = mode is not None
+        if mode is None:
+            return
+        what, _, entry = mode
+        preview = entry.text.replace("\n", " ")
+        label = "replying to" if what == "reply" else f"editing message {entry.seq}:"
+        context.update(
+            Content.assemble(
+                (f"{label} ", "bold"),
+                literal(
+                    f"{entry.author}: {preview}" if what == "reply" else preview, single_line=True
+                ),
+                ("  (Esc cancels)", "dim"),
+            )
+        )
+
+    def action_reply(self) -> None:
+        target = self._target("reply")
+        if target is None:
+            return
+        key, entry = target
+        if entry.deleted:
+            self.notice("that message was deleted", Kind.ERROR)
+            return
+        self._set_mode(("reply", key, entry))
+        self.composer.focus()
+
+    def action_edit(self) -> None:
+        target = self._target("edit")
+        if target is not None:
+            self._start_edit(*target)
+
+    def _edit_last(self) -> bool:
+        """Up in an empty input: edit our last message in the room in view."""
+        key = self.presenter.conversations.current
+        entry = self.presenter.last_own(key) if key is not None else None
+        if key is None or entry is None:
+            return False
+        self._select(entry)
+        self._start_edit(key, entry)
+        return True
+
+    def _leave_edit(self) -> bool:
+        """Up/Down browse the input history: an edit under way ends (True)."""
+        if self._mode is None or self._mode[0] != "edit":
+            return False
+        self._set_mode(None)
+        return True
+
+    def _start_edit(self, key: str, entry: Entry) -> None:
+        if entry.author.lower() != self.presenter.nick.lower() or entry.deleted:
+            self.notice("you can edit only your own messages", Kind.ERROR)
+            return
+        self._set_mode(("edit", key, entry))
+        self.prefill(entry.text)
+
+    def action_delete(self) -> None:
+        target = self._target("delete")
+        if target is not None:
+            self._confirm_delete(*target)
+
+    def action_react(self) -> None:
+        target = self._target("react")
+        if target is None:
+            return
+        key, entry = target
+
+        def picked(emoji: str | None) -> None:
+            if emoji:
+                self._toggle_reaction(key, entry, emoji)
+
+        self.app.push_screen(ReactionPicker(entry), picked)
+
+    def action_jump(self) -> None:
+        """Go to the original of the selected reply, loading it `around` if not in memory."""
+        target = self._target("jump to the original")
+        if target is None:
+            return
+        key, entry = target
+        if entry.reply_to is None:
+            self.notice("the selected message is not a reply")
+            return
+        original = self.presenter.conversations.get(key).find(entry.reply_to)
+        if original is not None:
+            self._select(original)
+            self.log_view.scroll_to_entry(original)
+            return
+        client = self._need_client()
+        if client is not None:
+            self._load_around(client, key, entry.reply_to)
+
+    @work(group="history")
+    async def _load_around(self, client: ChatClient, key: str, seq: int) -> None:
+        try:
+            page = await client.history_around(key[1:], seq, limit=AROUND_PAGE)
+        except (RequestError, ChatClientError) as exc:
+            self._failed(exc)
+            return
+        self.presenter.around_page(key, page)
+        original = self.presenter.conversations.get(key).find(seq)
+        if self.presenter.conversations.current != key:
+            return
+        self.redraw()
+        if original is None:
+            self.notice(f"message {seq} is not there any more", Kind.ERROR)
+            return
+        self._select(original)
+        self.call_after_refresh(self.log_view.scroll_to_entry, original)
+
+    def _room_message(self, seq: int) -> tuple[str, Entry | None] | None:
+        key = self.presenter.conversations.current
+        if key is None or not key.startswith("#"):
+            self.notice("this works in rooms only", Kind.ERROR)
+            return None
+        return key, self.presenter.conversations.get(key).find(seq)
+
+    def reply(self, seq: int, text: str) -> None:
+        """`/reply SEQ TEXT` (and Enter in reply mode): pending until the server has it."""
+        found = self._room_message(seq)
+        client = self._need_client()
+        if found is None or client is None:
+            return
+        key, _ = found
+        conversation = self.presenter.conversations.get(key)
+        entry = self.presenter.typed_reply(key, text, seq)
+        self._send(client, key, entry)
+        self.log_view.set_pending(conversation.pending)
+        self.log_view.jump_to_bottom()
+
+    def edit(self, seq: int, text: str) -> None:
+        found = self._room_message(seq)
+        client = self._need_client()
+        if found is not None and client is not None:
+            self._run(client.edit(found[0][1:], seq, text))
+
+    def delete(self, seq: int) -> None:
+        found = self._room_message(seq)
+        if found is None:
+            return
+        key, entry = found
+        if entry is None:
+            entry = Entry(Kind.CHAT, f"message {seq} (not loaded)", None, "?", seq)
+        self._confirm_delete(key, entry)
+
+    def _confirm_delete(self, key: str, entry: Entry) -> None:
+        seq = entry.seq
+        if seq is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            client = self._need_client() if yes else None
+            if client is not None:
+                self._run(client.delete(key[1:], seq))
+
+        self.app.push_screen(ConfirmDelete(entry), answered)
+
+    def react(self, seq: int, emoji: str) -> None:
+        found = self._room_message(seq)
+        if found is None:
+            return
+        key, entry = found
+        if entry is None:
+            client = self._need_client()
+            if client is not None:
+                self._run(client.react(key[1:], seq, emoji))
+            return
+        self._toggle_reaction(key, entry, emoji)
+
+    def _toggle_reaction(self, key: str, entry: Entry, emoji: str) -> None:
+        """React with `emoji`, or take it back if it is already ours."""
+        client = self._need_client()
+        if client is None or entry.seq is None:
+            return
+        remove = emoji in entry.mine
+        self._run(client.react(key[1:], entry.seq, emoji, remove=remove))
 
     def _nick_candidates(self) -> list[str]:
         conversations = self.presenter.conversations
@@ -500,6 +958,9 @@ class ChatScreen(Screen[None]):
         if action and not conversation.is_room:
             self.notice("/me works in rooms only", Kind.ERROR)
             return
+        if conversation.put_out:
+            self.notice(f"not sent: {conversation.put_out}", Kind.ERROR)
+            return
         client = self.client
         if client is None:
             self.notice("not connected: /reconnect opens the connect screen", Kind.ERROR)
@@ -515,10 +976,10 @@ class ChatScreen(Screen[None]):
     async def _send(self, client: ChatClient, key: str, entry: Entry) -> None:
         conversation = self.presenter.conversations.get(key)
         try:
-            if conversation.is_room:
-                seq: int | None = await client.say(
-                    conversation.name, entry.text, entry.kind is Kind.ACTION
-                )
+            if conversation.is_room and entry.reply_to is not None:
+                seq: int | None = await client.reply(conversation.name, entry.reply_to, entry.text)
+            elif conversation.is_room:
+                seq = await client.say(conversation.name, entry.text, entry.kind is Kind.ACTION)
             else:
                 await client.dm(conversation.name, entry.text)
                 seq = None

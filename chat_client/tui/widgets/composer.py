@@ -1,5 +1,9 @@
 """The composer: where messages are typed, with history, completion and safe paste.
 
+Up in an empty box first asks its owner (`on_empty_up`: the chat screen edits
+the last message sent, as in Slack and Discord); otherwise it recalls history.
+Up or Down again leave the edit and browse the history.
+
 Enter takes the text and empties the box *in the same key handler*, before
 anything else runs, so keys that arrive together ("one⏎two⏎" in one read)
 can never merge into one line or be sent twice. A paste keeps its newlines
@@ -7,6 +11,8 @@ and is sent as one multi-line message; the box grows to show it and says so.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from textual import events
 from textual.binding import Binding
@@ -47,6 +53,10 @@ class Composer(TextArea):
         self._history: list[str] = []
         self._browse = 0  # index into history; len(history) = the text being typed
         self._draft = ""
+        # Up in an empty input: edit the last message (True: done, no history recall).
+        self.on_empty_up: Callable[[], bool] | None = None
+        # History is browsed: True if that ended an edit (its text goes, the draft was "").
+        self.on_recall: Callable[[], bool] | None = None
 
     # -- sending -------------------------------------------------------------
 
@@ -114,6 +124,8 @@ class Composer(TextArea):
     def action_cursor_up(self, select: bool = False) -> None:
         if select or not self.cursor_at_first_line:
             super().action_cursor_up(select)
+        elif not self.text and self.on_empty_up is not None and self.on_empty_up():
+            return
         else:
             self._recall(-1)
 
@@ -124,6 +136,8 @@ class Composer(TextArea):
             self._recall(1)
 
     def _recall(self, step: int) -> None:
+        if self.on_recall is not None and self.on_recall():
+            self.load_text("")
         if not self._history:
             return
         if self._browse == len(self._history):

@@ -1,6 +1,7 @@
 """The members of the room in view, on the right; click one to open a DM.
 
-Members who are away (version 2) are dimmed, with their away text after the nick.
+Members who are away (version 2) are dimmed, with their away text after the nick;
+the room's ops (version 2 `moderation`) are marked `@`.
 """
 
 from __future__ import annotations
@@ -30,25 +31,39 @@ class MemberList(OptionList, can_focus=False):
         super().__init__(id=id)
         self._nicks: list[str] = []
         self._away: dict[str, str] = {}  # of the nicks shown: lower case -> away text
+        self._ops: frozenset[str] = frozenset()  # lower case
         self._width = 0
 
-    def update_members(self, nicks: list[str], away: Mapping[str, str] | None = None) -> None:
+    def update_members(
+        self,
+        nicks: list[str],
+        away: Mapping[str, str] | None = None,
+        ops: frozenset[str] | None = None,
+    ) -> None:
         width = self.scrollable_content_region.width
         away = away if away is not None else self._away
+        ops = ops if ops is not None else self._ops
         shown_away = {n.lower(): away[n.lower()] for n in nicks if n.lower() in away}
-        if nicks == self._nicks and width == self._width and shown_away == self._away:
+        same = nicks == self._nicks and width == self._width and shown_away == self._away
+        if same and ops == self._ops:
             return
-        self._nicks, self._width, self._away = list(nicks), width, shown_away
+        self._nicks, self._width, self._away, self._ops = list(nicks), width, shown_away, ops
         self.clear_options()
         # No ids: a server that lists a nick twice must not be able to crash the list.
         self.add_options(Option(self._row(nick, max(width, 4))) for nick in self._nicks)
 
     def _row(self, nick: str, width: int) -> Content:
         row = literal(nick, single_line=True)
+        if nick.lower() in self._ops:
+            row = Content.styled("@", "bold") + row
         text = self._away.get(nick.lower())
         if text is not None:
             row = (row + Content(" ") + literal(text, "italic", single_line=True)).stylize("dim")
         return row.truncate(width, ellipsis=True)
+
+    def is_op(self, nick: str) -> bool:
+        """Is `nick` shown as an op (`@`)?"""
+        return nick.lower() in self._ops
 
     def away_text(self, nick: str) -> str | None:
         """The away text shown for `nick` (None: not away)."""

@@ -48,6 +48,13 @@ class MessageLog(ScrollView, can_focus=False):
     first outgrows the screen.
     """
 
+    class Clicked(Message):
+        """A click (not a drag) on the lines of `entry`."""
+
+        def __init__(self, entry: Entry) -> None:
+            super().__init__()
+            self.entry = entry
+
     class NearTop(Message):
         """The user reached the oldest loaded line: time to fetch older history."""
 
@@ -75,6 +82,7 @@ class MessageLog(ScrollView, can_focus=False):
         self._is_dark = True
         self._read_seq = 0  # the read marker: the line goes after the last entry at or below
         self._read_after: Entry | None = None  # the entry the line is drawn after
+        self._pressed_at: tuple[int, int] | None = None  # where the mouse went down
 
     # -- what tests and copying read -------------------------------------------
 
@@ -208,6 +216,71 @@ class MessageLog(ScrollView, can_focus=False):
         self._changed(follow=False)
         self.call_after_refresh(self.scroll_to, y=target, animate=False)
 
+    def update_entry(self, entry: Entry) -> bool:
+        """Draw one changed entry again (an edit, a reaction, a selection): only its
+        lines are wrapped and only their strips are rendered again (and, if its height
+        changed, those of the lines below it, which moved). False if not shown."""
+        index = self._index_of(entry)
+        if index is None:
+            return False
+        if index >= len(self._counts):
+            return True  # not wrapped yet: it is wrapped as it is now
+        start = sum(self._counts[:index])
+        before = self._counts[index]
+        self._rewrap_entry(index)
+        after = self._counts[index]
+        if after == before:
+            width = self.scrollable_content_region.width
+            for line in range(start, start + after):
+                self._strips.discard((line, width))
+            self.refresh_lines(start, after)  # in log lines: it subtracts the scroll offset
+        else:
+            # The lines below it moved: their strips go, those above stay (same index).
+            for key in [key for key in self._strips.keys() if key[0] >= start]:
+                self._strips.discard(key)
+            self.virtual_size = Size(self._wrap_width, self.line_count)
+            self.refresh()
+            if self.following:
+                self.scroll_end(animate=False)
+        return True
+
+    def _index_of(self, entry: Entry) -> int | None:
+        entries = self._entries
+        for index in range(len(entries) - 1, -1, -1):  # changes are mostly to recent lines
+            if entries[index] is entry:
+                return index
+        return None
+
+    def entry_at(self, line: int) -> Entry | None:
+        """The entry drawn on log line `line` (None: a pending line or below the end)."""
+        for index, count in enumerate(self._counts):
+            if line < count:
+                return self._entries[index]
+            line -= count
+        return None
+
+    def shows(self, entry: Entry) -> bool:
+        """Is the first line of `entry` on screen now?"""
+        index = self._index_of(entry)
+        if index is None or index >= len(self._counts):
+            return False
+        start = sum(self._counts[:index])
+        top = self.scroll_offset.y
+        return top <= start < top + self.scrollable_content_region.height
+
+    def scroll_to_entry(self, entry: Entry) -> bool:
+        """Bring `entry` into view, centred; False if it is not in the log."""
+        self._wrap_new()
+        index = self._index_of(entry)
+        if index is None or index >= len(self._counts):
+            return False
+        start = sum(self._counts[:index])
+        target = max(0, start - max(self.scrollable_content_region.height // 2, 1))
+        if target < self.max_scroll_y:
+            self._set_following(False, self.unseen)
+        self.scroll_to(y=target, animate=False, immediate=True)
+        return True
+
     def jump_to_bottom(self) -> None:
         self._set_following(True, 0)
         self.scroll_end(animate=False)
@@ -248,9 +321,11 @@ class MessageLog(ScrollView, can_focus=False):
         return None
 
     def _day_before(self, index: int) -> date | None:
-        for entry in reversed(self._entries[:index]):
-            if entry.day is not None:
-                return entry.day
+        entries = self._entries
+        for i in range(index - 1, -1, -1):  # no slice: one changed entry costs no copy
+            day = entries[i].day
+            if day is not None:
+                return day
         return None
 
     def _rewrap_entry(self, index: int) -> None:
@@ -315,6 +390,17 @@ class MessageLog(ScrollView, can_focus=False):
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self._user_scrolled = time.monotonic()  # e.g. dragging the scrollbar
+        self._pressed_at = (event.x, event.y)
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a message selects it; a drag (a text selection) does not."""
+        if self._pressed_at is not None and self._pressed_at != (event.x, event.y):
+            return
+        if event.x >= self.scrollable_content_region.width:
+            return  # the scrollbar
+        entry = self.entry_at(self.scroll_offset.y + event.y)
+        if entry is not None and entry.is_message:
+            self.post_message(self.Clicked(entry))
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
