@@ -63,6 +63,9 @@ async def start_server(db: Path) -> tuple[asyncio.subprocess.Process, int]:
     server = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0"),
         *("--db", str(db), "--no-files", "--no-tls", "--no-announce"),
+        # Flood control off: 20 pages asked for back to back are more requests per
+        # second than a person's allowance (the TUI would say "rate_limited").
+        *("--rate", "0", "--byte-rate", "0", "--address-byte-rate", "0"),
         stderr=asyncio.subprocess.PIPE,
     )
     assert server.stderr is not None
