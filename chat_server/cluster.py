@@ -46,6 +46,7 @@ from protocol import (
 from .errors import ChatError
 from .outbox import Outgoing
 from .presence import Presence
+from .redis_moderation import MODERATION_EVENTS
 from .redis_store import (
     EVENTS_MAXLEN,
     PREFIX,
@@ -447,6 +448,9 @@ class ClusterNode:
                 hub.rooms.load([RoomRecord(name)])
             return
         if node == self.node:
+            return
+        if kind in MODERATION_EVENTS:
+            hub.moderator.from_elsewhere(fields)
             return
         if kind == "account":
             hub.accounts.names[fields["u"].lower()] = fields["u"]
