@@ -23,10 +23,17 @@ async def member(
     port: int, nick: str, *, register: bool = False, features: list[str] | None = None
 ) -> LineClient:
     """A connection with `nick` (made an account with `register`), granted `features`."""
-    client = await open_client(port)
     wanted = FEATURES if features is None else features
-    welcome = await client.request({"type": "hello", "nick": nick, "features": wanted})
-    assert welcome["type"] == "welcome", welcome
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:  # a nick just freed on another node is free once Redis says so
+        client = await open_client(port)
+        welcome = await client.request({"type": "hello", "nick": nick, "features": wanted})
+        if welcome["type"] == "welcome":
+            break
+        await client.close()
+        assert welcome["code"] == "nick_taken" and loop.time() < deadline, welcome
+        await asyncio.sleep(0.1 * UNIT)
     if register:
         reply = await client.request({"type": "register", "password": PASSWORD})
         assert reply["type"] == "ack", reply
