@@ -843,12 +843,14 @@ class ChatHub:
             self._away.pop(key, None)
         else:
             self._away[key] = after
+        if self.presence.clustered and sessions:
+            if after != before:
+                self.presence.away_changed(sessions[0].nick, after)
+            self.away_shown(sessions[0].nick)  # a first session here changes it too
+            return
         if after == before or not sessions:
             return
         self.presence.away_changed(sessions[0].nick, after)
-        if self.presence.clustered:
-            self.away_shown(sessions[0].nick)
-            return
         out = Outgoing(AwayChanged(nick=sessions[0].nick, text=after))
         recipients: dict[Member, None] = {}
         for session in sessions:

@@ -110,11 +110,21 @@ async def test_an_account_is_away_only_while_its_sessions_on_every_node_are(
         got = await watcher.expect("away", nick="alice", timeout=WAIT)
         assert got["text"] == "lunch", got
         assert await who_away(watcher, "x") == {"alice": "lunch"}
+    # A new session on C, where she had none: here again on every node, C too.
+    third = await session(c.port, "alice")
+    for watcher in (bob, carol):
+        got = await watcher.expect("away", nick="alice", timeout=WAIT)
+        assert got["text"] is None, got
+        assert await who_away(watcher, "x") == {}
+    await third.close()
+    for watcher in (bob, carol):
+        got = await watcher.expect("away", nick="alice", timeout=WAIT)
+        assert got["text"] == "lunch", got
     # The last one quits: she leaves, with no `away` change on the way out.
     await first.send({"type": "quit"})
     for watcher in (bob, carol):
         await watcher.expect("left", room="x", nick="alice", timeout=WAIT)
-        assert aways(watcher, "alice") == ["meeting", None, "lunch"]
+        assert aways(watcher, "alice") == ["meeting", None, "lunch", None, "lunch"]
         assert await who_away(watcher, "x") == {}
     await first.close()
     await bob.close()
