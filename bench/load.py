@@ -177,13 +177,18 @@ class Workers:
             pipe.close()
 
 
-def _plans(scenario: Scenario, kind: Kind, port: int, opts: Options) -> list[WorkerPlan]:
+def _plans(
+    scenario: Scenario, kind: Kind, port: int, opts: Options, ports: Sequence[int] = ()
+) -> list[WorkerPlan]:
     """Split the clients over the worker processes.
 
     With one process it runs every client. With more, the first runs the clients that
     must react at once (senders, latency probes and, for IRC, the listeners that report
     each sender's messages back), and the others share the receive-only clients, so
     reading a large room never delays a sender. Idle clients are simply dealt round.
+    With several `ports` (nodes on Redis) each group is split once more: client i
+    connects to node i mod N, so senders, probes and receivers are spread over the
+    nodes and every message crosses them.
     """
     clients = scenario.clients
     senders = tuple(range(min(scenario.senders, clients)))
@@ -206,11 +211,18 @@ def _plans(scenario: Scenario, kind: Kind, port: int, opts: Options) -> list[Wor
         groups += [tuple(passive[w :: procs - 1]) for w in range(procs - 1)]
         groups = [g for g in groups if g]
     per_sender_rate = scenario.rate / len(senders) if senders and scenario.rate else 0.0
+    spread = list(ports) or [port]
+    placed = [
+        (spread[n], part)
+        for group in groups
+        for n in range(len(spread))
+        if (part := tuple(i for i in group if i % len(spread) == n))
+    ]
     return [
         WorkerPlan(
             kind=kind,
             host="127.0.0.1",
-            port=port,
+            port=node_port,
             clients=group,
             senders=senders,
             probes=probes,
@@ -220,11 +232,11 @@ def _plans(scenario: Scenario, kind: Kind, port: int, opts: Options) -> list[Wor
             rate=per_sender_rate,
             text_len=opts.text_len,
             join=not scenario.idle,
-            connect_concurrency=max(1, opts.connect_concurrency // len(groups)),
+            connect_concurrency=max(1, opts.connect_concurrency // len(placed)),
             setup_timeout=opts.setup_timeout,
             poll_interval=opts.poll_interval,
         )
-        for group in groups
+        for node_port, group in placed
     ]
 
 
@@ -248,7 +260,7 @@ def run_load_cell(
 ) -> CellResult:
     result = CellResult(scenario.key, spec.name, repeat)
     started = time.monotonic()
-    workers = Workers(_plans(scenario, spec.kind, target.port, opts))
+    workers = Workers(_plans(scenario, spec.kind, target.port, opts, target.ports))
     try:
         workers.gather("ready", opts.setup_timeout + 10)
         workers.send(("settle", opts.settle, 30.0))
@@ -343,7 +355,7 @@ def run_idle_cell(
     result = CellResult(scenario.key, spec.name, repeat)
     time.sleep(0.5)
     result.rss_before_kib = target.rss_kib()
-    workers = Workers(_plans(scenario, spec.kind, target.port, opts))
+    workers = Workers(_plans(scenario, spec.kind, target.port, opts, target.ports))
     try:
         result.connect_s = max(workers.gather("ready", opts.setup_timeout + 10))
         workers.send(("settle", max(opts.settle, 0.5), 30.0))

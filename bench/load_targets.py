@@ -49,6 +49,7 @@ class TargetSpec:
     store: str = ""  # chat-server only: "memory" or "sqlite"
     fsync: bool = False  # chat-server only: `--fsync`
     search_index: bool = True  # chat-server on SQLite: False drops the search triggers first
+    nodes: int = 0  # store "redis": this many `chat-server --redis` nodes on one Redis
 
 
 TARGETS: Final[dict[str, TargetSpec]] = {
@@ -61,6 +62,10 @@ TARGETS: Final[dict[str, TargetSpec]] = {
         TargetSpec("chat-sqlite-fsync", "chat", "sqlite", fsync=True),
         # The same store without its search index kept up (what the index costs a write).
         TargetSpec("chat-sqlite-noindex", "chat", "sqlite", search_index=False),
+        # Nodes on one Redis (appendfsync always), clients dealt round them (see _plans).
+        TargetSpec("redis-1", "chat", "redis", nodes=1),
+        TargetSpec("redis-2", "chat", "redis", nodes=2),
+        TargetSpec("redis-3", "chat", "redis", nodes=3),
     )
 }
 # What a plain `python -m bench.load` runs; the others are asked for by name.
@@ -81,14 +86,18 @@ class Target:
     workdir: Path
     db_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # Nodes on Redis: every node's port (the first is `port`), the other nodes, and Redis.
+    ports: list[int] = field(default_factory=list)
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the whole process (all threads), from /proc/PID/stat."""
-        return proc_cpu_seconds(self.pid)
+        """User + system CPU of the whole process (all threads), from /proc/PID/stat;
+        for nodes on Redis, of every node and Redis together."""
+        return proc_cpu_seconds(self.pid) + sum(proc_cpu_seconds(p.pid) for p in self.others)
 
     def rss_kib(self) -> int:
         return proc_rss_kib(self.pid)
@@ -106,6 +115,14 @@ class Target:
                 self.notes.append(f"did not stop within {STOP_GRACE:g} s of SIGTERM; killed")
                 self.process.kill()
                 self.process.wait(STOP_GRACE)
+        for other in self.others:  # the other nodes, then Redis (last in the list)
+            if other.poll() is None:
+                other.send_signal(signal.SIGTERM)
+                try:
+                    other.wait(STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    other.kill()
+                    other.wait(STOP_GRACE)
         return self.process.returncode
 
     def stored_messages(self) -> int | None:
@@ -227,6 +244,8 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{spec.name}-", dir=tmp_root))
     log = workdir / "server.log"
     db_path: Path | None = None
+    if spec.store == "redis":
+        return _start_nodes(spec, workdir)
     if spec.kind == "chat":
         db = ":memory:"
         if spec.store == "sqlite":
@@ -257,3 +276,23 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
         process = _spawn([binary, "--nodaemon", "--config", str(config)], log)
         _wait_for_accept(process, port, log)
     return Target(spec, process, port, workdir, db_path)
+
+
+def _start_nodes(spec: TargetSpec, workdir: Path) -> Target:
+    """`spec.nodes` chat-server nodes on a fresh Redis (bench/cluster_load.py's helpers)."""
+    from bench.cluster_load import _start_node, _start_redis
+
+    redis, redis_port = _start_redis(workdir)
+    started: list[tuple[subprocess.Popen[bytes], int]] = []
+    try:
+        for index in range(spec.nodes):
+            started.append(_start_node(redis_port, workdir, index))
+    except BaseException:
+        for process, _ in started:
+            process.kill()
+        redis.kill()
+        raise
+    (first, port), rest = started[0], started[1:]
+    ports = [p for _, p in started]
+    others = [process for process, _ in rest] + [redis]
+    return Target(spec, first, port, workdir, ports=ports, others=others)

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Final
 from redis.exceptions import RedisError
 
 from protocol import (
-    AwayChanged,
     DirectMessage,
     ErrorCode,
     Joined,
@@ -46,6 +45,8 @@ from protocol import (
 from .errors import ChatError
 from .outbox import Outgoing
 from .presence import Presence
+from .redis_moderation import MODERATION_EVENTS
+from .redis_sessions import CLOSE_SESSION, HELD, OPEN_SESSION, SESSIONS
 from .redis_store import (
     EVENTS_MAXLEN,
     PREFIX,
@@ -69,10 +70,16 @@ HEARTBEAT_TTL: Final = 3.0  # a node without a heartbeat this long is dead
 READ_BLOCK_MS: Final = 2000
 EVENTS: Final = PREFIX + "events"
 
-# KEYS: nick hash, node-nicks set, events. ARGV: node, name, kind, key, maxlen.
+# KEYS: nick hash, node-nicks set, events, held key. ARGV: node, name, kind, key, maxlen,
+# address. 1: claimed, 0: taken, negative: held for another address (minus the ms left).
 _CLAIM = """
 local kind = redis.call('HGET', KEYS[1], 'kind')
 if kind and (kind == 'guest' or ARGV[3] == 'guest') then return 0 end
+if ARGV[3] == 'guest' then
+  local held = redis.call('GET', KEYS[4])
+  if held and held ~= ARGV[6] then return -math.max(redis.call('PTTL', KEYS[4]), 1) end
+  if held then redis.call('DEL', KEYS[4]) end
+end
 redis.call('HSET', KEYS[1], 'kind', ARGV[3], 'name', ARGV[2], 'n:' .. ARGV[1], 1)
 if redis.call('SADD', KEYS[2], ARGV[4]) == 1 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'k', 'online', 'u', ARGV[2],
@@ -144,15 +151,38 @@ class RedisPresence(Presence):
         self._claim = store.client.register_script(_CLAIM)
         self._release = store.client.register_script(_RELEASE)
         self._upgrade = store.client.register_script(_UPGRADE)
+        self._open_session = store.client.register_script(OPEN_SESSION)
+        self._close_session = store.client.register_script(CLOSE_SESSION)
         # Who is online on the other nodes: nick key -> (name, the nodes it is on).
         self.elsewhere: dict[str, tuple[str, set[str]]] = {}
         # Away states on the other nodes: nick key -> node -> text.
         self.away: dict[str, dict[str, str]] = {}
+        # Which away text is the latest, this node's or the others' (counters of changes).
+        self._away_ticks: dict[str, tuple[int, int]] = {}  # nick key -> (here, elsewhere)
+        self._tick = 0
 
-    async def claim(self, nick: str, account: bool) -> None:
+    async def claim(self, nick: str, account: bool, ip: str = "") -> None:
         k = nick.lower()
-        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node, EVENTS]
-        args = [self.node, nick, "account" if account else "guest", k, EVENTS_MAXLEN]
+        keys = [PREFIX + "nick:" + k, PREFIX + "node-nicks:" + self.node, EVENTS, HELD + k]
+        args = [self.node, nick, "account" if account else "guest", k, EVENTS_MAXLEN, ip]
+        results, error = await self._ask(self._claim, keys, args)
+        if results is None:
+            raise ChatError(
+                ErrorCode.UNAVAILABLE, f"the shared store cannot take the nick now ({error})"
+            )
+        if int(results[0]) < 0:
+            left = -int(results[0]) / 1000
+            raise ChatError(
+                ErrorCode.NICK_TAKEN,
+                f"the nick {nick} is held for {left:.0f} s for its user, who was disconnected",
+            )
+        if not results[0]:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+
+    async def _ask(
+        self, script: Any, keys: list[str], args: list[Any]
+    ) -> tuple[list[Any] | None, BaseException | None]:
+        """Run a script through the store's writer (in order with this node's writes)."""
         answer: asyncio.Future[tuple[list[Any] | None, BaseException | None]]
         answer = asyncio.get_running_loop().create_future()
 
@@ -160,14 +190,30 @@ class RedisPresence(Presence):
             if not answer.done():
                 answer.set_result((results, error))
 
-        self.store.put(lambda pipe: run_script(pipe, self._claim, keys, args), 1, finish)
-        results, error = await answer
+        self.store.put(lambda pipe: run_script(pipe, script, keys, args), 1, finish)
+        return await answer
+
+    def hold(self, nick: str, ip: str, seconds: float) -> None:
+        held, ms = HELD + nick.lower(), max(1, int(seconds * 1000))
+        self.store.put(lambda pipe: pipe.set(held, ip, px=ms), 1, _ignore)
+
+    async def open_session(self, name: str, limit: int) -> None:
+        keys = [SESSIONS + name.lower(), PREFIX + "nodes"]
+        results, error = await self._ask(self._open_session, keys, [PREFIX, self.node, limit])
         if results is None:
             raise ChatError(
-                ErrorCode.UNAVAILABLE, f"the shared store cannot take the nick now ({error})"
+                ErrorCode.UNAVAILABLE, f"the shared store cannot count the sessions now ({error})"
             )
-        if not results[0]:
-            raise ChatError(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken")
+        if int(results[0]) < 0:
+            raise ChatError(
+                ErrorCode.TOO_MANY_SESSIONS,
+                f"{name} has {-int(results[0])} sessions, the maximum",
+            )
+
+    def session_closed(self, name: str) -> None:
+        keys = [SESSIONS + name.lower()]
+        build = lambda pipe: run_script(pipe, self._close_session, keys, [self.node])  # noqa: E731
+        self.store.put(build, 1, _ignore)
 
     def release(self, nick: str) -> None:
         k = nick.lower()
@@ -179,6 +225,8 @@ class RedisPresence(Presence):
         k = nick.lower()
         keys = [PREFIX + "nick:" + k]
         self.store.put(lambda pipe: run_script(pipe, self._upgrade, keys, [self.node]), 1, _ignore)
+        # The guest's session is now one of the account's (the hub closes it if it is gone).
+        self.store.put(lambda pipe: pipe.hincrby(SESSIONS + k, self.node, 1), 1, _ignore)
 
     def joined(self, room: str, nick: str) -> None:
         def build(pipe: Any) -> None:
@@ -225,6 +273,10 @@ class RedisPresence(Presence):
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
 
     def away_changed(self, nick: str, text: str | None) -> None:
+        if text:
+            self._tick += 1
+            ticks = self._away_ticks.get(nick.lower(), (0, 0))
+            self._away_ticks[nick.lower()] = (self._tick, ticks[1])
         event = {"k": "away", "u": nick, "t": text or "", "n": self.node}
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
 
@@ -237,11 +289,30 @@ class RedisPresence(Presence):
             return None
         return next(reversed(states.values()))
 
+    def combine_away(self, nick: str, here: str | None, local: bool) -> str | None:
+        """Away only while every session on every node is: this node's (when it has
+        sessions) and each other node holding `nick`; the text is the latest set."""
+        k = nick.lower()
+        holders = self.elsewhere.get(k, ("", set()))[1]
+        states = self.away.get(k, {})
+        if (local and here is None) or not (local or holders):
+            return None
+        if not holders <= states.keys():
+            return None
+        elsewhere = next(reversed(states.values())) if holders and states else None
+        if here is None or elsewhere is None:
+            return here or elsewhere
+        mine, theirs = self._away_ticks.get(k, (0, 0))
+        return here if mine >= theirs else elsewhere
+
     def set_away(self, nick: str, node: str, text: str) -> None:
         states = self.away.setdefault(nick.lower(), {})
         states.pop(node, None)
         if text:
             states[node] = text
+            self._tick += 1
+            ticks = self._away_ticks.get(nick.lower(), (0, 0))
+            self._away_ticks[nick.lower()] = (ticks[0], self._tick)
         elif not states:
             del self.away[nick.lower()]
 
@@ -268,6 +339,7 @@ class RedisPresence(Presence):
             entry[1].discard(node)
             if not entry[1]:
                 del self.elsewhere[nick_key]
+                self._away_ticks.pop(nick_key, None)
 
 
 def _ignore(_results: list[Any] | None, _error: BaseException | None) -> None:
@@ -448,14 +520,19 @@ class ClusterNode:
             return
         if node == self.node:
             return
+        if kind in MODERATION_EVENTS:
+            hub.moderator.from_elsewhere(fields)
+            return
         if kind == "account":
             hub.accounts.names[fields["u"].lower()] = fields["u"]
             return
         if kind == "online":
             self.presence.online(fields["u"], str(node))
+            hub.away_shown(fields["u"])  # a new session is here
             return
         if kind == "offline":
             self.presence.offline(fields["u"], str(node))
+            hub.away_shown(fields["u"])  # the sessions still on are all away, maybe
             return
         if kind == "dm":
             seq = fields.get("seq")
@@ -470,12 +547,8 @@ class ClusterNode:
             return
         room = hub.rooms.get(fields.get("r", ""))
         if kind == "away":
-            nick = fields["u"]
-            before = self.presence.away_elsewhere(nick)
-            self.presence.set_away(nick, str(node), fields["t"])
-            after = self.presence.away_elsewhere(nick)
-            if after != before:
-                self._tell_away(hub, nick, after)
+            self.presence.set_away(fields["u"], str(node), fields["t"])
+            hub.away_shown(fields["u"])
             return
         if kind == "typing":
             if room is not None:
@@ -505,19 +578,6 @@ class ClusterNode:
                 room.broadcast(Outgoing(Left(room=room.name, nick=nick, reason=reason, ts=ts)))
         elif kind == "nick":
             self._renamed(hub, fields["old"], fields["u"], str(node), ts)
-
-    def _tell_away(self, hub: ChatHub, nick: str, text: str | None) -> None:
-        """Members here sharing a room with `nick` (on another node) and granted `away`."""
-        out = Outgoing(AwayChanged(nick=nick, text=text))
-        told: set[Member] = set()
-        for room in hub.rooms:
-            if nick not in room.remote:
-                continue
-            room.seal()
-            for member in room.members:
-                if member not in told and "away" in member.features:
-                    told.add(member)
-                    member.send(out)
 
     def _renamed(self, hub: ChatHub, old: str, new: str, node: str, ts: str) -> None:
         out = Outgoing(NickChanged(old=old, new=new, ts=ts))

@@ -83,11 +83,12 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    # A node on Redis keeps no edits, deletes, reactions, ops or bans, and has no search
-    # index (see redis_store.py): it offers none of them.
+    # A node on Redis keeps no edits, deletes or reactions, and has no search index (see
+    # redis_store.py): it offers none of them. Ops and bans are in Redis
+    # (redis_moderation.py): moderation is offered everywhere.
     single = config.redis_url is None
     changes = (Feature.EDIT, Feature.REACT) if single else ()
-    search = (Feature.SEARCH, Feature.MODERATION) if single else ()
+    search = (Feature.SEARCH,) if single else ()
     return (
         Feature.ACCOUNTS,
         Feature.REPLY,
@@ -95,6 +96,7 @@ def supported_features(config: ServerConfig) -> tuple[str, ...]:
         FEATURE_TYPING,
         Feature.READ,
         *search,
+        Feature.MODERATION,
         *files,
         Feature.AWAY,
     )

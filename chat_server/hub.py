@@ -118,6 +118,8 @@ class ChatHub:
         self._online: dict[str, list[Peer]] = {}
         self.accounts = Accounts(store, config.hash_memory_kib)
         self._away: dict[str, str] = {}  # nick key -> away text, for those away
+        # On a node: nick key -> (nick, text) of those shown away here, all nodes combined.
+        self._shown_away: dict[str, tuple[str, str]] = {}
         self._handed: set[tuple[str, int]] = set()  # pending DMs being delivered now
         self._empty: dict[Room, float] = {}  # unused rooms, and since when
         self._auth = AuthThrottle(config.auth_delay)
@@ -166,7 +168,7 @@ class ChatHub:
         before = peer.nick
         self.register(peer, nick)
         try:
-            await self.presence.claim(nick, False)
+            await self.presence.claim(nick, False, peer.ip)
         except BaseException:
             if self._online.get(nick.lower()) == [peer]:
                 del self._online[nick.lower()]
@@ -196,10 +198,32 @@ class ChatHub:
                 ErrorCode.TOO_MANY_SESSIONS,
                 f"{account.name} has {len(sessions)} sessions, the maximum",
             )
+        if self.presence.clustered:
+            sessions = await self._open_session(account.name)
         before = self._away.get(key)
         peer.nick, peer.account = account.name, True
         self._online[key] = [*sessions, peer]
         self._update_away(key, before)
+
+    async def _open_session(self, name: str) -> list[Peer]:
+        """On a node: count one more session of account `name` on every node (refused at
+        `--max-sessions` in all); this node's sessions of it as they are after the wait."""
+        key = name.lower()
+        try:
+            await self.presence.open_session(name, self.config.max_sessions)
+        except BaseException:
+            if not self._online.get(key):
+                self.presence.release(name)
+            raise
+        sessions = self._online.get(key, [])
+        if (sessions and not sessions[0].account) or len(sessions) >= self.config.max_sessions:
+            self.presence.session_closed(name)
+            if not sessions:
+                self.presence.release(name)
+            raise ChatError(
+                ErrorCode.TOO_MANY_SESSIONS, f"{name} has {len(sessions)} sessions, the maximum"
+            )
+        return sessions
 
     async def register_account(self, peer: Peer, password: str) -> None:
         """Make the registered nick of `peer` an account (`register`)."""
@@ -207,6 +231,8 @@ class ChatHub:
             raise ChatError(ErrorCode.ACCOUNT_EXISTS, f"{peer.nick} is already an account")
         await self.accounts.create(peer.nick, password)
         self.presence.account_made(peer.nick)
+        if peer.closed:  # gone while the account was made: not a session of it any more
+            self.presence.session_closed(peer.nick)
         if not peer.closed:
             peer.account = True
             self.accounts.markers[peer.nick.lower()] = dict(peer.marks)
@@ -299,15 +325,22 @@ class ChatHub:
             return
         before = self._away.get(key)
         sessions.remove(peer)
+        if peer.account:
+            self.presence.session_closed(peer.nick)
         if sessions:
             self._update_away(key, before)
             return
         del self._online[key]
+        held = not peer.account and hold_nick and self.config.nick_grace > 0
+        if held and self.presence.clustered:  # held on every node, before it is free
+            self.presence.hold(peer.nick, peer.ip, self.config.nick_grace)
         self.presence.release(peer.nick)
         self._away.pop(key, None)
+        if self.presence.clustered:
+            self.away_shown(peer.nick)
         if peer.account:
             self.accounts.forget_markers(peer.nick)
-        elif hold_nick and self.config.nick_grace > 0:
+        elif held and not self.presence.clustered:
             self._held[key] = (peer.ip, time.monotonic() + self.config.nick_grace)
 
     def room_names(self) -> list[str]:
@@ -322,7 +355,7 @@ class ChatHub:
         return None
 
     async def _change_nick_clustered(self, peer: Peer, nick: str) -> None:
-        await self.presence.claim(nick, False)
+        await self.presence.claim(nick, False, peer.ip)
         old = peer.nick
         try:
             self._change_nick(peer, nick)
@@ -780,6 +813,8 @@ class ChatHub:
 
     def away_in(self, room: Room) -> dict[str, str]:
         """The members of `room` who are away, with their texts."""
+        if self.presence.clustered:
+            return {nick: text for nick, text in self._shown_away.values() if room.has_nick(nick)}
         away = {
             sessions[0].nick: text
             for key, text in self._away.items()
@@ -808,6 +843,11 @@ class ChatHub:
             self._away.pop(key, None)
         else:
             self._away[key] = after
+        if self.presence.clustered and sessions:
+            if after != before:
+                self.presence.away_changed(sessions[0].nick, after)
+            self.away_shown(sessions[0].nick)  # a first session here changes it too
+            return
         if after == before or not sessions:
             return
         self.presence.away_changed(sessions[0].nick, after)
@@ -815,6 +855,35 @@ class ChatHub:
         recipients: dict[Member, None] = {}
         for session in sessions:
             recipients.update(dict.fromkeys(self._sharing_rooms_with(session)))
+        for member in recipients:
+            if "away" in getattr(member, "features", ()):
+                member.send(out)
+
+    def away_shown(self, nick: str) -> None:
+        """On a node: `nick`'s away state with its sessions on every node combined (away
+        only while all are), told to the members here sharing a room with it when it
+        changes. Called on every local change, and on every away, online and offline
+        event from another node. A nick that went offline everywhere is dropped quietly,
+        as the last session of one server is."""
+        key = nick.lower()
+        sessions = self._online.get(key, [])
+        after = self.presence.combine_away(nick, self._away.get(key), bool(sessions))
+        name = sessions[0].nick if sessions else self.presence.online_elsewhere(nick)
+        shown = self._shown_away.get(key)
+        if after is None or name is None:
+            self._shown_away.pop(key, None)
+        else:
+            self._shown_away[key] = (name, after)
+        if name is None or after == (shown[1] if shown is not None else None):
+            return
+        out = Outgoing(AwayChanged(nick=name, text=after))
+        recipients: dict[Member, None] = {}
+        for session in sessions:
+            recipients.update(dict.fromkeys(self._sharing_rooms_with(session)))
+        for room in self.rooms:
+            if name in room.remote:
+                room.seal()  # later broadcasts must not overtake this event
+                recipients.update(dict.fromkeys(room.members))
         for member in recipients:
             if "away" in getattr(member, "features", ()):
                 member.send(out)

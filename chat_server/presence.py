@@ -22,8 +22,24 @@ class Presence:
 
     clustered = False  # True: claims need a round trip, so registration is awaited
 
-    async def claim(self, nick: str, account: bool) -> None:
-        """Take `nick` on every node (an account may hold it from several). Raises ChatError."""
+    async def claim(self, nick: str, account: bool, ip: str = "") -> None:
+        """Take `nick` on every node (an account may hold it from several). Raises ChatError.
+
+        A guest's nick held for a dropped user (`hold`) is refused unless `ip` is its
+        user's address, which takes the hold back."""
+        return None
+
+    def hold(self, nick: str, ip: str, seconds: float) -> None:
+        """A dropped guest's nick: refused on every node for `seconds` to other addresses."""
+        return None
+
+    async def open_session(self, name: str, limit: int) -> None:
+        """One more session of account `name`, counted on every node; raises
+        `too_many_sessions` when it has `limit` already (alone: the hub counts)."""
+        return None
+
+    def session_closed(self, name: str) -> None:
+        """A session of account `name` on this node ended."""
         return None
 
     def release(self, nick: str) -> None:
@@ -61,6 +77,11 @@ class Presence:
     def away_elsewhere(self, nick: str) -> str | None:
         """`nick`'s away text as the other nodes holding it say (None: here, or unknown)."""
         return None
+
+    def combine_away(self, nick: str, here: str | None, local: bool) -> str | None:
+        """`nick`'s away text with every node's sessions combined: `here` is this node's
+        (None: here), `local` whether this node has sessions of it. Alone: `here`."""
+        return here
 
     def typing(self, notice: TypingNotice, to: str | None) -> None:
         """A typing notice for a room with members elsewhere, or for `to` on another node."""

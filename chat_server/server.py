@@ -206,6 +206,10 @@ class ChatServer:
         )
         context.hub.rooms.load(records.values())
         await context.hub.accounts.load()
+        from .redis_moderation import RedisModeration
+
+        context.hub.moderator.share(RedisModeration(node.store, node.node))
+        await context.hub.moderator.load()
         return context
 
     def _store_chat_id(self) -> str:
