@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 BLOCK = 4 << 20  # bytes per disk read or write (one worker-thread call each)
+# An upload hands aiohttp 1 MiB at a time: a larger write that the socket does not take at
+# once is buffered by the transport and shifted down after every send (Python 3.11).
+SEND_BLOCK = 1 << 20
 PROGRESS_STEP = 1 << 20  # a download reports progress every this many bytes
 RETRIES = 5
 RETRY_DELAY = 0.2  # seconds, doubled after each failed attempt
@@ -195,7 +198,7 @@ async def _read_from(
     disk (in a thread) while the current one is being sent."""
     await asyncio.to_thread(source.seek, offset)
     sent = offset
-    ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(BLOCK, size - sent)))
+    ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(SEND_BLOCK, size - sent)))
     try:
         while sent < size:
             chunk = await ahead
@@ -204,7 +207,7 @@ async def _read_from(
             after = sent + len(chunk)
             if after < size:
                 ahead = asyncio.ensure_future(
-                    asyncio.to_thread(source.read, min(BLOCK, size - after))
+                    asyncio.to_thread(source.read, min(SEND_BLOCK, size - after))
                 )
             yield chunk
             sent = after

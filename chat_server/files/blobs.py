@@ -92,15 +92,12 @@ class PartialFile:
         self.hasher = hasher
         self.written = start
 
-    def write(self, block: bytes | bytearray, length: int | None = None) -> None:
-        """Append the first `length` bytes of `block` (all by default), in a worker thread:
-        hashing and writing a large buffer release the GIL."""
-        view = memoryview(block)[:length]
-        self.hasher.update(view)
-        while view:
-            written = os.pwrite(self._file.fileno(), view, self.written)
-            self.written += written
-            view = view[written:]
+    def write(self, chunks: list[bytes]) -> None:
+        """Append `chunks` (in a worker thread: hashing and writing release the GIL)."""
+        for chunk in chunks:
+            self.hasher.update(chunk)
+            self._file.write(chunk)
+            self.written += len(chunk)
 
     def close(self, sync: bool) -> None:
         """Flush, and with `sync` wait until the disk has it (before it is announced)."""

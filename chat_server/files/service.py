@@ -5,9 +5,9 @@ HTTP side (PUT and GET) call. It owns the upload tickets, the index of shared fi
 the blob directory, and keeps the quota: before a new blob is stored, the oldest live
 files are expired until it fits (their records stay, marked `expired`).
 
-Memory stays flat whatever the file size: bytes are gathered into two reused buffers of
-`WRITE_BLOCK` bytes, one block in flight to the disk thread while the next fills, and
-hashed as they are written, so finishing a file never re-reads it.
+Memory stays flat whatever the file size: bytes are written in blocks of `WRITE_BLOCK`,
+one block in flight to the disk thread while the next is read, and hashed as they are
+written, so finishing a file never re-reads it.
 """
 
 from __future__ import annotations
@@ -201,41 +201,30 @@ class FileService:
         partial = await asyncio.to_thread(PartialFile, path, start, hasher)
         ticket.received, ticket.hasher = start, None
         rate = self._rate(ticket.owner)
-        # Chunks are copied into one of two reused buffers of WRITE_BLOCK bytes; a full one
-        # is hashed and written in one worker-thread call (both release the GIL for a large
-        # buffer) while the next one fills, so there is one hand-off per block, not per chunk.
-        block, spare = bytearray(WRITE_BLOCK), bytearray(WRITE_BLOCK)
-        filled = 0
+        block: list[bytes] = []  # chunks as aiohttp hands them over: no copying here
+        block_size = 0
         in_flight: asyncio.Future[None] | None = None
         try:
             async for chunk in body:
-                too_many = start + len(chunk) > ticket.size
-                if too_many:
-                    chunk = chunk[: ticket.size - start]  # keep what fits, refuse the rest
-                view = memoryview(chunk)
-                start += len(chunk)
-                while view:
-                    take = min(len(view), WRITE_BLOCK - filled)
-                    block[filled : filled + take] = view[:take]
-                    filled += take
-                    view = view[take:]
-                    if filled == WRITE_BLOCK:
-                        if in_flight is not None:
-                            await in_flight
-                        in_flight = asyncio.ensure_future(
-                            asyncio.to_thread(partial.write, block, filled)
-                        )
-                        block, spare, filled = spare, block, 0
-                if too_many:
+                if start + len(chunk) > ticket.size:
+                    block.append(chunk[: ticket.size - start])  # keep what fits, refuse the rest
                     raise TooManyBytes
+                block.append(chunk)
+                block_size += len(chunk)
+                start += len(chunk)
                 delay = rate.take(len(chunk), self._clock())
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if block_size >= WRITE_BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(asyncio.to_thread(partial.write, block))
+                    block, block_size = [], 0
         finally:
             if in_flight is not None:
                 await in_flight
-            if filled:
-                await asyncio.to_thread(partial.write, block, filled)
+            if block:
+                await asyncio.to_thread(partial.write, block)
             complete = partial.written == ticket.size
             await asyncio.to_thread(partial.close, complete)
             ticket.received, ticket.hasher = partial.written, partial.hasher
