@@ -48,11 +48,7 @@ __all__ = [
     "upload",
 ]
 
-BLOCK = 4 << 20  # bytes per disk read or write (one worker-thread call each)
-# An upload hands aiohttp 1 MiB at a time: a larger write that the socket does not take at
-# once is buffered by the transport and shifted down after every send (Python 3.11).
-SEND_BLOCK = 1 << 20
-PROGRESS_STEP = 1 << 20  # a download reports progress every this many bytes
+BLOCK = 1 << 20
 RETRIES = 5
 RETRY_DELAY = 0.2  # seconds, doubled after each failed attempt
 
@@ -198,7 +194,7 @@ async def _read_from(
     disk (in a thread) while the current one is being sent."""
     await asyncio.to_thread(source.seek, offset)
     sent = offset
-    ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(SEND_BLOCK, size - sent)))
+    ahead = asyncio.ensure_future(asyncio.to_thread(source.read, min(BLOCK, size - sent)))
     try:
         while sent < size:
             chunk = await ahead
@@ -207,7 +203,7 @@ async def _read_from(
             after = sent + len(chunk)
             if after < size:
                 ahead = asyncio.ensure_future(
-                    asyncio.to_thread(source.read, min(SEND_BLOCK, size - after))
+                    asyncio.to_thread(source.read, min(BLOCK, size - after))
                 )
             yield chunk
             sent = after
@@ -292,24 +288,35 @@ async def _fetch(
             raise FileTransferError(f"download refused ({response.status})")
         hasher = await sha256_file(part, held) if held else hashlib.sha256()
         sink = await asyncio.to_thread(_open_part, part, held)
-        writer = _BlockWriter(sink, hasher, held)
+        # Chunks gather into blocks of BLOCK bytes; one block is hashed and written in a
+        # thread while the next one arrives, so the loop never waits on the disk.
+        block: list[bytes] = []
+        block_size = 0
+        in_flight: asyncio.Future[None] | None = None
         done = held
-        reported = held
         try:
             async for chunk in response.content.iter_any():
-                await writer.add(chunk)
-                done += len(chunk)
-                if progress is not None and done - reported >= PROGRESS_STEP:
-                    progress(done, file.size)
-                    reported = done
+                block.append(chunk)
+                block_size += len(chunk)
+                if block_size >= BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(
+                        asyncio.to_thread(_write, sink, hasher, block)
+                    )
+                    done += block_size
+                    block, block_size = [], 0
+                    if progress is not None:
+                        progress(done, file.size)
         finally:
-            # Whatever arrived is kept (hashed and on disk) for a later resume.
-            try:
-                await writer.close()
-            finally:
-                await asyncio.to_thread(os.close, sink)
-        if progress is not None and done != reported:
-            progress(done, file.size)
+            if in_flight is not None:
+                await in_flight
+            if block:
+                await asyncio.to_thread(_write, sink, hasher, block)
+                done += block_size
+                if progress is not None:
+                    progress(done, file.size)
+            await asyncio.to_thread(sink.close)
     if done != file.size:
         raise aiohttp.ClientPayloadError(f"got {done} of {file.size} bytes")
     return hasher
@@ -328,71 +335,19 @@ def part_path(dest: Path, file: FileInfo) -> Path:
     return dest.with_name(f"{dest.name}.{file.sha256[:16]}.part")
 
 
-def _open_part(part: Path, held: int) -> int:
+def _open_part(part: Path, held: int) -> BinaryIO:
     # Mode 0o644 at most: a downloaded file is never executable.
     fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
-    os.ftruncate(fd, held)
-    return fd
+    sink = os.fdopen(fd, "wb")
+    sink.truncate(held)
+    sink.seek(held)
+    return sink
 
 
-class _BlockWriter:
-    """Gathers arriving chunks into blocks of `BLOCK` bytes and hashes and writes each
-    block in one worker-thread call, while the next block fills in a second buffer.
-
-    One call per block (not per chunk) keeps thread hand-offs and GIL round trips few;
-    hashing and `pwrite` of a large buffer release the GIL, so they overlap the event
-    loop's reading. The two buffers are reused: memory stays at two blocks.
-    """
-
-    def __init__(self, fd: int, hasher: hashlib._Hash, offset: int) -> None:
-        self._fd = fd
-        self._hasher = hasher
-        self._offset = offset
-        self._block = bytearray(BLOCK)
-        self._spare = bytearray(BLOCK)
-        self._filled = 0
-        self._in_flight: asyncio.Future[None] | None = None
-
-    async def add(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            take = min(len(view), BLOCK - self._filled)
-            self._block[self._filled : self._filled + take] = view[:take]
-            self._filled += take
-            view = view[take:]
-            if self._filled == BLOCK:
-                await self._flush()
-
-    async def close(self) -> None:
-        """Write what is left and wait until every block is on disk."""
-        if self._filled:
-            await self._flush()
-        await self._wait()
-
-    async def _flush(self) -> None:
-        await self._wait()  # the spare buffer is free again
-        block, length, offset = self._block, self._filled, self._offset
-        self._in_flight = asyncio.ensure_future(
-            asyncio.to_thread(_hash_and_write, self._fd, self._hasher, block, length, offset)
-        )
-        self._offset += length
-        self._block, self._spare, self._filled = self._spare, block, 0
-
-    async def _wait(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            await in_flight
-
-
-def _hash_and_write(
-    fd: int, hasher: hashlib._Hash, block: bytearray, length: int, offset: int
-) -> None:
-    view = memoryview(block)[:length]
-    hasher.update(view)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        offset += written
-        view = view[written:]
+def _write(sink: BinaryIO, hasher: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+        sink.write(chunk)
 
 
 # --- where to put it ---------------------------------------------------------------------
