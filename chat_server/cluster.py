@@ -46,6 +46,7 @@ from protocol import (
 from .errors import ChatError
 from .outbox import Outgoing
 from .presence import Presence
+from .redis_changes import RedisChanges
 from .redis_store import (
     EVENTS_MAXLEN,
     PREFIX,
@@ -285,6 +286,7 @@ class ClusterNode:
         self.address = address
         self.store = RedisStore(url, node=self.node)
         self.log = RedisLog(self.store)
+        self.changes = RedisChanges(self.log)  # edits, deletes, reactions (redis_changes.py)
         self.presence = RedisPresence(self.store, self.node)
         self._on_fatal = on_fatal
         self._hub: ChatHub | None = None
@@ -330,6 +332,7 @@ class ClusterNode:
 
     async def close(self) -> None:
         self._closing = True
+        await self.changes.eraser.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

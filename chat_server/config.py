@@ -83,10 +83,10 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    # A node on Redis keeps no edits, deletes, reactions, ops or bans, and has no search
-    # index (see redis_store.py): it offers none of them.
+    # A node on Redis keeps no ops or bans, and has no search index (see redis_store.py):
+    # it offers neither. Edits, deletes and reactions it keeps (redis_changes.py).
     single = config.redis_url is None
-    changes = (Feature.EDIT, Feature.REACT) if single else ()
+    changes = (Feature.EDIT, Feature.REACT)
     search = (Feature.SEARCH, Feature.MODERATION) if single else ()
     return (
         Feature.ACCOUNTS,
