@@ -73,7 +73,7 @@ def redis_bytes(directory: Path) -> bytes:
 
 async def stream_revs(url: str, room: str) -> list[int]:
     """The rev of every entry of the room's stream (messages and changes), in stream order."""
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client: Any = aioredis.Redis.from_url(url, decode_responses=True)  # replies are str
     try:
         entries = await client.xrange(f"lanchat:log:{room}")
     finally:
@@ -179,7 +179,7 @@ async def test_reactions_from_two_nodes_at_once_are_all_kept(
     async def react_all(client: LineClient) -> list[dict[str, Any]]:
         for emoji in EMOJI:  # all sent before any answer: they race the other node's
             await client.send({"type": "react", "room": "x", "seq": 1, "emoji": emoji, "id": emoji})
-        replies = []
+        replies: list[dict[str, Any]] = []
         while len(replies) < len(EMOJI):
             event = await client.recv(3 * TIMEOUT)
             if event.get("re") in EMOJI:
