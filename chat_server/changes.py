@@ -113,7 +113,10 @@ class MessageChanges:
     async def current(self, room: Room, seq: int) -> StoredMessage | None:
         """Message `seq` of `room` as it stands (changes in flight included), or None."""
         known = room.known(seq)
-        if known is not None or not 1 <= seq <= room.delivered_seq:
+        # On nodes a message acked on another node may not have reached this one's reader
+        # yet: it is read from Redis like any message memory does not have.
+        ahead = seq > room.delivered_seq and self.shared is None
+        if known is not None or seq < 1 or ahead:
             return known
         room.reads += 1
         try:

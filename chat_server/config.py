@@ -83,11 +83,12 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    # A node on Redis keeps no ops or bans, and has no search index (see redis_store.py):
-    # it offers neither. Edits, deletes and reactions it keeps (redis_changes.py).
+    # A node on Redis keeps no ops or bans (see redis_store.py): it offers no moderation.
+    # Edits, deletes and reactions it keeps (redis_changes.py), and it searches a copy of
+    # the logs of its own (redis_search.py).
     single = config.redis_url is None
     changes = (Feature.EDIT, Feature.REACT)
-    search = (Feature.SEARCH, Feature.MODERATION) if single else ()
+    search = (Feature.SEARCH, Feature.MODERATION) if single else (Feature.SEARCH,)
     return (
         Feature.ACCOUNTS,
         Feature.REPLY,

@@ -53,6 +53,7 @@ from protocol import FileInfo, now_ms
 from .account_store import Account, DmPage, StoredDm, key
 from .eventlog import AppendDone, MessageLog
 from .rooms import Room
+from .search import SearchCursor, SearchIndex, SearchPage, Term
 from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
 
 __all__ = [
@@ -431,11 +432,11 @@ def _file_json(file: FileInfo | None) -> str:
     return "" if file is None else file.model_dump_json()
 
 
-class RedisStore(Store):
+class RedisStore(Store, SearchIndex):
     """Rooms, topics, messages, accounts, DMs and markers in one Redis (a chat of nodes)."""
 
     supports_moderation = False  # ops and bans would be one node's only
-    supports_search = False  # no index of the chat in Redis
+    supports_search = False  # True once a node's index is attached (`search_index`)
 
     def __init__(self, url: str, *, node: str = "", check_persistence: bool = True) -> None:
         self.url = url
@@ -458,6 +459,8 @@ class RedisStore(Store):
         self._range = self.reads.register_script(_RANGE)
         self._changed = self.reads.register_script(_CHANGED)
         self.chat_id = ""
+        # The node's search index (chat_server/redis_search.py), when it has one.
+        self.search_index: SearchIndex | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -570,6 +573,19 @@ class RedisStore(Store):
         first, values = int(got[1]), got[2:]
         messages = [parse_state(room, first + i, value) for i, value in enumerate(values) if value]
         return HistoryPage(messages, bool(got[0]))
+
+    async def search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
+        index = self.search_index
+        if index is None:
+            raise StoreError("this node has no search index")
+        return await index.search(terms, rooms, sender, limit, before)
 
     async def _read(self, call: Any) -> Any:
         try:
