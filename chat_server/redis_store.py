@@ -4,9 +4,17 @@ Keys (all under `PREFIX`):
 
 - `chat` (hash): `id`, the server id every node of this chat announces;
 - `rooms` (hash): room name -> topic; a room exists while its field does;
-- `log:ROOM` (stream): the room's messages, entry id `SEQ-0`, fields `s` sender,
-  `t` text, `a` action (0/1), `ts` milliseconds, `f` the shared file (JSON or ""),
-  `r` the seq it replies to (or ""), `u` its author ("account:NAME", "guest:TOKEN");
+- `log:ROOM` (stream): the room's messages, entry id `SEQ-0`, field `v` its rev, and
+  the changes of them, entry id `SEQ-N` (N >= 1) after the last message `SEQ`, fields
+  `v` rev, `k` kind (e edit, d delete, x reaction, u a store `update`), `m` the
+  changed seq, `b` by, `ts`, `em` emoji, `rm` removed (0/1): rev order, no texts;
+- `state:ROOM` (hash): seq -> the message as it stands, `{"v":REV,...}` JSON with
+  `s` sender, `t` text, `a` action, `ts` milliseconds, `f` the shared file, `r` the seq
+  it replies to, `u` its author ("account:NAME", "guest:TOKEN"), `e` edit time, `d`
+  deleted (first, so scripts see it), `x` reactions; a delete overwrites it without
+  text, file and reactions (texts are kept only here, so a delete erases them);
+- `rev:ROOM` the room's rev counter (messages and changes); `revs:ROOM` (sorted set)
+  seq scored by its latest rev, for `changed_since`;
 - `events` (stream, capped): what nodes tell each other (rooms, topics, joins,
   parts, nick changes), read by every node with the room logs (chat_server/cluster.py);
 - `accounts` (hash): name key -> JSON {name, hash}; `dm:PAIR` (stream) a pair's DMs,
@@ -19,11 +27,10 @@ nodes never give out one seq, and Redis itself refuses an id at or below the
 stream's last one. `SqliteStore`'s rule "a stored seq follows the last one" is
 the same `XADD` with the id the caller gives (`append`).
 
-Edits, deletes and reactions are not kept in Redis yet: a message's rev is its
-seq (no change ever takes a rev), `changed_since` is the messages after that
-seq, and `update` is refused; a node does not offer `edit`/`react` and refuses
-those requests (`supports_changes`). Ops, bans and search are not kept or indexed
-here either: a node offers neither `moderation` nor `search` and refuses them.
+History reads take seq ranges of the state hash (seqs run 1..last without a
+gap) in one script. Changes made by nodes: chat_server/redis_changes.py; search
+on a node: chat_server/redis_search.py. Ops and bans are not kept here: a node
+does not offer `moderation` and refuses it.
 
 Every write goes through one writer task, which sends what queued meanwhile as
 one pipeline (group commit) and calls the callbacks on the loop in order. A
