@@ -147,7 +147,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="SQLite history file, or :memory: to keep nothing (default: in your data directory); "
-        "with --redis, this node's search index (default: a temporary file, rebuilt at start)",
+        "with --redis, this node's search index (without it: a temporary file, rebuilt at start)",
     )
     p.add_argument(
         "--redis",
