@@ -11,10 +11,17 @@ Events go to the members granted their feature (`deleted` to those granted
 `edit`); text-mode connections are granted `edit` and `react` and see readable
 lines. The broadcast seals the room's batch first, so a later message of the
 room cannot overtake the event.
+
+On `chat-server --redis` nodes the log has a `ChangeLog` (chat_server/redis_changes.py):
+the same rules are checked here against the message as read, the rev is taken in
+Redis, a change computed from a state that is no longer the message's is retried
+from a fresh read, and the event reaches the members of every node through each
+node's reader (`broadcast`), in rev order with the messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,10 +41,11 @@ from protocol.features import Feature
 from protocol.limits import MAX_REACTIONS
 
 from .errors import ChatError
+from .eventlog import Change, ChangeLog, MessageLog
 from .outbox import Outgoing
 from .policy import Authors, may_delete, may_edit
 from .rooms import Room
-from .store import Store, StoredMessage
+from .store import Store, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from .files.sharing import FileSharing
@@ -47,10 +55,8 @@ __all__ = ["MessageChanges"]
 log = logging.getLogger(__name__)
 
 Pending = Awaitable[None] | None
-UNSUPPORTED = (
-    "edits, deletes and reactions are not supported on this server: it is one node "
-    "of several on Redis (--redis)"
-)
+UNSUPPORTED = "edits, deletes and reactions are not supported on this server"
+_RETRIES = 8  # fresh reads of a message other nodes keep changing, before giving up
 _UNAVAILABLE = "the history store cannot take writes now, so the change was not stored; try again"
 
 
@@ -71,6 +77,7 @@ class Hub(Protocol):
     """What changes need of the `ChatHub` (a protocol: the hub imports this module)."""
 
     store: Store
+    log: MessageLog
     files: FileSharing | None
 
     def is_op(self, peer: Any, room: str) -> bool:
@@ -96,13 +103,20 @@ class MessageChanges:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self.authors = Authors()
+        # Several nodes: changes numbered where the log numbers (None: on the loop, here).
+        self.shared: ChangeLog | None = hub.log.changes
+        if self.shared is not None:
+            self.shared.broadcast = self._broadcast
 
     # -- reading a message's current state -------------------------------------------
 
     async def current(self, room: Room, seq: int) -> StoredMessage | None:
         """Message `seq` of `room` as it stands (changes in flight included), or None."""
         known = room.known(seq)
-        if known is not None or not 1 <= seq <= room.delivered_seq:
+        # On nodes a message acked on another node may not have reached this one's reader
+        # yet: it is read from Redis like any message memory does not have.
+        ahead = seq > room.delivered_seq and self.shared is None
+        if known is not None or seq < 1 or ahead:
             return known
         room.reads += 1
         try:
@@ -177,9 +191,17 @@ class MessageChanges:
         room = self._hub.joined_room(peer, name)
         self._refuse_unless_supported()
 
+        if self.shared is not None:
+
+            def edited(message: StoredMessage) -> tuple[StoredMessage, Change]:
+                self._check_edit(peer, message)
+                ts = now_ms()
+                return message.edit(text, 0, ts), Change("edit", peer.nick, ts)
+
+            return self._shared_change(peer, room, seq, request_id, edited)
+
         def edit(message: StoredMessage) -> None:
-            if not may_edit(self.authors.of(peer), message):
-                raise ChatError(ErrorCode.NOT_ALLOWED, "only its author may edit a message")
+            self._check_edit(peer, message)
             ts = now_ms()
             changed = message.edit(text, room.next_rev(), ts)
             event = MessageEdited(
@@ -193,14 +215,16 @@ class MessageChanges:
         room = self._hub.joined_room(peer, name)
         self._refuse_unless_supported()
 
+        if self.shared is not None:
+
+            def deleted(message: StoredMessage) -> tuple[StoredMessage, Change]:
+                self._check_delete(peer, room, message)
+                return message.erase(0), Change("delete", peer.nick, now_ms())
+
+            return self._shared_change(peer, room, seq, request_id, deleted)
+
         def delete(message: StoredMessage) -> None:
-            author = self.authors.of(peer)
-            if not may_delete(author, message, self._hub.is_op(peer, room.name)):
-                raise ChatError(
-                    ErrorCode.NOT_ALLOWED, "only its author or an op may delete a message"
-                )
-            if not may_edit(author, message):
-                log.info("%s deleted message %d of %s in #%s", peer.nick, seq, message.sender, name)
+            self._check_delete(peer, room, message)
             changed = message.erase(room.next_rev())
             event = MessageDeleted(
                 room=name, seq=seq, by=peer.nick, ts=format_ts(now_ms()), rev=changed.rev
@@ -221,13 +245,19 @@ class MessageChanges:
         room = self._hub.joined_room(peer, name)
         self._refuse_unless_supported()
 
+        if self.shared is not None:
+
+            def reacted(message: StoredMessage) -> tuple[StoredMessage, Change] | None:
+                _check_reaction_limit(message, emoji, remove)
+                changed = message.react(emoji, peer.nick, remove, 0)
+                if changed is None:  # already there, or not there to remove: no change
+                    return None
+                return changed, Change("react", peer.nick, now_ms(), emoji, remove)
+
+            return self._shared_change(peer, room, seq, request_id, reacted)
+
         def react(message: StoredMessage) -> None:
-            if not remove and len(message.reactions) >= MAX_REACTIONS:
-                if emoji not in dict(message.reactions):
-                    raise ChatError(
-                        ErrorCode.LIMIT_REACHED,
-                        f"a message has at most {MAX_REACTIONS} different reactions",
-                    )
+            _check_reaction_limit(message, emoji, remove)
             changed = message.react(emoji, peer.nick, remove, room.assigned_rev + 1)
             if changed is None:  # already there, or not there to remove: no change, no rev
                 if request_id is not None:
@@ -246,6 +276,89 @@ class MessageChanges:
             self._commit(peer, room, message, changed, event, Feature.REACT, request_id)
 
         return self._with_message(peer, room, seq, request_id, react)
+
+    # -- the rules ---------------------------------------------------------------------
+
+    def _check_edit(self, peer: Peer, message: StoredMessage) -> None:
+        if not may_edit(self.authors.of(peer), message):
+            raise ChatError(ErrorCode.NOT_ALLOWED, "only its author may edit a message")
+
+    def _check_delete(self, peer: Peer, room: Room, message: StoredMessage) -> None:
+        author = self.authors.of(peer)
+        if not may_delete(author, message, self._hub.is_op(peer, room.name)):
+            raise ChatError(ErrorCode.NOT_ALLOWED, "only its author or an op may delete a message")
+        if not may_edit(author, message):
+            log.info(
+                "%s deleted message %d of %s in #%s",
+                peer.nick,
+                message.seq,
+                message.sender,
+                room.name,
+            )
+
+    # -- several nodes: the rev taken where the log numbers ------------------------------
+
+    async def _shared_change(
+        self,
+        peer: Peer,
+        room: Room,
+        seq: int,
+        request_id: str | None,
+        compute: Callable[[StoredMessage], tuple[StoredMessage, Change] | None],
+    ) -> None:
+        """Compute the change from the message as read, store it unless the message changed
+        meanwhile (then read it again and compute again), ack once broadcast here."""
+        shared = self.shared
+        assert shared is not None
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                message = await self.current(room, seq)
+                for _ in range(_RETRIES):
+                    if peer.closed:
+                        return
+                    live = _live(room, seq, message)
+                    made = compute(live)
+                    if made is None:
+                        if request_id is not None:
+                            peer.send_ack(request_id)
+                        return
+                    outcome: asyncio.Future[tuple[bool, BaseException | None]]
+                    outcome = loop.create_future()
+
+                    shared.change(room, live, made[0], made[1], _settler(outcome))
+                    ok, error = await outcome
+                    if error is not None:
+                        log.debug("could not store a change of %s/%d: %s", room.name, seq, error)
+                        raise ChatError(ErrorCode.UNAVAILABLE, _UNAVAILABLE)
+                    if ok:
+                        if request_id is not None and not peer.closed:
+                            peer.send_ack(request_id)
+                        return
+                    message = await self._hub.store.message(room.name, seq)  # changed meanwhile
+            except StoreError as exc:
+                log.debug("could not read %s/%d: %s", room.name, seq, exc)
+                raise ChatError(ErrorCode.UNAVAILABLE, _UNAVAILABLE) from exc
+            raise ChatError(ErrorCode.UNAVAILABLE, "the message kept changing; try again")
+        except ChatError as exc:
+            peer.send_message(ErrorReply(code=exc.code, message=exc.message, re=request_id))
+
+    def _broadcast(
+        self, room: Room, message: StoredMessage, event: BaseModel | None, feature: str
+    ) -> None:
+        """A change committed on any node, from this node's reader: to the members here."""
+        if message.deleted:  # a shared file goes with its message
+            files = self._hub.files
+            if files is not None:
+                files.service.delete_for_message(room.name, message.seq)
+        if event is None:
+            return
+        room.seal()  # later broadcasts of the room must not overtake this event
+        out: Outgoing | None = None
+        for member in room.members:
+            if feature in member.features:
+                out = out or Outgoing(event)
+                member.send(out)
 
     # -- committing and broadcasting -------------------------------------------------
 
@@ -285,6 +398,25 @@ class MessageChanges:
                 peer.send_ack(request_id)
 
         hub.store.update(changed, committed)
+
+
+def _settler(
+    outcome: asyncio.Future[tuple[bool, BaseException | None]],
+) -> Callable[[bool, BaseException | None], None]:
+    def settle(ok: bool, error: BaseException | None) -> None:
+        if not outcome.done():
+            outcome.set_result((ok, error))
+
+    return settle
+
+
+def _check_reaction_limit(message: StoredMessage, emoji: str, remove: bool) -> None:
+    if not remove and len(message.reactions) >= MAX_REACTIONS:
+        if emoji not in dict(message.reactions):
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED,
+                f"a message has at most {MAX_REACTIONS} different reactions",
+            )
 
 
 def _live(room: Room, seq: int, message: StoredMessage | None) -> StoredMessage:

@@ -146,7 +146,8 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--db",
         default=None,
         metavar="PATH",
-        help="SQLite history file, or :memory: to keep nothing (default: in your data directory)",
+        help="SQLite history file, or :memory: to keep nothing (default: in your data directory); "
+        "with --redis, this node's search index (without it: a temporary file, rebuilt at start)",
     )
     p.add_argument(
         "--redis",

@@ -45,6 +45,7 @@ from protocol import (
 from .errors import ChatError
 from .outbox import Outgoing
 from .presence import Presence
+from .redis_changes import RedisChanges
 from .redis_moderation import MODERATION_EVENTS
 from .redis_sessions import CLOSE_SESSION, HELD, OPEN_SESSION, SESSIONS
 from .redis_store import (
@@ -59,6 +60,7 @@ from .store import RoomRecord
 
 if TYPE_CHECKING:
     from .hub import ChatHub
+    from .redis_search import RedisSearch
     from .rooms import Member, Room
 
 __all__ = ["HEARTBEAT_INTERVAL", "HEARTBEAT_TTL", "ClusterNode", "RedisPresence"]
@@ -357,6 +359,8 @@ class ClusterNode:
         self.address = address
         self.store = RedisStore(url, node=self.node)
         self.log = RedisLog(self.store)
+        self.changes = RedisChanges(self.log)  # edits, deletes, reactions (redis_changes.py)
+        self.search: RedisSearch | None = None  # the node's search index (redis_search.py)
         self.presence = RedisPresence(self.store, self.node)
         self._on_fatal = on_fatal
         self._hub: ChatHub | None = None
@@ -377,6 +381,15 @@ class ClusterNode:
 
             raise StoreError(f"cannot use Redis at {self.url}: {exc}") from exc
         self._events_id = last[0][0] if last else "0-0"
+
+    async def open_search(self, path: str | None) -> None:
+        """After the store opened: the node's search index (a copy at `path`, or a temp file)."""
+        from .redis_search import RedisSearch
+
+        index = self.search = RedisSearch(self.store, path)
+        await index.open()
+        self.store.search_index = index
+        self.store.supports_search = True
 
     async def start(self, hub: ChatHub) -> None:
         """After the hub loaded the rooms: mirror the other nodes' members, start the tasks."""
@@ -402,6 +415,9 @@ class ClusterNode:
 
     async def close(self) -> None:
         self._closing = True
+        await self.changes.eraser.close()
+        if self.search is not None:
+            await self.search.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -83,19 +83,17 @@ class ServerConfig:
 def supported_features(config: ServerConfig) -> tuple[str, ...]:
     """The version-2 features this server offers in its `hello`, in the contract's order."""
     files = (FEATURE_FILES,) if config.files is not None else ()
-    # A node on Redis keeps no edits, deletes or reactions, and has no search index (see
-    # redis_store.py): it offers none of them. Ops and bans are in Redis
-    # (redis_moderation.py): moderation is offered everywhere.
-    single = config.redis_url is None
-    changes = (Feature.EDIT, Feature.REACT) if single else ()
-    search = (Feature.SEARCH,) if single else ()
+    # Every feature is offered on a Redis node too: edits, deletes and reactions are kept
+    # in Redis (redis_changes.py), ops and bans too (redis_moderation.py), and each node
+    # searches a copy of the logs of its own (redis_search.py).
     return (
         Feature.ACCOUNTS,
         Feature.REPLY,
-        *changes,
+        Feature.EDIT,
+        Feature.REACT,
         FEATURE_TYPING,
         Feature.READ,
-        *search,
+        Feature.SEARCH,
         Feature.MODERATION,
         *files,
         Feature.AWAY,

@@ -15,9 +15,13 @@ A message that was not committed is never given to the subscriber, and its
 seq is not used. History queries are behind the same interface, so a log kept
 elsewhere (Redis Streams) answers them from where it keeps messages.
 
-Edits, deletes and reactions become further methods here (`edit`, `delete`,
-`react`: each assigns the room's next rev and reaches the same subscriber as
-a changed message), so every implementation keeps one order per room.
+Edits, deletes and reactions: alone, `chat_server/changes.py` takes a change's
+rev on the loop and commits it with `Store.update` (`changes` is None). A log
+that numbers elsewhere gives a `ChangeLog` (`changes`): it takes the rev where
+the log takes seqs, refuses a change computed from a state that is no longer
+the message's (the caller reads it again and retries), and hands every change,
+this node's and the others', to its `broadcast` in rev order, with the
+messages, so every implementation keeps one order per room.
 
 `StoreLog` is the single-process implementation over a `Store`: the seq is
 assigned on the loop (`Room.next_seq`), as before the seam, so the say path
@@ -28,13 +32,25 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 from protocol import FileInfo, now_ms
 
 from .rooms import Room
 from .store import HistoryPage, Store, StoredMessage
 
-__all__ = ["AppendDone", "MessageLog", "StoreLog", "Subscriber"]
+__all__ = [
+    "AppendDone",
+    "Change",
+    "ChangeBroadcast",
+    "ChangeDone",
+    "ChangeLog",
+    "MessageLog",
+    "StoreLog",
+    "Subscriber",
+]
 
 # The fan-out: called once per committed message, in seq order per room.
 Subscriber = Callable[[Room, StoredMessage], None]
@@ -42,8 +58,49 @@ Subscriber = Callable[[Room, StoredMessage], None]
 AppendDone = Callable[[StoredMessage | None, BaseException | None], None]
 
 
+# A committed change: the room, the message as it stands, the event for the members
+# (None: nothing to tell) and the feature a member needs to get it.
+ChangeBroadcast = Callable[[Room, StoredMessage, BaseModel | None, str], None]
+# A change's outcome: True once committed and broadcast here; False when the message had
+# changed since it was read (nothing was stored: read it again and retry); or the error.
+ChangeDone = Callable[[bool, BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a change did, for its event: `kind` is "edit", "delete" or "react"."""
+
+    kind: str
+    by: str  # the nick that made it
+    ts_ms: int
+    emoji: str = ""
+    removed: bool = False
+
+
 def _no_subscriber(_room: Room, _message: StoredMessage) -> None:
     return None
+
+
+def _no_broadcast(_room: Room, _message: StoredMessage, _event: object, _feature: str) -> None:
+    return None
+
+
+class ChangeLog(abc.ABC):
+    """Changes numbered and fanned out where the log numbers messages (several nodes)."""
+
+    def __init__(self) -> None:
+        self.broadcast: ChangeBroadcast = _no_broadcast
+
+    @abc.abstractmethod
+    def change(
+        self,
+        room: Room,
+        before: StoredMessage,
+        changed: StoredMessage,
+        change: Change,
+        done: ChangeDone,
+    ) -> None:
+        """Store `changed` (its rev is taken here) unless the message is no longer `before`."""
 
 
 class MessageLog(abc.ABC):
@@ -51,6 +108,7 @@ class MessageLog(abc.ABC):
 
     def __init__(self) -> None:
         self.subscriber: Subscriber = _no_subscriber
+        self.changes: ChangeLog | None = None  # None: changes go to `Store.update`
 
     @abc.abstractmethod
     def append(

@@ -730,7 +730,12 @@ class ChatHub:
             self.existing_room(room)
         cursor = _cursor(before)
         terms = parse_query(query)
-        return await index.search(terms, None if room is None else [room], sender, limit, cursor)
+        try:
+            return await index.search(
+                terms, None if room is None else [room], sender, limit, cursor
+            )
+        except StoreError as exc:  # a node's index could not catch up with Redis
+            raise ChatError(ErrorCode.UNAVAILABLE, "the search index cannot be read now") from exc
 
     async def search_dms(
         self,

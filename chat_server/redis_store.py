@@ -4,9 +4,17 @@ Keys (all under `PREFIX`):
 
 - `chat` (hash): `id`, the server id every node of this chat announces;
 - `rooms` (hash): room name -> topic; a room exists while its field does;
-- `log:ROOM` (stream): the room's messages, entry id `SEQ-0`, fields `s` sender,
-  `t` text, `a` action (0/1), `ts` milliseconds, `f` the shared file (JSON or ""),
-  `r` the seq it replies to (or ""), `u` its author ("account:NAME", "guest:TOKEN");
+- `log:ROOM` (stream): the room's messages, entry id `SEQ-0`, field `v` its rev, and
+  the changes of them, entry id `SEQ-N` (N >= 1) after the last message `SEQ`, fields
+  `v` rev, `k` kind (e edit, d delete, x reaction, u a store `update`), `m` the
+  changed seq, `b` by, `ts`, `em` emoji, `rm` removed (0/1): rev order, no texts;
+- `state:ROOM` (hash): seq -> the message as it stands, `{"v":REV,...}` JSON with
+  `s` sender, `t` text, `a` action, `ts` milliseconds, `f` the shared file, `r` the seq
+  it replies to, `u` its author ("account:NAME", "guest:TOKEN"), `e` edit time, `d`
+  deleted (first, so scripts see it), `x` reactions; a delete overwrites it without
+  text, file and reactions (texts are kept only here, so a delete erases them);
+- `rev:ROOM` the room's rev counter (messages and changes); `revs:ROOM` (sorted set)
+  seq scored by its latest rev, for `changed_since`;
 - `events` (stream, capped): what nodes tell each other (rooms, topics, joins,
   parts, nick changes), read by every node with the room logs (chat_server/cluster.py);
 - `accounts` (hash): name key -> JSON {name, hash}; `dm:PAIR` (stream) a pair's DMs,
@@ -19,11 +27,9 @@ nodes never give out one seq, and Redis itself refuses an id at or below the
 stream's last one. `SqliteStore`'s rule "a stored seq follows the last one" is
 the same `XADD` with the id the caller gives (`append`).
 
-Edits, deletes and reactions are not kept in Redis yet: a message's rev is its
-seq (no change ever takes a rev), `changed_since` is the messages after that
-seq, and `update` is refused; a node does not offer `edit`/`react` and refuses
-those requests (`supports_changes`). Ops, bans and search are not kept or indexed
-here either: a node offers neither `moderation` nor `search` and refuses them.
+History reads take seq ranges of the state hash (seqs run 1..last without a
+gap) in one script. Changes made by nodes: chat_server/redis_changes.py; search
+on a node: chat_server/redis_search.py. Ops and bans: chat_server/redis_moderation.py.
 
 Every write goes through one writer task, which sends what queued meanwhile as
 one pipeline (group commit) and calls the callbacks on the loop in order. A
@@ -39,7 +45,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -53,10 +59,10 @@ from protocol import FileInfo, now_ms
 from .account_store import Account, DmPage, StoredDm, key
 from .eventlog import AppendDone, MessageLog
 from .rooms import Room
+from .search import SearchCursor, SearchIndex, SearchPage, Term
 from .store import CommitCallback, HistoryPage, RoomRecord, Store, StoredMessage, StoreError
 
 __all__ = [
-    "CHANGES_UNSUPPORTED",
     "PREFIX",
     "RedisLog",
     "RedisStore",
@@ -68,42 +74,143 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "lanchat:"
-CHANGES_UNSUPPORTED: Final = (
-    "this server is one node of several on Redis (--redis): edits, deletes and "
-    "reactions are not supported there"
-)
 EVENTS_MAXLEN: Final = 10_000  # events kept for nodes that fall behind (approximate)
 
-# Next seq of a room, numbered where every node numbers: in Redis.
-# KEYS: rooms hash, room log. ARGV: room, sender, text, action, ts, file, reply_to, author.
-_ASSIGN = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-  return redis.error_reply('NOROOM the room is not stored')
+# The room's next rev (shared by new messages and changes); a room stored before revs were
+# kept in Redis numbers on from its last seq. Used inside the scripts below.
+_NEXT_REV = """
+local function next_rev(key, seq)
+  local now = redis.call('GET', key)
+  local rev = (now and tonumber(now) or seq) + 1
+  redis.call('SET', key, rev)
+  return rev
 end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local seq = 1
-if #last > 0 then seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1 end
-redis.call('XADD', KEYS[2], seq .. '-0', 's', ARGV[2], 't', ARGV[3], 'a', ARGV[4],
-  'ts', ARGV[5], 'f', ARGV[6], 'r', ARGV[7], 'u', ARGV[8])
-return seq
 """
 
-# A message numbered by the caller: refused unless it follows the room's last seq.
-# KEYS: rooms hash, room log. ARGV: room, seq, sender, text, action, ts, file, reply_to,
-# author.
-_APPEND = """
+# The stream's last entry id as (seq, n): messages are `SEQ-0`, changes `SEQ-N` after them.
+_LAST_ID = """
+local function last_id(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last == 0 then return 0, 0 end
+  local a, b = string.match(last[1][1], '^(%d+)-(%d+)$')
+  return tonumber(a), tonumber(b)
+end
+"""
+
+# Next seq of a room, numbered where every node numbers: in Redis. The message's state
+# (its text too) goes to the room's state hash, the stream entry holds only seq and rev.
+# KEYS: rooms hash, room log, state hash, rev key, revs zset.
+# ARGV: room, state body (the JSON object after `{"v":REV,`).
+_ASSIGN = (
+    _NEXT_REV
+    + _LAST_ID
+    + """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('NOROOM the room is not stored')
 end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local seq = 0
-if #last > 0 then seq = tonumber(string.match(last[1][1], '^(%d+)')) end
+local seq = last_id(KEYS[2]) + 1
+local rev = next_rev(KEYS[4], seq - 1)
+redis.call('HSET', KEYS[3], seq, '{"v":' .. rev .. ',' .. ARGV[2])
+redis.call('ZADD', KEYS[5], rev, seq)
+redis.call('XADD', KEYS[2], seq .. '-0', 'v', rev)
+return {seq, rev}
+"""
+)
+
+# A message numbered by the caller: refused unless it follows the room's last seq (and,
+# when it brings a rev, unless that rev follows the room's last rev).
+# KEYS: as _ASSIGN. ARGV: room, seq, rev (0: the next one), state body.
+_APPEND = (
+    _NEXT_REV
+    + _LAST_ID
+    + """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return redis.error_reply('NOROOM the room is not stored')
+end
+local seq = last_id(KEYS[2])
 if tonumber(ARGV[2]) ~= seq + 1 then
   return redis.error_reply('GAP seq ' .. ARGV[2] .. ' does not follow ' .. seq)
 end
-redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 's', ARGV[3], 't', ARGV[4], 'a', ARGV[5],
-  'ts', ARGV[6], 'f', ARGV[7], 'r', ARGV[8], 'u', ARGV[9])
-return seq + 1
+seq = seq + 1
+local rev = next_rev(KEYS[4], seq - 1)
+if tonumber(ARGV[3]) ~= 0 and tonumber(ARGV[3]) ~= rev then
+  return redis.error_reply('GAP rev ' .. ARGV[3] .. ' is not the next rev ' .. rev)
+end
+redis.call('HSET', KEYS[3], seq, '{"v":' .. rev .. ',' .. ARGV[4])
+redis.call('ZADD', KEYS[5], rev, seq)
+redis.call('XADD', KEYS[2], seq .. '-0', 'v', rev)
+return seq
+"""
+)
+
+# A change of a stored message: applied only if the message is still at the rev it was
+# read at (`expected`, or -1 for any), taking the room's next rev (refused unless it is
+# `wanted`, when given); the change entry `SEQ-N` goes after the stream's last entry, so
+# every node's reader sees messages and changes in rev order. Returns the rev, or 0 when
+# the message changed meanwhile (read it again and retry).
+# KEYS: room log, state hash, rev key, revs zset.
+# ARGV: seq, expected rev, new state body, kind (e, d, x, u), by, ts, emoji, removed, wanted.
+_CHANGE = (
+    _NEXT_REV
+    + _LAST_ID
+    + """
+local now = redis.call('HGET', KEYS[2], ARGV[1])
+if not now then return redis.error_reply('NOMSG no such message') end
+if string.match(now, '^{"v":%d+,"d":1') then return redis.error_reply('NOMSG deleted') end
+local at = tonumber(string.match(now, '^{"v":(%d+)'))
+if tonumber(ARGV[2]) >= 0 and at ~= tonumber(ARGV[2]) then return 0 end
+local seq, n = last_id(KEYS[1])
+local rev = next_rev(KEYS[3], seq)
+if ARGV[9] ~= '' and tonumber(ARGV[9]) ~= rev then
+  return redis.error_reply('GAP rev ' .. ARGV[9] .. ' is not the next rev ' .. rev)
+end
+redis.call('HSET', KEYS[2], ARGV[1], '{"v":' .. rev .. ',' .. ARGV[3])
+redis.call('ZADD', KEYS[4], rev, ARGV[1])
+redis.call('XADD', KEYS[1], seq .. '-' .. (n + 1), 'v', rev, 'k', ARGV[4], 'm', ARGV[1],
+  'b', ARGV[5], 'ts', ARGV[6], 'em', ARGV[7], 'rm', ARGV[8])
+return rev
+"""
+)
+
+# Messages of a room by seq range from its state hash (seqs run 1..last without a gap).
+# KEYS: room log, state hash. ARGV: mode (latest, before, after), seq, limit.
+# Returns {more, first seq, state...} oldest first.
+_RANGE = (
+    _LAST_ID
+    + """
+local last = last_id(KEYS[1])
+local limit = tonumber(ARGV[3])
+local low, high, more
+if ARGV[1] == 'latest' then
+  high = last; low = math.max(1, last - limit + 1); more = low > 1
+elseif ARGV[1] == 'before' then
+  high = math.min(tonumber(ARGV[2]) - 1, last); low = math.max(1, high - limit + 1)
+  more = low > 1
+else
+  low = tonumber(ARGV[2]) + 1; high = math.min(last, low + limit - 1); more = high < last
+end
+if high < low then return {0, 0} end
+local seqs = {}
+for s = low, high do seqs[#seqs + 1] = s end
+local found = redis.call('HMGET', KEYS[2], unpack(seqs))
+table.insert(found, 1, low)
+table.insert(found, 1, more and 1 or 0)
+return found
+"""
+)
+
+# Messages whose latest rev is above ARGV[1], in rev order, at most ARGV[2] (and `more`).
+# KEYS: revs zset, state hash. Returns {more, seq, state, seq, state...}.
+_CHANGED = """
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0,
+  tonumber(ARGV[2]) + 1)
+local more = 0
+if #seqs > tonumber(ARGV[2]) then more = 1; table.remove(seqs) end
+local out = {more}
+if #seqs == 0 then return out end
+local found = redis.call('HMGET', KEYS[2], unpack(seqs))
+for i, s in ipairs(seqs) do out[#out + 1] = s; out[#out + 1] = found[i] end
+return out
 """
 
 # A room created once; the first creator tells the other nodes.
@@ -276,35 +383,66 @@ def _finish(write: _Write, results: list[Any] | None, error: BaseException | Non
         log.exception("Redis write callback failed")
 
 
-def parse_entry(room: str, entry_id: str, fields: dict[str, str]) -> StoredMessage:
-    """A room log entry as a stored message (its seq is the entry id's first part)."""
-    file_json = fields.get("f", "")
-    reply_to = fields.get("r", "")
-    seq = int(entry_id.partition("-")[0])
+def state_body(message: StoredMessage) -> str:
+    """A message's state as stored in the room's state hash, without its leading `{"v":REV,`
+    (the scripts put the rev there). A deleted message keeps no text, file or reactions."""
+    state: dict[str, Any] = {}
+    if message.deleted:
+        state["d"] = 1  # first, so the scripts can tell a deleted message from its head
+    state.update(s=message.sender, u=message.author, ts=message.ts_ms)
+    if not message.deleted:
+        state["t"] = message.text
+    if message.action:
+        state["a"] = 1
+    if message.reply_to is not None:
+        state["r"] = message.reply_to
+    if message.file is not None and not message.deleted:
+        state["f"] = json.loads(message.file.model_dump_json())
+    if message.edited_ms is not None:
+        state["e"] = message.edited_ms
+    if message.reactions and not message.deleted:
+        state["x"] = [[emoji, list(nicks)] for emoji, nicks in message.reactions]
+    return json.dumps(state, ensure_ascii=False, separators=(",", ":"))[1:]
+
+
+def parse_state(room: str, seq: int, value: str) -> StoredMessage:
+    """A message of the room's state hash (`{"v":REV,...}`) as a stored message."""
+    state = json.loads(value)
+    file = state.get("f")
+    reply_to = state.get("r")
     return StoredMessage(
         room,
         seq,
-        fields["s"],
-        fields["t"],
-        fields.get("a") == "1",
-        int(fields["ts"]),
-        FileInfo.model_validate_json(file_json) if file_json else None,
-        seq,  # no change takes a rev on Redis (see the module's docstring)
-        int(reply_to) if reply_to else None,
-        author=fields.get("u", ""),
+        state["s"],
+        state.get("t", ""),
+        bool(state.get("a")),
+        int(state["ts"]),
+        FileInfo.model_validate(file) if file else None,
+        int(state["v"]),
+        None if reply_to is None else int(reply_to),
+        edited_ms=state.get("e"),
+        deleted=bool(state.get("d")),
+        reactions=tuple((e, tuple(n)) for e, n in state.get("x", ())),
+        author=state.get("u", ""),
     )
+
+
+def parse_entry(room: str, entry_id: str, fields: dict[str, str], state: str) -> StoredMessage:
+    """A room log's message entry (`SEQ-0`, its rev in `v`) with its state as the message;
+    the rev is the entry's (the state may be newer: its changes follow in the stream)."""
+    seq = int(entry_id.partition("-")[0])
+    return replace(parse_state(room, seq, state), rev=int(fields["v"]))
 
 
 def _file_json(file: FileInfo | None) -> str:
     return "" if file is None else file.model_dump_json()
 
 
-class RedisStore(Store):
+class RedisStore(Store, SearchIndex):
     """Rooms, topics, messages, accounts, DMs and markers in one Redis (a chat of nodes)."""
 
-    supports_changes = False  # edits, deletes, reactions: see the module's docstring
     supports_moderation = False  # ops and bans would be one node's only
-    supports_search = False  # no index of the chat in Redis
+    supports_search = False  # True once a node's index is attached (`search_index`)
 
     def __init__(self, url: str, *, node: str = "", check_persistence: bool = True) -> None:
         self.url = url
@@ -323,7 +461,12 @@ class RedisStore(Store):
         self._append_dm = self.client.register_script(_APPEND_DM)
         self._set_marker = self.client.register_script(_SET_MARKER)
         self._create_account = self.client.register_script(_CREATE_ACCOUNT)
+        self.change_script = self.client.register_script(_CHANGE)
+        self._range = self.reads.register_script(_RANGE)
+        self._changed = self.reads.register_script(_CHANGED)
         self.chat_id = ""
+        # The node's search index (chat_server/redis_search.py), when it has one.
+        self.search_index: SearchIndex | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -336,7 +479,14 @@ class RedisStore(Store):
             rooms = await self.client.hgetall(PREFIX + "rooms")
             records: dict[str, RoomRecord] = {}
             for name, topic in rooms.items():
-                records[name] = RoomRecord(name, topic, await self.last_seq(name))
+                last = await self.last_seq(name)
+                if last and not await self.client.exists(_state(name)):
+                    raise StoreError(
+                        f"#{name} in Redis at {self.url} was written by an earlier version "
+                        "(texts in the stream, no state hash): clear the chat's keys"
+                    )
+                rev = await self.client.get(PREFIX + "rev:" + name)
+                records[name] = RoomRecord(name, topic, last, int(rev) if rev else last)
         except RedisError as exc:
             raise StoreError(f"cannot use Redis at {self.url}: {exc}") from exc
         self._writer.start()
@@ -376,56 +526,72 @@ class RedisStore(Store):
         self._put(lambda pipe: pipe.ping(), done)
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
-        keys = [PREFIX + "rooms", PREFIX + "log:" + message.room]
-        args = [
-            message.room,
-            message.seq,
-            message.sender,
-            message.text,
-            int(message.action),
-            message.ts_ms,
-            _file_json(message.file),
-            "" if message.reply_to is None else message.reply_to,
-            message.author,
-        ]
+        keys = _message_keys(message.room)
+        args = [message.room, message.seq, message.rev, state_body(message)]
         self._put(lambda pipe: run_script(pipe, self._append, keys, args), done)
 
     def update(self, message: StoredMessage, done: CommitCallback) -> None:
-        done(StoreError(CHANGES_UNSUPPORTED))
+        """Store a change whose rev the caller took (`message.rev` must be the next one).
+
+        Nodes do not use this: they change messages through `chat_server/redis_changes.py`,
+        which takes the rev in Redis and checks the state it was computed from.
+        """
+        room = message.room
+        keys = [_log(room), _state(room), PREFIX + "rev:" + room, PREFIX + "revs:" + room]
+        kind = "d" if message.deleted else "u"
+        args = [message.seq, -1, state_body(message), kind, "", now_ms(), "", 0, message.rev]
+        self._put(lambda pipe: run_script(pipe, self.change_script, keys, args), done)
 
     async def message(self, room: str, seq: int) -> StoredMessage | None:
         if seq < 1:
             return None
-        entries = await self._read(
-            self.reads.xrange(_log(room), min=f"{seq}-0", max=f"{seq}-0", count=1)
-        )
-        return parse_entry(room, *entries[0]) if entries else None
+        found = await self._read(self.reads.hget(_state(room), str(seq)))
+        return None if found is None else parse_state(room, seq, found)
 
     async def changed_since(self, room: str, rev: int, limit: int) -> HistoryPage:
-        # A message's rev is its seq here: the messages changed after `rev` are those after it.
-        return await self.after(room, max(rev, 0), limit)
+        keys = [PREFIX + "revs:" + room, _state(room)]
+        got = await self._read(self._changed(keys=keys, args=[max(rev, 0), limit]))
+        pairs = zip(got[1::2], got[2::2], strict=True)
+        found = [parse_state(room, int(seq), value) for seq, value in pairs if value is not None]
+        return HistoryPage(found, bool(got[0]))
 
     def set_topic(self, room: str, topic: str, done: CommitCallback) -> None:
         keys = [PREFIX + "rooms"]
         self._put(lambda pipe: run_script(pipe, self._set_topic, keys, [room, topic]), done)
 
     async def latest(self, room: str, limit: int) -> HistoryPage:
-        entries = await self._read(self.reads.xrevrange(_log(room), count=limit + 1))
-        return _page(room, entries[:limit][::-1], len(entries) > limit)
+        return await self._page(room, "latest", 0, limit)
 
     async def before(self, room: str, seq: int, limit: int) -> HistoryPage:
         if seq <= 1:
             return HistoryPage([], False)
-        entries = await self._read(
-            self.reads.xrevrange(_log(room), max=f"({seq}-0", min="-", count=limit + 1)
-        )
-        return _page(room, entries[:limit][::-1], len(entries) > limit)
+        return await self._page(room, "before", seq, limit)
 
     async def after(self, room: str, seq: int, limit: int) -> HistoryPage:
-        entries = await self._read(
-            self.reads.xrange(_log(room), min=f"({seq}-0", max="+", count=limit + 1)
+        return await self._page(room, "after", max(seq, 0), limit)
+
+    async def _page(self, room: str, mode: str, seq: int, limit: int) -> HistoryPage:
+        if limit <= 0:
+            return HistoryPage([], False)
+        got = await self._read(
+            self._range(keys=[_log(room), _state(room)], args=[mode, seq, limit])
         )
-        return _page(room, entries[:limit], len(entries) > limit)
+        first, values = int(got[1]), got[2:]
+        messages = [parse_state(room, first + i, value) for i, value in enumerate(values) if value]
+        return HistoryPage(messages, bool(got[0]))
+
+    async def search(
+        self,
+        terms: list[Term],
+        rooms: list[str] | None,
+        sender: str | None,
+        limit: int,
+        before: SearchCursor | None,
+    ) -> SearchPage:
+        index = self.search_index
+        if index is None:
+            raise StoreError("this node has no search index")
+        return await index.search(terms, rooms, sender, limit, before)
 
     async def _read(self, call: Any) -> Any:
         try:
@@ -525,11 +691,13 @@ class RedisStore(Store):
 
 
 class RedisLog(MessageLog):
-    """Seqs numbered in Redis; the fan-out is fed by the node's stream reader (`deliver`).
+    """Seqs and revs numbered in Redis; the fan-out is fed by the node's stream reader.
 
     An append's `done` runs once both are true: Redis answered with the seq, and
     this node's reader delivered that seq to the subscriber (so a sender always
-    sees its `message` before its ack, as with one process).
+    sees its `message` before its ack, as with one process). A room's stream holds
+    its messages (`SEQ-0`) and the changes of them (`SEQ-N`, N >= 1) in rev order;
+    the reader hands change entries to `change_entry` (chat_server/redis_changes.py).
     """
 
     def __init__(self, store: RedisStore) -> None:
@@ -537,6 +705,10 @@ class RedisLog(MessageLog):
         self.store = store
         self.fenced: str | None = None  # why this node must not write any more
         self._waiting: dict[tuple[str, int], tuple[AppendDone, StoredMessage]] = {}
+        # The reader's position in each room's stream (the last entry id it handled).
+        self.positions: dict[str, str] = {}
+        # A change entry of a room with the changed message's state (None if it is gone).
+        self.change_entry: Callable[[Room, dict[str, str], str | None], None] | None = None
 
     def append(
         self,
@@ -553,26 +725,16 @@ class RedisLog(MessageLog):
             done(None, StoreError(self.fenced))
             return
         name, ts_ms = room.name, now_ms()
-        keys = [PREFIX + "rooms", _log(name)]
-        args = [
-            name,
-            sender,
-            text,
-            int(action),
-            ts_ms,
-            _file_json(file),
-            "" if reply_to is None else reply_to,
-            author,
-        ]
+        keys = _message_keys(name)
+        made = StoredMessage(name, 0, sender, text, action, ts_ms, file, 0, reply_to, author=author)
+        args = [name, state_body(made)]
 
         def finish(results: list[Any] | None, error: BaseException | None) -> None:
             if results is None:
                 done(None, error)
                 return
-            seq = int(results[0])
-            message = StoredMessage(
-                name, seq, sender, text, action, ts_ms, file, seq, reply_to, author=author
-            )
+            seq, rev = (int(n) for n in results[0])
+            message = replace(made, seq=seq, rev=rev)
             if room.delivered_seq >= message.seq:  # the reader was first
                 done(message, None)
             else:
@@ -583,28 +745,45 @@ class RedisLog(MessageLog):
     async def pump(
         self, client: Any, rooms: Iterable[Room], others: dict[str, str], block_ms: int
     ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-        """One blocking `XREAD` of every room's log after its delivered seq, and of `others`
-        (stream -> last id read); deliver the room messages in order, return the rest.
+        """One blocking `XREAD` of every room's log after the reader's position, and of
+        `others` (stream -> last id read); deliver the room entries in order, return the rest.
 
         `client` is a connection of its own (`connect(url, blocking=True)`): a blocking
-        read must not hold up the writes. Raises what redis-py raises when Redis is gone.
+        read must not hold up the writes. The states of the messages read (texts are kept
+        out of the streams, see `RedisStore`) come in one more round trip, after the
+        `XREAD`. Raises what redis-py raises when Redis is gone.
         """
         by_stream = {_log(room.name): room for room in rooms}
         streams: dict[str, str] = dict(others)
         for stream, room in by_stream.items():
-            streams[stream] = f"{room.delivered_seq}-0"
+            streams[stream] = self.positions.get(room.name) or f"{room.delivered_seq}-0"
         if not streams:
             await asyncio.sleep(block_ms / 1000)
             return []
         got = await client.xread(streams, count=1000, block=block_ms)
         rest: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
+        mine: list[tuple[Room, list[tuple[str, dict[str, str]]]]] = []
         for stream, entries in got or []:
             target = by_stream.get(stream)
             if target is None:
                 rest.append((stream, entries))
-                continue
-            for entry_id, fields in entries:
-                self.deliver(target, parse_entry(target.name, entry_id, fields))
+            elif entries:
+                mine.append((target, entries))
+        if not mine:
+            return rest
+        pipe = client.pipeline(transaction=False)
+        for room, entries in mine:
+            seqs = [fields.get("m") or entry_id.partition("-")[0] for entry_id, fields in entries]
+            pipe.hmget(_state(room.name), seqs)
+        states = await pipe.execute()
+        for (room, entries), found in zip(mine, states, strict=True):
+            for (entry_id, fields), state in zip(entries, found, strict=True):
+                if "m" in fields:
+                    if int(fields["v"]) > room.delivered_rev and self.change_entry is not None:
+                        self.change_entry(room, fields, state)
+                elif state is not None:
+                    self.deliver(room, parse_entry(room.name, entry_id, fields, state))
+                self.positions[room.name] = entry_id
         return rest
 
     def deliver(self, room: Room, message: StoredMessage) -> None:
@@ -656,8 +835,19 @@ def _log(room: str) -> str:
     return PREFIX + "log:" + room
 
 
-def _page(room: str, entries: Sequence[tuple[str, dict[str, str]]], more: bool) -> HistoryPage:
-    return HistoryPage([parse_entry(room, i, f) for i, f in entries], more)
+def _state(room: str) -> str:
+    return PREFIX + "state:" + room
+
+
+def _message_keys(room: str) -> list[str]:
+    """The keys of `_ASSIGN` and `_APPEND`."""
+    return [
+        PREFIX + "rooms",
+        _log(room),
+        _state(room),
+        PREFIX + "rev:" + room,
+        PREFIX + "revs:" + room,
+    ]
 
 
 def _dm(pair: str, entry_id: str, fields: dict[str, str]) -> StoredDm:

@@ -201,6 +201,8 @@ class ChatServer:
         await node.prepare()
         self._store = node.store
         records = await node.store.open()
+        db = self.config.db_path
+        await node.open_search(None if db == MEMORY_DB else db)  # `--db`: the search index
         context = self._context = ServerContext(
             self.config, node.store, loop, log=node.log, presence=node.presence
         )

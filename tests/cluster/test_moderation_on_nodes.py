@@ -218,3 +218,29 @@ async def until_login(port: int, nick: str) -> LineClient:
             return client
         await client.close()
         await asyncio.sleep(0.1 * UNIT)
+
+
+async def test_a_room_op_deletes_another_persons_message_from_another_node(node: Nodes) -> None:
+    a, b = await node(), await node()
+    features = [*FEATURES, "edit"]
+    alice = await member(a.port, "alice", register=True, features=features)
+    await join(alice, "x")  # the creator: op
+    bob = await member(b.port, "bob", register=True, features=features)
+    await join(bob, "x")
+    carol = await member(b.port, "carol", features=features)
+    await join(carol, "x")
+    said = await carol.request({"type": "say", "room": "x", "text": "spam spam"})
+    assert said["type"] == "ack", said
+    seq = said["seq"]
+    await alice.expect("message", room="x", seq=seq, timeout=WAIT)
+    refused = await bob.request({"type": "delete", "room": "x", "seq": seq})
+    assert (refused["type"], refused["code"]) == ("error", "not_allowed"), refused  # not op
+    deleted = await alice.request({"type": "delete", "room": "x", "seq": seq})
+    assert deleted["type"] == "ack", deleted
+    for client in (bob, carol):
+        await client.expect("deleted", room="x", seq=seq, timeout=WAIT)
+    page = await bob.request({"type": "history", "room": "x", "limit": 10})
+    gone = [m for m in page["messages"] if m["seq"] == seq]
+    assert gone and gone[0].get("deleted") and not gone[0].get("text"), page
+    for client in (alice, bob, carol):
+        await client.close()

@@ -1,14 +1,11 @@
 """Revs, replies and changes on `chat-server --redis` nodes (real Redis, real node processes).
 
-A node keeps replies and authors in Redis and numbers every message's rev with its seq
-there; edits, deletes and reactions are not kept in Redis, so a node does not offer
-`edit`/`react` in its hello and refuses those requests with a clear error.
+A node keeps replies and authors in Redis and numbers every rev there, one counter per
+room for messages and changes (changes across nodes: test_changes_on_nodes.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 from tests.support import TIMEOUT, LineClient, open_client, registered
@@ -20,46 +17,36 @@ async def hello_with_features(port: int, nick: str) -> tuple[LineClient, dict[st
     """Connect asking for every feature; the client, the server's hello and what was granted."""
     client = await open_client(port)
     hello = client.seen[0]
-    wanted = ["accounts", "reply", "edit", "react", "typing", "read", "away"]
+    wanted = [
+        "accounts",
+        "reply",
+        "edit",
+        "react",
+        "typing",
+        "read",
+        "search",
+        "moderation",
+        "away",
+    ]
     welcome = await client.request({"type": "hello", "nick": nick, "features": wanted})
     assert welcome["type"] == "welcome", welcome
     return client, hello, list(welcome["features"])
 
 
-async def test_a_node_does_not_offer_changes_and_refuses_them_clearly(node: Nodes) -> None:
+async def test_a_node_offers_and_grants_changes(node: Nodes) -> None:
     a = await node()
     alice, hello, granted = await hello_with_features(a.port, "alice")
-    assert "reply" in hello["features"]
-    assert "edit" not in hello["features"] and "react" not in hello["features"]
-    assert "edit" not in granted and "react" not in granted and "reply" in granted
+    for feature in ("reply", "edit", "react"):
+        assert feature in hello["features"] and feature in granted, (hello, granted)
     joined = await alice.request({"type": "join", "room": "x"})
     assert joined["type"] == "room", joined
     said = await alice.request({"type": "say", "room": "x", "text": "first"})
     assert said["type"] == "ack" and said["seq"] == 1, said
-    for request in (
-        {"type": "edit", "room": "x", "seq": 1, "text": "fixed"},
-        {"type": "delete", "room": "x", "seq": 1},
-        {"type": "react", "room": "x", "seq": 1, "emoji": "👍"},
-    ):
-        reply = await alice.request(dict(request))
-        assert (reply["type"], reply["code"]) == ("error", "not_allowed"), reply
-        assert "not supported" in reply["message"] and "--redis" in reply["message"], reply
+    edited = await alice.request({"type": "edit", "room": "x", "seq": 1, "text": "fixed"})
+    assert edited["type"] == "ack", edited
     page = await alice.request({"type": "history", "room": "x", "after": 0, "limit": 5})
-    assert [(m["seq"], m["text"], m["rev"]) for m in page["messages"]] == [(1, "first", 1)]
-    assert "edited" not in page["messages"][0] and not page["messages"][0].get("deleted")
-    # Text mode (in #lobby): the same refusal, as a line.
-    assert (await alice.request({"type": "join", "room": "lobby"}))["type"] == "room"
-    reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
-    writer.write(b"carol\nhello\n")
-    said = await alice.expect("message", room="lobby", text="hello", timeout=2 * TIMEOUT)
-    writer.write(f"/edit {said['seq']} changed\n".encode())
-    shown = ""
-    while "not supported" not in shown:
-        shown += (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode()
-    assert "(not_allowed)" in shown.splitlines()[-1], shown
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
+    assert [(m["seq"], m["text"], m["rev"]) for m in page["messages"]] == [(1, "fixed", 2)]
+    assert "edited" in page["messages"][0]
     await alice.close()
 
 
@@ -150,16 +137,14 @@ async def test_the_presence_limit_holds_for_joins_and_parts_from_other_nodes(
         await client.close()
 
 
-async def test_a_node_does_not_offer_search_and_refuses_it(node: Nodes) -> None:
+async def test_a_node_offers_search_and_moderation(node: Nodes) -> None:
     a = await node()
     alice, hello, granted = await hello_with_features(a.port, "alice")
-    assert "search" not in hello["features"] and "search" not in granted
-    assert "moderation" in hello["features"]  # ops and bans are in Redis (redis_moderation.py)
+    for feature in ("search", "moderation", "edit", "react"):
+        assert feature in hello["features"] and feature in granted, (feature, hello)
     joined = await alice.request({"type": "join", "room": "x"})
     assert joined["type"] == "room", joined
     await alice.request({"type": "say", "room": "x", "text": "findable words"})
-    reply = await alice.request({"type": "search", "query": "findable"})
-    assert (reply["type"], reply["code"]) == ("error", "not_allowed"), reply
-    assert "search is not supported" in reply["message"], reply
-    assert "--redis" in reply["message"], reply
+    found = await alice.request({"type": "search", "query": "findable"})
+    assert [hit["text"] for hit in found["results"]] == ["findable words"], found
     await alice.close()

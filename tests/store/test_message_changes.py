@@ -10,18 +10,31 @@ import pytest
 
 from chat_server.sqlite_store import MIGRATIONS, SqliteStore
 from chat_server.store import MemoryStore, Store, StoredMessage, StoreError
+from tests.redis_support import running_redis
 from tests.store.test_account_store import done_of
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "c.db"))
-    )
-    await made.open()
-    assert await done_of(made.create_room, "lobby") is None
-    yield made
-    await made.close()
+    made: Store
+    redis = None
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SqliteStore(str(tmp_path / "c.db"))
+    else:
+        from chat_server.redis_store import RedisStore
+
+        redis = await running_redis(tmp_path)
+        made = RedisStore(redis.url)
+    try:
+        await made.open()
+        assert await done_of(made.create_room, "lobby") is None
+        yield made
+        await made.close()
+    finally:
+        if redis is not None:
+            await redis.stop()
 
 
 def message(seq: int, rev: int, text: str = "", author: str = "account:alice") -> StoredMessage:

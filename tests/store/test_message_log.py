@@ -20,7 +20,7 @@ from chat_server.eventlog import MessageLog, StoreLog
 from chat_server.outbox import Flusher
 from chat_server.rooms import Room
 from chat_server.sqlite_store import SqliteStore
-from chat_server.store import MemoryStore, Store, StoredMessage, StoreError
+from chat_server.store import MemoryStore, Store, StoredMessage
 from tests.redis_support import running_redis
 
 
@@ -185,26 +185,21 @@ async def test_changed_since_is_every_message_above_the_rev_in_rev_order(
     assert (await harness.store.changed_since("lobby", 7, 10)).messages == []
 
 
-async def test_update_changes_the_state_or_is_refused_where_unsupported(
-    harness: Harness,
-) -> None:
+async def test_update_changes_the_state_with_the_next_rev(harness: Harness) -> None:
     room = await harness.room("lobby")
     await harness.say(room, "typo", author="account:alice")
     await harness.say(room, "other")
     one = await harness.store.message("lobby", 1)
     assert one is not None
-    edited = one.edit("fixed", room.next_rev(), 1_800_000_000_000)
+    assert harness.store.supports_changes  # every store keeps changes (Redis too)
+    edited = one.edit("fixed", room.delivered_rev + 1, 1_800_000_000_000)
     outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
     harness.store.update(edited, outcome.set_result)
-    error = await outcome
+    assert await outcome is None
     now = await harness.store.message("lobby", 1)
     assert now is not None
-    if harness.store.supports_changes:
-        assert error is None
-        assert (now.text, now.rev, now.edited_ms) == ("fixed", 3, 1_800_000_000_000)
-        page = await harness.store.changed_since("lobby", 2, 10)
-        assert [(m.seq, m.rev) for m in page.messages] == [(1, 3)]
-    else:  # Redis: refused, nothing changed, and the node offers no edits (config)
-        assert isinstance(error, StoreError) and "not supported" in str(error)
-        assert (now.text, now.rev, now.edited_ms) == ("typo", 1, None)
-        assert [m.seq for m in (await harness.store.changed_since("lobby", 1, 10)).messages] == [2]
+    assert (now.text, now.rev, now.edited_ms) == ("fixed", 3, 1_800_000_000_000)
+    page = await harness.store.changed_since("lobby", 2, 10)
+    assert [(m.seq, m.rev) for m in page.messages] == [(1, 3)]
+    latest = await harness.log.latest("lobby", 5)
+    assert [(m.seq, m.text, m.rev) for m in latest.messages] == [(1, "fixed", 3), (2, "other", 2)]
