@@ -23,6 +23,15 @@ overwrites the text (`secure_delete` zeroes the freed bytes) and the
 transaction is followed by a truncating WAL checkpoint, so the old text is in
 neither the database file nor its WAL afterwards.
 
+WAL checkpoints (copying committed pages from the WAL into the database file,
+with an fsync of each) run on a third thread with its own connection, about once
+a second while there are commits, never on the writer: an automatic checkpoint
+ran inside whichever commit crossed 1,000 WAL pages, so that commit (and every
+ack and broadcast queued behind it) waited for the disk. Moving them changes no
+guarantee: a commit is in the WAL before its callback runs, as before. Only the
+truncating checkpoint after a delete stays on the writer, so the delete is not
+acknowledged before its old text is gone; a lock keeps the two from overlapping.
+
 The database file itself is held with `flock`, so a second server fails to start
 on it whatever path reaches it (a symlink, a hard link, a bind mount, a `file:`
 URI); SQLite's own locks would only make the two take turns.
@@ -174,6 +183,7 @@ _INDEX_BATCH: Final = 2_000  # messages pending for the search index that start 
 _INDEX_DELAY: Final = 0.5  # ...or seconds after the last indexing, whichever comes first
 _LARGE_MIGRATION: Final = 100_000  # messages above which an upgrade logs its progress
 _BUSY_TIMEOUT: Final = 5.0  # seconds a commit waits for another program's lock
+_CHECKPOINT_INTERVAL: Final = 1.0  # seconds between WAL checkpoints while commits come
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +438,10 @@ class SqliteStore(Store, SearchIndex):
         self._queue: queue.SimpleQueue[list[_Write]] = queue.SimpleQueue()
         self._gathering: list[_Write] = []  # this loop pass's writes, handed over at its end
         self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_wanted = threading.Event()  # the writer committed something
+        self._checkpoint_stop = threading.Event()  # set once the writer has finished
+        self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
         self._reader: HistoryReader | None = None
         self._accounts: AccountReader | None = None
         self._dm_seqs: dict[str, int] = {}
@@ -448,9 +462,16 @@ class SqliteStore(Store, SearchIndex):
 
     def _open_blocking(self) -> dict[str, RoomRecord]:
         self._lock_fd = _take_lock(self.path)
+        checkpoints: sqlite3.Connection | None = None
         try:
             writer = open_database(self.path, fsync=self._fsync, busy_timeout=self._busy_timeout)
             migrate(writer, self.path)
+            if database_file(self.path) is not None:
+                # The checkpointer thread checkpoints; the writer's commits never do.
+                writer.execute("PRAGMA wal_autocheckpoint = 0")
+                checkpoints = open_database(
+                    self.path, fsync=self._fsync, busy_timeout=self._busy_timeout
+                )
             try:
                 rooms = load_rooms(writer)
             except sqlite3.Error as exc:
@@ -471,6 +492,8 @@ class SqliteStore(Store, SearchIndex):
             self._search = SearchReader(reading)
             self._accounts = AccountReader(reading)
         except BaseException:
+            if checkpoints is not None:
+                checkpoints.close()
             _release_lock(self._lock_fd)
             self._lock_fd = None
             raise
@@ -478,6 +501,14 @@ class SqliteStore(Store, SearchIndex):
             target=self._write_loop, args=(writer,), name="history-writer", daemon=True
         )
         self._writer.start()
+        if checkpoints is not None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                args=(checkpoints,),
+                name="history-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
         return rooms
 
     def create_room(self, room: str, done: CommitCallback | None = None) -> None:
@@ -645,6 +676,10 @@ class SqliteStore(Store, SearchIndex):
             self._hand_over()
             self._queue.put(_STOP)
             await loop.run_in_executor(None, self._writer.join)
+        if self._checkpointer is not None:
+            self._checkpoint_stop.set()
+            self._checkpoint_wanted.set()
+            await loop.run_in_executor(None, self._checkpointer.join)
         if self._reader is not None:
             await loop.run_in_executor(self._read_pool, self._reader.close)
         self._read_pool.shutdown(wait=True)
@@ -720,13 +755,43 @@ class SqliteStore(Store, SearchIndex):
             self._last_seqs = last_seqs
             self._last_revs = last_revs
             if any(write.erases for write in good):
-                _checkpoint(connection)
+                with self._checkpoint_lock:
+                    _checkpoint(connection)
+            if self._checkpointer is not None and not self._checkpoint_wanted.is_set():
+                self._checkpoint_wanted.set()
             self._unindexed += sum(1 for write in good if write.sql is _INSERT_MESSAGE)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]
         if callbacks and self._loop is not None:
             self._loop.call_soon_threadsafe(self._run_callbacks, callbacks)
+
+    # -- checkpoint thread ---------------------------------------------------
+
+    def _checkpoint_loop(self, connection: sqlite3.Connection) -> None:
+        """Checkpoint the WAL after commits, at most once per `_CHECKPOINT_INTERVAL`.
+
+        PASSIVE: it copies what no reader still needs and never waits for anyone;
+        the writer goes on committing meanwhile (WAL writers and a checkpointer do
+        not block each other), and restarts the WAL once it has all been copied.
+        """
+        wanted, stop = self._checkpoint_wanted, self._checkpoint_stop
+        try:
+            while not stop.is_set():
+                wanted.wait()
+                wanted.clear()
+                self._checkpoint_now(connection)
+                stop.wait(_CHECKPOINT_INTERVAL)
+            self._checkpoint_now(connection)  # the writer has finished: copy the rest
+        finally:
+            connection.close()
+
+    def _checkpoint_now(self, connection: sqlite3.Connection) -> None:
+        with self._checkpoint_lock:
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next one tries again
+                log.debug("WAL checkpoint did not finish: %s", exc)
 
     def _run_transaction(
         self, connection: sqlite3.Connection, writes: list[_Write]

@@ -307,3 +307,48 @@ async def test_fsync_server_stores_and_serves_history(tmp_path: Path) -> None:
         assert [m.text for m in page.messages] == ["alice 0", "alice 1", "alice 2"]
     finally:
         await store.close()
+
+
+def messages_in_database_file_alone(path: Path, copy: Path) -> int | None:
+    """Messages the database file holds by itself (its WAL left out); None if mid-write."""
+    copy.write_bytes(path.read_bytes())
+    connection = sqlite3.connect(copy)
+    try:
+        return int(connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        connection.close()
+
+
+async def test_commits_reach_the_database_file_while_the_store_runs(tmp_path: Path) -> None:
+    # The writer never checkpoints (so no commit waits for the disk): the checkpoint
+    # thread copies the WAL into the database file, about once a second.
+    path = tmp_path / "h.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        loop = asyncio.get_running_loop()
+        committed: list[asyncio.Future[BaseException | None]] = []
+        store.create_room("lobby")
+        for seq in range(1, 51):
+            future: asyncio.Future[BaseException | None] = loop.create_future()
+            committed.append(future)
+            store.append(StoredMessage("lobby", seq, "a", f"m{seq}", False, 0), future.set_result)
+        assert await asyncio.gather(*committed) == [None] * 50
+        found = None
+        for _ in range(200):
+            found = messages_in_database_file_alone(path, tmp_path / "copy.db")
+            if found == 50:
+                break
+            await asyncio.sleep(0.05)
+        assert found == 50
+    finally:
+        await store.close()
+
+
+async def test_closing_leaves_every_commit_in_the_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    await fill(path, "lobby", 30)
+    await fill(path, "lobby", 30)  # reopened: the checkpoint thread starts again
+    assert messages_in_database_file_alone(path, tmp_path / "copy.db") == 60
