@@ -21,10 +21,11 @@ import time
 from collections.abc import Iterable
 from datetime import date
 
+from rich.style import Style as RichStyle
 from textual import events
 from textual.cache import LRUCache
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
@@ -83,6 +84,7 @@ class MessageLog(ScrollView, can_focus=False):
         self._read_seq = 0  # the read marker: the line goes after the last entry at or below
         self._read_after: Entry | None = None  # the entry the line is drawn after
         self._pressed_at: tuple[int, int] | None = None  # where the mouse went down
+        self._pad_style = RichStyle()  # worked out once per paint (render_lines)
 
     # -- what tests and copying read -------------------------------------------
 
@@ -362,7 +364,9 @@ class MessageLog(ScrollView, can_focus=False):
         self.virtual_size = Size(self._wrap_width, self.line_count)
         self.refresh()
         if follow and self.following:
-            self.scroll_end(animate=False)
+            # At once when the log has its size: a deferred scroll would paint the
+            # old offset first and then every line again at the bottom.
+            self.scroll_end(animate=False, immediate=self.size.height > 0)
 
     def refresh_theme(self) -> None:
         self._rewrap()
@@ -424,11 +428,16 @@ class MessageLog(ScrollView, can_focus=False):
         self._strips.clear()
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # `rich_style` walks every ancestor's styles: once per paint, not once per line.
+        self._pad_style = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         if index >= self.line_count:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._pad_style)
         selection = self.text_selection
         span = selection.get_span(index) if selection is not None else None
         key = (index, width)
@@ -441,7 +450,7 @@ class MessageLog(ScrollView, can_focus=False):
                 style = Style.from_styles(self.screen.get_component_styles("screen--selection"))
                 line = line.stylize(style, start, len(line.plain) if end == -1 else end)
             segments = line.render_segments(self.visual_style)
-            strip = Strip(segments, line.cell_length).crop_extend(0, width, self.rich_style)
+            strip = Strip(segments, line.cell_length).crop_extend(0, width, self._pad_style)
             strip = strip.apply_offsets(0, index)  # where a mouse press starts a selection
             if span is None:
                 self._strips[key] = strip
