@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -56,6 +56,7 @@ from .secure import PLAIN, Security, TlsOptions, open_connection
 from .session import CLIENT_NAME, ClientSession, Completed, Ending, Failed, SessionEvent, State
 from .tracking import RoomTracker
 from .trust import TrustError
+from .typing_notices import PAUSE_AFTER, Notice, Target, TypingNotifier
 
 if TYPE_CHECKING:
     import aiohttp
@@ -89,6 +90,7 @@ class ClientSettings:
     dead_after: float = 45.0  # silence before the connection is presumed dead
     reconnect: bool = True
     event_queue_size: int = 10_000
+    typing_pause: float = PAUSE_AFTER  # no key this long, text left: `paused` (`composing`)
 
 
 class ChatClient:
@@ -153,6 +155,9 @@ class ChatClient:
         self._runner: asyncio.Task[None] | None = None
         self._last_heard = 0.0
         self._dead_reason: str | None = None
+        self._typist = TypingNotifier(pause_after=self.settings.typing_pause)
+        self._typing_timer: asyncio.TimerHandle | None = None
+        self._typing_sends: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:  # never shows the password
         return f"ChatClient({self.host!r}, {self.port}, {self.nick!r})"
@@ -235,6 +240,9 @@ class ChatClient:
             return
         self._closing = True
         self._closed.set()
+        if self._typing_timer is not None:
+            self._typing_timer.cancel()
+            self._typing_timer = None
         with contextlib.suppress(ChatClientError):
             self.session.send_quit(reason)
         self._flush()
@@ -322,6 +330,59 @@ class ChatClient:
     async def typing(self, state: str, *, room: str | None = None, to: str | None = None) -> None:
         """Say that one is typing (`active`, `paused`, `done`) in `room` or to the user `to`."""
         await self._call(lambda: self.session.send_typing(state, room=room, to=to), Ack)
+
+    def composing(self, text: str, *, room: str | None = None, to: str | None = None) -> None:
+        """The user's unsent input for `room` (or the user `to`) is now `text`.
+
+        Sends `typing` as the contract wants, without waiting for acks: `active` at
+        most every 3 s while the text changes, `paused` once it has not changed for
+        `settings.typing_pause` seconds (a timer), `done` when `text` is blank. Moving
+        to another conversation ends the one before with `done`. Call it on every
+        change of the input; call `stopped_composing` when the input is sent or is a
+        command. Nothing is sent while disconnected. Call from the event loop.
+        """
+        if not text.strip():
+            self.stopped_composing()
+            return
+        target = Target(to, dm=True) if to is not None else Target(room or "")
+        loop = asyncio.get_running_loop()
+        self._send_notices(self._typist.typed(target, loop.time()))
+        self._arm_typing_timer()
+
+    def stopped_composing(self) -> None:
+        """The input was cleared, sent or turned into a command: `done`, if typing was told."""
+        self._send_notices(self._typist.cleared())
+        self._arm_typing_timer()
+
+    def _arm_typing_timer(self) -> None:
+        if self._typing_timer is not None:
+            self._typing_timer.cancel()
+            self._typing_timer = None
+        deadline = self._typist.deadline()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._typing_timer = loop.call_at(deadline, self._typing_due)
+
+    def _typing_due(self) -> None:
+        self._typing_timer = None
+        self._send_notices(self._typist.due(asyncio.get_running_loop().time()))
+        self._arm_typing_timer()
+
+    def _send_notices(self, notices: list[Notice]) -> None:
+        if not notices:
+            return
+        if not self.connected or self._closing:
+            self._typist.forget()  # the receivers let it expire; start afresh
+            return
+        for notice in notices:
+            target = notice.target
+            if target.dm:
+                request = self.typing(notice.state, to=target.name)
+            else:
+                request = self.typing(notice.state, room=target.name)
+            task = asyncio.get_running_loop().create_task(_quiet_typing(request))
+            self._typing_sends.add(task)
+            task.add_done_callback(self._typing_sends.discard)
 
     async def dm(self, to: str, text: str) -> None:
         await self._call(lambda: self.session.send_dm(to, text), Ack)
@@ -670,6 +731,12 @@ class ChatClient:
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+
+async def _quiet_typing(request: Awaitable[None]) -> None:
+    """A typing notice sent in the background: a refusal or a lost connection is no news."""
+    with contextlib.suppress(ChatClientError, ConnectionError):
+        await request
 
 
 def _plain_reason(exc: BaseException) -> str:

@@ -586,6 +586,7 @@ class ChatHub:
             elif since <= cutoff:
                 del self._empty[room]
                 self.rooms.discard(room)
+                self.moderator.forget_room(room.name)
                 self.store.delete_room(room.name)
 
     def say(

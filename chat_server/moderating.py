@@ -191,6 +191,11 @@ class Moderator:
             if not peers:
                 del self._guest_ops[room]
 
+    def forget_room(self, room: str) -> None:
+        """`room` expired (the store forgets its ops and bans with it): no op, no ban left."""
+        self.records.forget_room(room)
+        self._guest_ops.pop(room, None)
+
     def check_join(self, peer: Peer, room: str) -> None:
         """Refuse a banned nick's join (an account's every session; a guest's nick)."""
         ban = self.records.bans.get(room, {}).get(peer.nick.lower())

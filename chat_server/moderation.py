@@ -46,6 +46,12 @@ class ModerationRecords:
             if not found:
                 del self.ops[room]
 
+    def forget_room(self, room: str) -> None:
+        """The room expired: its ops and bans go with it (a new room of that name starts
+        with none but its creator)."""
+        self.ops.pop(room, None)
+        self.bans.pop(room, None)
+
     def set_ban(self, room: str, nick_key: str, ban: BanRecord | None) -> None:
         if ban is not None:
             self.bans.setdefault(room, {})[nick_key] = ban

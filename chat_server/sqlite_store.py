@@ -172,6 +172,8 @@ Row = tuple[int, str, str, int, int, int, int | None, int | None, int, str]
 _INSERT_ROOM = "INSERT OR IGNORE INTO rooms (name) VALUES (?)"
 _SET_TOPIC = "UPDATE rooms SET topic = ? WHERE name = ?"
 _DELETE_ROOM = "DELETE FROM rooms WHERE name = ?"
+_DELETE_ROOM_OPS = "DELETE FROM room_ops WHERE room = ?"
+_DELETE_ROOM_BANS = "DELETE FROM room_bans WHERE room = ?"
 _SET_OP = "INSERT OR IGNORE INTO room_ops (room, account_key) VALUES (?, ?)"
 _UNSET_OP = "DELETE FROM room_ops WHERE room = ? AND account_key = ?"
 _SET_BAN = (
@@ -515,7 +517,10 @@ class SqliteStore(Store, SearchIndex):
         self._put(_Write(_INSERT_ROOM, (room,), done, room))
 
     def delete_room(self, room: str) -> None:
-        self._put(_Write(_DELETE_ROOM, (room,), None, room))
+        # Its ops and bans go in the same transaction: a room made again under this
+        # name is a new room, whose only op is its new creator.
+        then = ((_DELETE_ROOM_OPS, (room,)), (_DELETE_ROOM_BANS, (room,)))
+        self._put(_Write(_DELETE_ROOM, (room,), None, room, then=then))
 
     def append(self, message: StoredMessage, done: CommitCallback) -> None:
         params = (message.room, message.seq, message.sender, message.text, int(message.action))

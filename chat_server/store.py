@@ -184,7 +184,8 @@ class Store(AccountStore):
 
     @abc.abstractmethod
     def delete_room(self, room: str) -> None:
-        """Forget a room that has no messages (an empty room expiring)."""
+        """Forget a room that has no messages (an empty room expiring), with its stored
+        ops and bans."""
 
     @abc.abstractmethod
     def sync(self, done: CommitCallback) -> None:

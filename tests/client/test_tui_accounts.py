@@ -343,6 +343,27 @@ async def test_type_ahead_in_the_register_prompt_lands_in_the_next_field(
         await until(pilot, lambda: "is now an account" in log_text(app), "the ack")
 
 
+@pytest.mark.parametrize("move", ["tab", "shift+tab"])
+async def test_a_burst_with_tab_in_the_register_prompt_fills_both_fields(
+    server: ChatServer, move: str
+) -> None:
+    """`tmux send-keys 'pw' Tab 'pw' Enter` delivers the keys in one read: what follows
+    the Tab goes to the field Tab moved to (shift+tab: the second field, back to the
+    first, and on to the second again, all in the burst)."""
+    app = make_app(server.port, "alice", "lobby")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        await type_line(pilot, "/register")
+        await until(pilot, showing(app, RegisterScreen, "#new-password"), "the prompt")
+        back = ["tab", "shift+tab"] if move == "shift+tab" else []
+        burst = [*PASSWORD, *back, "tab", *PASSWORD, "enter"]
+        for key in burst:  # queued together, no pause between them
+            character = key if len(key) == 1 else {"enter": "\r", "tab": "\t"}.get(key)
+            name = "space" if key == " " else key
+            app.post_message(events.Key(name, character))
+        await until(pilot, lambda: "is now an account" in log_text(app), "the ack")
+
+
 async def test_a_remembered_dm_partner_with_no_account_any_more_is_dropped(
     server: ChatServer,
 ) -> None:

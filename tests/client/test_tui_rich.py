@@ -3,6 +3,8 @@ real server on loopback; bob is a raw version-2 client that sees what alice send
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 from textual.widgets import Input, Static
@@ -12,9 +14,19 @@ from chat_client.tui.entries import Entry
 from chat_client.tui.screens.message_actions import ConfirmDelete, ReactionPicker
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
-from tests.support import LineClient, open_client
+from tests.support import UNIT, LineClient, open_client
 
-from .tui_support import SIZE, composer, joined, log_text, log_view, make_app, type_line, until
+from .tui_support import (
+    FAST,
+    SIZE,
+    composer,
+    joined,
+    log_text,
+    log_view,
+    make_app,
+    type_line,
+    until,
+)
 
 FEATURES = ["reply", "edit", "react", "typing"]
 Json = dict[str, Any]
@@ -290,3 +302,34 @@ async def test_typing_off_sends_nothing(server: ChatServer) -> None:
         await pilot.press(*"more")
         await bob.expect("typing", state="active")
     await bob.close()
+
+
+async def test_the_receiving_tui_sees_typing_pause_and_end_promptly(
+    start_server: StartServer,
+) -> None:
+    """alice's composer says `paused` once her keys stop and `done` when she clears it;
+    bob's typing line follows at once, well before an `active` would expire (6 s)."""
+    # The pause is shortened from 3 s, below the server's 2 s `active` throttle: let the
+    # server forward every `active` (with the real 3 s a resumed `active` always passes).
+    server = await start_server(typing_interval=0.0)
+    pause = 0.5 * UNIT
+    alice = make_app(server.port, "alice", "lobby", settings=replace(FAST, typing_pause=pause))
+    bob = make_app(server.port, "bob", "lobby")
+    async with alice.run_test(size=SIZE) as sender, bob.run_test(size=SIZE) as receiver:
+        await until(sender, joined(alice, "lobby"), "alice's join")
+        await until(receiver, joined(bob, "lobby"), "bob's join")
+        await sender.press(*"lunch at")
+        await until(receiver, lambda: typing_text(bob) == "alice is typing…", "typing")
+        started = asyncio.get_running_loop().time()
+        # No key for `pause`: bob's line says so (a `paused` came), with no key pressed.
+        await until(receiver, lambda: typing_text(bob) == "alice has stopped typing", "paused")
+        assert asyncio.get_running_loop().time() - started < 6.0  # not the `active` expiry
+        await sender.press(*" noon")
+        await until(receiver, lambda: typing_text(bob) == "alice is typing…", "typing again")
+        composer(alice).load_text("")  # cleared: the line goes at once
+        await until(receiver, lambda: typing_text(bob) == "", "done")
+        await sender.press(*"ok?")
+        await until(receiver, lambda: typing_text(bob) == "alice is typing…", "a third time")
+        await sender.press("enter")  # sent: the typing line goes, the message shows
+        await until(receiver, lambda: "alice ok?" in log_text(bob), "the message")
+        await until(receiver, lambda: typing_text(bob) == "", "done after sending")

@@ -23,8 +23,7 @@ def make_app(port: int, nick: str = "alice", *rooms: str, **options: object) -> 
             port=port,
             nick=nick,
             rooms=rooms,
-            settings=FAST,
-            **options,  # type: ignore[arg-type]
+            **{"settings": FAST, **options},  # type: ignore[arg-type]
         )
     )
 

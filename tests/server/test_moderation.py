@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
 from tests.server.helpers import Clients
-from tests.support import Json, LineClient
+from tests.support import TIMEOUT, UNIT, Json, LineClient
 
 PASSWORD = "correct horse"
 MODERATION = ["accounts", "moderation"]
@@ -247,3 +248,55 @@ async def test_bans_and_ops_survive_a_restart(
     assert info["ops"] == ["carol"]
     listed = await carol.request({"type": "bans", "room": "lobby"})
     assert [b["nick"] for b in listed["bans"]] == ["bob"]
+
+
+async def _gone(client: LineClient, room: str) -> None:
+    """Wait until `room` has expired (it is no longer listed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while True:
+        names = [r["room"] for r in (await client.request({"type": "rooms"}))["rooms"]]
+        if room not in names:
+            return
+        assert loop.time() < deadline, f"#{room} did not expire: {names}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "sqlite"])
+async def test_a_room_made_again_after_it_expired_has_only_its_new_creator_as_op(
+    start_server: StartServer, clients: Clients, tmp_path: Path, on_disk: bool
+) -> None:
+    path = str(tmp_path / "chat.sqlite3") if on_disk else ":memory:"
+    server = await start_server(db_path=path, room_expiry=0.2 * UNIT)
+    alice = await account(clients, server.port, "alice")
+    carol = await account(clients, server.port, "carol")
+    dave = await account(clients, server.port, "dave")
+    await enter(alice, "den")
+    await enter(carol, "den")
+    await enter(dave, "den")
+    assert (await alice.request({"type": "op", "room": "den", "nick": "carol"}))["type"] == "ack"
+    assert (await alice.request({"type": "ban", "room": "den", "nick": "dave"}))["type"] == "ack"
+    for client in (alice, carol):
+        assert (await client.request({"type": "part", "room": "den"}))["type"] == "ack"
+    await _gone(alice, "den")  # empty, no history, no topic: forgotten
+    bob = await account(clients, server.port, "bob")
+    assert (await enter(bob, "den"))["ops"] == ["bob"]
+    assert (await enter(alice, "den"))["ops"] == ["bob"]
+    assert (await enter(carol, "den"))["ops"] == ["bob"]
+    assert (await enter(dave, "den"))["ops"] == ["bob"]  # the old room's ban went with it
+    refused = await alice.request({"type": "kick", "room": "den", "nick": "bob"})
+    assert refused["code"] == "not_allowed"
+    listed = await bob.request({"type": "bans", "room": "den"})
+    assert listed["bans"] == []
+    if not on_disk:
+        return
+    await bob.request({"type": "say", "room": "den", "text": "history keeps den"})
+    await clients.close_all()
+    await server.close()
+    again = await start_server(db_path=path)
+    alice = await account(clients, again.port, "alice")
+    assert (await enter(alice, "den"))["ops"] == []  # bob is not here; alice and carol are not op
+    carol = await account(clients, again.port, "carol")
+    assert (await enter(carol, "den"))["ops"] == []
+    bob = await account(clients, again.port, "bob")
+    assert (await enter(bob, "den"))["ops"] == ["bob"]

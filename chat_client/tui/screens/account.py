@@ -47,9 +47,10 @@ def password_problem(password: str) -> str | None:
 
 
 class MaskedInput(Input):
-    """A password field; with `then`, Enter moves on to that field, and keys that
-    came in the same read as the Enter (a fast typist, a paste) follow it there
-    instead of staying in this field."""
+    """A password field; with `then`, Enter moves on to that field. Keys that came in
+    the same read as that Enter, or as a Tab or Shift+Tab that moves to another field
+    (a fast typist, a paste, `tmux send-keys 'pw' Tab 'pw'`), follow it there instead
+    of staying in this field: they were queued here before the focus moved."""
 
     def __init__(self, *, id: str, then: str | None = None) -> None:
         super().__init__(password=True, id=id, compact=True)
@@ -65,11 +66,25 @@ class MaskedInput(Input):
         if event.key == "enter" and self._then is not None:
             event.stop()
             event.prevent_default()
-            self._handoff = self.screen.query_one(f"#{self._then}", Input)
-            self._handoff.focus()
-            self.call_later(self._handed_off)  # runs after the keys queued now
+            self._hand_off(self.screen.query_one(f"#{self._then}", Input))
             return
+        if event.key in ("tab", "shift+tab"):
+            chain = self.screen.focus_chain
+            if self in chain:
+                step = 1 if event.key == "tab" else -1
+                following = chain[(chain.index(self) + step) % len(chain)]
+                if isinstance(following, Input):  # a field: the keys after the Tab are its
+                    event.stop()
+                    event.prevent_default()
+                    self._hand_off(following)
+                    return
         await super()._on_key(event)
+
+    def _hand_off(self, following: Input) -> None:
+        """Focus `following`; the keys already queued here go to it, in order."""
+        self._handoff = following
+        following.focus()
+        self.call_later(self._handed_off)  # runs after the keys queued now
 
     def _handed_off(self) -> None:
         self._handoff = None

@@ -54,7 +54,6 @@ ROOMS_SHOWN = 30
 NARROW, TINY = 90, 70  # columns: below them the member list goes, then the footer
 READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one go
 DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
-TYPING_INTERVAL = 3.0  # seconds: at most one `active` this often while typing (the contract)
 TYPING_TICK = 1.0  # seconds between checks of who is still typing
 AROUND_PAGE = 21  # messages fetched around a reply's original that is not in memory
 
@@ -112,8 +111,6 @@ class ChatScreen(Screen[None]):
         self._dm_keys: frozenset[str] = frozenset()  # DM conversations last remembered
         self.selected: Entry | None = None  # the message the Alt keys act on
         self._mode: tuple[str, str, Entry] | None = None  # ("reply"|"edit", key, message)
-        self._typing_sent = 0.0  # monotonic time of the last `active` sent
-        self._typing_in: str | None = None  # where we said we are typing (None: nowhere)
         self._typing_line = ""  # what the line under the log says
 
     @property
@@ -522,7 +519,8 @@ class ChatScreen(Screen[None]):
 
     @on(TextArea.Changed, "#composer")
     def _composer_changed(self, event: TextArea.Changed) -> None:
-        """`active` at most every 3 s while text is typed; `done` once the line is empty.
+        """Tell the conversation in view that we type (`ChatClient.composing`: `active` at
+        most every 3 s, `paused` once the keys stop, `done` once the input is empty).
         Never for a slash command."""
         text = self.composer.text
         if not text.strip() or (text.startswith("/") and not text.startswith("//")):
@@ -534,31 +532,21 @@ class ChatScreen(Screen[None]):
         client = self.client
         if key is None or client is None or not self._may_send_typing(client):
             return
-        now = time.monotonic()
-        if self._typing_in == key and now - self._typing_sent < TYPING_INTERVAL:
+        conversation = self.presenter.conversations.by_key.get(key)
+        if conversation is None:
             return
-        self._typing_sent, self._typing_in = now, key
-        self._send_typing(client, key, "active")
+        if conversation.is_room:
+            client.composing(text, room=conversation.name)
+        else:
+            client.composing(text, to=conversation.name)
 
     def _may_send_typing(self, client: ChatClient) -> bool:
         return self.chat_app.send_typing and client.connected and "typing" in client.features
 
     def _typing_done(self) -> None:
-        key, self._typing_in = self._typing_in, None
-        self._typing_sent = 0.0
         client = self.client
-        if key is not None and client is not None and client.connected:
-            self._send_typing(client, key, "done")
-
-    def _send_typing(self, client: ChatClient, key: str, state: str) -> None:
-        conversation = self.presenter.conversations.by_key.get(key)
-        if conversation is None:
-            return
-        if conversation.is_room:
-            request = client.typing(state, room=conversation.name)
-        else:
-            request = client.typing(state, to=conversation.name)
-        self.run_worker(_quietly(request), group="typing")
+        if client is not None:
+            client.stopped_composing()
 
     def _draw_typing(self) -> None:
         """The line under the log; checked every second (expiry), drawn only on a change."""
