@@ -324,8 +324,9 @@ async def test_a_huge_replay_page_does_not_block_the_loop_and_reaches_a_reader_w
         assert not lagged
         assert got == list(range(1, HUGE + 1))
         # This 13.6 MB line held the loop 1.3 to 1.7 s decoded in one call; in slices,
-        # 0.17 to 0.25 s on the same machine (bench/client_page.py).
-        assert max(gaps) < one_call / 3, (max(gaps), one_call)
+        # 0.17 to 0.25 s on the same machine (bench/client_page.py). Half of one call
+        # leaves room for the machine preempting the loop once under load.
+        assert max(gaps) < one_call / 2, (max(gaps), one_call)
 
 
 # -- feature negotiation against today's server ------------------------------------------
