@@ -99,6 +99,20 @@ class LineClient:
         except TimeoutError:
             return got
 
+    async def quit(self) -> None:
+        """Send `quit` and read to the end: the server has freed the nick when this returns.
+
+        A bare `close` does not wait for the server to notice, so a test that
+        registers the same nick again right after it can race the old session.
+        """
+        await self.send({"type": "quit"})
+        try:
+            while await asyncio.wait_for(self.reader.readline(), TIMEOUT):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        await self.close()
+
     async def close(self) -> None:
         self.writer.close()
         try:

@@ -28,7 +28,7 @@ async def say_many(port: int, nick: str, room: str, count: int) -> list[int]:
         ack = await client.request({"type": "say", "room": room, "text": f"{nick} {i}"})
         assert ack["type"] == "ack", ack
         seqs.append(ack["seq"])
-    await client.close()
+    await client.quit()
     return seqs
 
 
