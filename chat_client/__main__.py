@@ -21,6 +21,7 @@ __all__ = ["main"]
 
 if TYPE_CHECKING:
     from .routing import Route
+    from .tui.app import StartOptions
 
 _NICK: TypeAdapter[str] = TypeAdapter(NickName)
 
@@ -141,12 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         return _list(args)
-    from .tui.app import ChatApp, StartOptions
+    if args.json:
+        return _fail("--json goes with --list")
+    from .tui.app import ChatApp
+
+    options = start_options(args)
+    if isinstance(options, str):
+        return _fail(options)
+    app = ChatApp(options)
+    if args.theme:
+        app.theme = args.theme
+    app.run()
+    return app.return_code or 0
+
+
+def start_options(args: argparse.Namespace) -> StartOptions | str:
+    """What the TUI starts with, from the command line; a message when an argument is wrong."""
+    from .tui.app import StartOptions
     from .tui.screens.connect import parse_address
     from .tui.themes import theme_names
 
-    if args.json:
-        return _fail("--json goes with --list")
     fingerprint = None
     if args.fingerprint is not None:
         from protocol import InvalidFingerprint, normalize_fingerprint
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fingerprint = normalize_fingerprint(args.fingerprint)
         except InvalidFingerprint as exc:
-            return _fail(f"--fingerprint: {exc}")
+            return f"--fingerprint: {exc}"
     interfaces = _interfaces(args.interfaces)
     host: str | None = None
     port: int | None = None
@@ -163,34 +178,34 @@ def main(argv: list[str] | None = None) -> int:
         try:
             nodes = [parse_address(part) for part in args.server.split(",")]
         except ValueError as exc:
-            return _fail(str(exc))
+            return str(exc)
         args.server, alternates = args.server.split(",")[0], nodes[1:]
     route = _by_name(args.server, interfaces, fingerprint) if args.server else None
     if isinstance(route, str):
-        return _fail(route)
+        return route
     if route is not None:
         host, port = route.host, route.port
     elif args.server:
         try:
             host, port = parse_address(args.server)
         except ValueError as exc:
-            return _fail(str(exc))
+            return str(exc)
     if args.nick is not None:
         try:
             _NICK.validate_python(args.nick)
         except ValidationError as exc:
-            return _fail(f"--nick {args.nick!r}: {exc.errors(include_url=False)[0]['msg']}")
+            return f"--nick {args.nick!r}: {exc.errors(include_url=False)[0]['msg']}"
     rooms: list[str] = []
     for room in args.room:
         try:
             rooms.append(normalize_room(room.lower()))
         except ValueError as exc:
-            return _fail(f"--room {room!r}: {exc}")
+            return f"--room {room!r}: {exc}"
     if args.theme is not None and args.theme not in theme_names():
-        return _fail(f"no theme {args.theme!r}; choose one of: {', '.join(theme_names())}")
+        return f"no theme {args.theme!r}; choose one of: {', '.join(theme_names())}"
     if args.auto_away < 0:
-        return _fail("--auto-away is minutes: 0 or more")
-    options = StartOptions(
+        return "--auto-away is minutes: 0 or more"
+    return StartOptions(
         host=host,
         port=port,
         nick=args.nick,
@@ -207,11 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         auto_away=args.auto_away,
         typing=False if args.no_typing else None,
     )
-    app = ChatApp(options)
-    if args.theme:
-        app.theme = args.theme
-    app.run()
-    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ class Presenter:
         self.away: dict[str, str] = {}  # nick (lower case) -> away text, for who is away
         self._away_members: dict[str, set[str]] = {}  # room -> nicks present when we dropped
         self._was_connected = False
-        self._last_reason = ""
+        self._told_nick_taken = False  # once per outage, however the retries alternate
         self._away_since = self._clock()
         self.monotonic: Callable[[], float] = time.monotonic
         self.typing: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> state, when
@@ -401,7 +401,7 @@ class Presenter:
             status.text = f"connected to {event.server} as {event.nick}"
             self.account = event.account
             changes.connected = event
-            self._last_reason = ""
+            self._told_nick_taken = False
             self.server_rooms.update(event.rooms)
             if self._was_connected:
                 self._everywhere("reconnected", Kind.NOTICE, changes)
@@ -418,18 +418,16 @@ class Presenter:
                 for conversation in self.conversations:
                     conversation.joined = not conversation.is_room
                 changes.rooms = True
-            elif (
-                event.reason != self._last_reason
-                and reason_code(event.reason) is ErrorCode.NICK_TAKEN
-            ):
-                # Somebody took our nick while we were away (maybe on purpose): say so.
+            elif not self._told_nick_taken and reason_code(event.reason) is ErrorCode.NICK_TAKEN:
+                # Somebody took our nick while we were away (maybe on purpose): say so once,
+                # also when the retries alternate with another node's refusal.
+                self._told_nick_taken = True
                 self._everywhere(
                     f"{event.reason}: someone else is using {self.nick} now. Retrying; "
                     "/reconnect picks another nick",
                     Kind.ERROR,
                     changes,
                 )
-            self._last_reason = event.reason
             status.connected = False
             status.rtt = None
             status.retry_in = event.retry_in
