@@ -423,7 +423,8 @@ class Presenter:
                 # also when the retries alternate with another node's refusal.
                 self._told_nick_taken = True
                 self._everywhere(
-                    f"{event.reason}: someone else is using {self.nick} now. Retrying; "
+                    f"{event.reason}: held for the connection that dropped until the server "
+                    f"sees it gone, or someone else is using {self.nick} now. Retrying; "
                     "/reconnect picks another nick",
                     Kind.ERROR,
                     changes,
