@@ -40,6 +40,8 @@ class Conversation:
     put_out: str = ""  # we were kicked or banned: why, in plain words (empty: we were not)
     by_seq: dict[int, Entry] = field(default_factory=dict)  # the messages in `entries`
     replies: dict[int, list[Entry]] = field(default_factory=dict)  # seq -> replies shown to it
+    gap: Entry | None = None  # the line between a page fetched `around` and the log
+    gap_seqs: tuple[int, int] = (0, 0)  # the first and last seq of that gap
 
     @property
     def is_room(self) -> bool:
@@ -68,6 +70,8 @@ class Conversation:
         self._index(entry)
         while len(self.entries) > MAX_ENTRIES:
             dropped = self.entries.popleft()
+            if dropped is self.gap:
+                self.gap = None
             if dropped.seq is not None:
                 self.older_exhausted = False  # what falls off can be fetched again
                 self.oldest_seq = dropped.seq + 1
@@ -111,10 +115,42 @@ class Conversation:
             self.oldest_seq = min(seqs)
         return fresh
 
+    def open_gap(self, line: Entry, first: int, last: int) -> None:
+        """`line` (already in `entries`) stands for messages `first`..`last`, not loaded."""
+        self.gap, self.gap_seqs = line, (first, last)
+
+    def fill_gap(self, messages: Iterable[Entry], *, ends: bool) -> list[Entry]:
+        """Put `messages` (oldest first) into the gap, after what is above it, and
+        return those added (fewer when the log is full). The gap closes when it is
+        filled, or when `ends` (nothing further exists) and all of them fitted."""
+        if self.gap is None:
+            return []
+        first, last = self.gap_seqs
+        inside = [e for e in messages if e.seq is not None and first <= e.seq <= last]
+        fresh = inside[: max(0, MAX_ENTRIES - len(self.entries))]
+        at = self.entries.index(self.gap)
+        for offset, entry in enumerate(fresh):
+            self.entries.insert(at + offset, entry)
+            self._index(entry)
+        start = (fresh[-1].seq or first) + 1 if fresh else first
+        if len(fresh) == len(inside) and (ends or start > last):
+            self.entries.remove(self.gap)
+            self.gap = None
+        else:
+            self.gap_seqs = (start, last)
+        return fresh
+
+    def replace_gap_line(self, line: Entry) -> None:
+        """Show `line` for what is left of the gap (a new entry: lines are drawn once)."""
+        if self.gap is not None:
+            self.entries[self.entries.index(self.gap)] = line
+            self.gap = line
+
     def clear(self, mark: Entry) -> None:
         """Empty the log but for `mark`; older history reloads from the newest seq down."""
         newest = self.newest_seq
         self.entries.clear()
+        self.gap = None
         self.by_seq.clear()
         self.replies.clear()
         self.entries.append(mark)

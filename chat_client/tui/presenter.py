@@ -508,10 +508,45 @@ class Presenter:
         if not older:
             return []
         last = older[-1].seq or 0
-        if oldest is not None and last + 1 < oldest:
-            gap = f"messages {last + 1} to {oldest - 1} are not loaded here"
-            older.append(Entry(Kind.NOTICE, gap, None))
-        return conversation.prepend(older)
+        if oldest is None or last + 1 >= oldest:
+            added = conversation.prepend(older)
+        else:
+            line = _gap_line(last + 1, oldest - 1)
+            added = conversation.prepend([*older, line])
+            if line in added and conversation.gap is None:
+                conversation.open_gap(line, last + 1, oldest - 1)  # the screen fills it
+        self._quote_replies_to(conversation, added)
+        return added
+
+    def gap_page(self, key: str, page: HistoryPage) -> list[Entry]:
+        """A page fetched `after` the messages above the gap: into the gap it goes."""
+        conversation = self.conversations.get(key)
+        if conversation.gap is None:
+            return []
+        first, last = conversation.gap_seqs
+        fill = [self._entry(conversation, m) for m in page.messages if first <= m.seq <= last]
+        added = conversation.fill_gap(fill, ends=not page.more)
+        if conversation.gap is not None:
+            conversation.replace_gap_line(_gap_line(*conversation.gap_seqs))
+        self._quote_replies_to(conversation, added)
+        return added
+
+    def quote_replies_to(self, key: str, loaded: list[Entry]) -> list[Entry]:
+        """Replies in the log get the quote of their original once it is loaded; returns
+        the replies whose quote changed (to be drawn again)."""
+        return self._quote_replies_to(self.conversations.get(key), loaded)
+
+    def _quote_replies_to(self, conversation: Conversation, loaded: list[Entry]) -> list[Entry]:
+        changed: list[Entry] = []
+        for original in loaded:
+            if original.seq is None:
+                continue
+            for reply in conversation.replies_to(original.seq):
+                quote = self._quote(original, original.seq)
+                if reply.quote != quote:
+                    reply.quote = quote
+                    changed.append(reply)
+        return changed
 
     # -- changes to messages (version 2) -------------------------------------
 
@@ -794,3 +829,7 @@ def _event(ts: str, text: str) -> Entry:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _gap_line(first: int, last: int) -> Entry:
+    return Entry(Kind.NOTICE, f"messages {first} to {last} are not loaded here", None)

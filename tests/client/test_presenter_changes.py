@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 
 from chat_client.events import MessageUpdated
+from chat_client.tui.conversations import MAX_ENTRIES
 from chat_client.tui.entries import Entry, Kind
 from chat_client.tui.presenter import Presenter
 from chat_client.tui.widgets import MessageLog
@@ -108,6 +109,39 @@ def test_around_page_goes_above_with_a_gap_line() -> None:
     assert [e.seq for e in added] == [9, 10, None]
     assert added[-1].kind is Kind.NOTICE and "11 to 49 are not loaded" in added[-1].text
     assert presenter.conversations.get("#lobby").find(10) is added[1]
+
+
+def test_the_gap_below_an_around_page_fills_page_by_page() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply([message(50, "bob", "recent")])
+    around = HistoryPage(room="lobby", messages=[message(9, "bob", "a")], more=True)
+    presenter.around_page("#lobby", around)
+    conversation = presenter.conversations.get("#lobby")
+    assert conversation.gap_seqs == (10, 49)
+    first = HistoryPage(room="lobby", messages=[message(s, "bob", "x") for s in range(10, 30)],
+                        more=True)  # fmt: skip
+    assert [e.seq for e in presenter.gap_page("#lobby", first)] == list(range(10, 30))
+    assert conversation.gap_seqs == (30, 49)
+    texts = [e.text for e in conversation.entries if e.seq is None]
+    assert texts == ["messages 30 to 49 are not loaded here"]
+    rest = HistoryPage(room="lobby", messages=[message(s, "bob", "x") for s in range(30, 55)],
+                       more=False)  # fmt: skip
+    added = presenter.gap_page("#lobby", rest)
+    assert [e.seq for e in added] == list(range(30, 50))  # 50 and on were there already
+    assert conversation.gap is None
+    assert [e.seq for e in conversation.entries] == [9, *range(10, 50), 50]
+
+
+def test_a_gap_is_kept_when_the_log_is_full() -> None:
+    presenter = joined_presenter("lobby")
+    presenter.apply([message(s, "bob", "x") for s in range(6000, 6000 + MAX_ENTRIES - 3)])
+    around = HistoryPage(room="lobby", messages=[message(9, "bob", "a")], more=True)
+    presenter.around_page("#lobby", around)
+    page = HistoryPage(room="lobby", messages=[message(s, "bob", "x") for s in range(10, 20)],
+                       more=True)  # fmt: skip
+    assert [e.seq for e in presenter.gap_page("#lobby", page)] == [10]  # room for one
+    conversation = presenter.conversations.get("#lobby")
+    assert conversation.gap_seqs == (11, 5999) and len(conversation.entries) == MAX_ENTRIES
 
 
 def test_who_is_typing_and_for_how_long() -> None:

@@ -240,6 +240,34 @@ async def test_jump_to_an_original_that_is_not_in_memory(server: ChatServer) -> 
     await bob.close()
 
 
+async def test_a_jump_far_back_fills_the_gap_up_to_the_log(server: ChatServer) -> None:
+    bob = await bob_in_lobby(server.port)
+    app = make_app(server.port, "alice", "lobby")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, joined(app, "lobby"), "the join")
+        original = await bob_says(bob, "the original question")
+        for n in range(60):  # far more than the page fetched around the original
+            await bob_says(bob, f"filler {n}")
+        await until(pilot, lambda: shown(app, original + 60), "bob's messages")
+        await type_line(pilot, "/clear")
+        reply = await bob_says(bob, "an answer", reply_to=original)
+        await until(pilot, lambda: shown(app, reply), "the reply")
+        await pilot.press("alt+up", "alt+j")
+        await until(pilot, lambda: shown(app, original), "the original, fetched around")
+        conversation = app.presenter.conversations.get("#lobby")
+        await until(pilot, lambda: conversation.gap is None, "the gap filled")
+        seqs = [e.seq for e in log_view(app).entries if e.seq is not None]
+        assert seqs == list(range(1, reply + 1))  # every message once, in order
+        assert "not loaded here" not in log_text(app)
+        assert app.chat.selected is entry(app, original)
+        await pilot.pause()
+        found = entry(app, original)
+        assert found is not None and log_view(app).shows(found)  # the fill kept it in view
+        assert "bob: the original question" in log_text(app)  # the reply's quote, now loaded
+        assert "not loaded: Alt+J" not in log_text(app)
+    await bob.close()
+
+
 async def test_typing_shown_with_expiry_and_sent_at_most_every_3_s(
     start_server: StartServer,
 ) -> None:

@@ -56,6 +56,8 @@ READ_SYNC_DELAY = 0.3  # seconds: markers read meanwhile go to the server in one
 DM_PAGE = 50  # stored DMs fetched per conversation at start (a page that fits: paging.py)
 TYPING_TICK = 1.0  # seconds between checks of who is still typing
 AROUND_PAGE = 21  # messages fetched around a reply's original that is not in memory
+GAP_FILL = 1000  # messages loaded between that page and the log; beyond, a line says so
+HISTORY_PAGE_MAX = 500  # the most one `history` reply holds
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
@@ -420,14 +422,16 @@ class ChatScreen(Screen[None]):
 
     # -- drawing -------------------------------------------------------------
 
-    def redraw(self) -> None:
-        """Draw the conversation in view from scratch."""
+    def redraw(self, keep: Entry | None = None) -> None:
+        """Draw the conversation in view from scratch (with `keep` in view, if given)."""
         current = self.presenter.conversations.current
         if current is None:
             self.log_view.show([])
         else:
             conversation = self.presenter.show(current)
-            self.log_view.show(conversation.entries, conversation.pending, conversation.line_seq)
+            self.log_view.show(
+                conversation.entries, conversation.pending, conversation.line_seq, keep=keep
+            )
         self._draw_rooms()
         self._draw_details()
         self.query_one("#status", StatusBar).show_status(self.presenter.status)
@@ -837,14 +841,34 @@ class ChatScreen(Screen[None]):
             return
         self.presenter.around_page(key, page)
         original = self.presenter.conversations.get(key).find(seq)
-        if self.presenter.conversations.current != key:
-            return
-        self.redraw()
-        if original is None:
-            self.notice(f"message {seq} is not there any more", Kind.ERROR)
-            return
-        self._select(original)
-        self.call_after_refresh(self.log_view.scroll_to_entry, original)
+        if self.presenter.conversations.current == key:
+            self.redraw(keep=original)
+            if original is None:
+                self.notice(f"message {seq} is not there any more", Kind.ERROR)
+            else:
+                self._select(original)
+                self.call_after_refresh(self.log_view.scroll_to_entry, original)
+        await self._fill_gap(client, key, original)
+
+    async def _fill_gap(self, client: ChatClient, key: str, keep: Entry | None) -> None:
+        """Load what lies between a page fetched `around` and the log (up to GAP_FILL
+        messages, so a jump far back costs a few requests), keeping `keep` in view."""
+        conversation = self.presenter.conversations.get(key)
+        loaded = 0
+        while conversation.gap is not None and loaded < GAP_FILL:
+            first, last = conversation.gap_seqs
+            limit = min(HISTORY_PAGE_MAX, last - first + 1, GAP_FILL - loaded)
+            try:
+                page = await client.history(key[1:], after=first - 1, limit=limit)
+            except (RequestError, ChatClientError) as exc:
+                self._failed(exc)
+                return
+            added = self.presenter.gap_page(key, page)
+            if not added:
+                break
+            loaded += len(added)
+            if self.presenter.conversations.current == key:
+                self.redraw(keep=keep)
 
     def _room_message(self, seq: int) -> tuple[str, Entry | None] | None:
         key = self.presenter.conversations.current
@@ -1196,8 +1220,11 @@ class ChatScreen(Screen[None]):
         # A server that sends more than asked for gets its newest OLDER_PAGE shown.
         page = page.model_copy(update={"messages": page.messages[-OLDER_PAGE:]})
         added = self.presenter.older_page(key, page)
+        requoted = self.presenter.quote_replies_to(key, added)
         if added and self.presenter.conversations.current == key:
             self.log_view.prepend(added)
+            for reply in requoted:
+                self.log_view.update_entry(reply)
 
     # -- key actions -----------------------------------------------------------
 

@@ -140,16 +140,22 @@ class MessageLog(ScrollView, can_focus=False):
         self._changed()
 
     def show(
-        self, entries: Iterable[Entry], pending: Iterable[Entry] = (), read_seq: int = 0
+        self,
+        entries: Iterable[Entry],
+        pending: Iterable[Entry] = (),
+        read_seq: int = 0,
+        *,
+        keep: Entry | None = None,
     ) -> None:
-        """Replace everything and follow the newest line."""
+        """Replace everything and follow the newest line, or keep `keep` in view (centred)."""
         self._entries = list(entries)
         self._pending = list(pending)
         self._read_seq = read_seq
         self._read_after = self._read_line_entry()
         self._set_following(True, 0)
         self._rewrap()
-        self.scroll_end(animate=False, immediate=False)
+        if keep is None or not self.scroll_to_entry(keep):
+            self.scroll_end(animate=False, immediate=False)
 
     def append(self, entries: list[Entry]) -> None:
         """Add entries at the bottom; they are wrapped once the current burst is over.
