@@ -184,7 +184,10 @@ class ClientConnection(asyncio.Protocol):
         self._eof = True
         if not self._busy and not self._backlog:
             self._finish_after_eof()
-        return True
+        # Over TLS there is no half-close: the transport closes itself whatever this
+        # returns, and asyncio warns for every client that leaves if it is True.
+        tls = self._transport is not None and self._transport.get_extra_info("ssl_object")
+        return None if tls else True
 
     def pause_writing(self) -> None:
         self._outbox.pause()

@@ -81,6 +81,20 @@ async def test_tls_and_plain_json_clients_share_rooms(
     await prove_alive(bob, alice, "lobby", "over plain")
 
 
+async def test_a_tls_client_leaving_is_a_left_and_no_warning(
+    tls_server: ChatServer, clients: Clients, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert tls_server.tls_port is not None
+    bob = await clients.registered(tls_server.port, "bob", "lobby")
+    with caplog.at_level(logging.INFO):
+        alice = await tls_registered(clients, tls_server.tls_port, "alice", "lobby")
+        await bob.expect("joined", nick="alice")
+        await alice.close()  # close_notify, then EOF: no half-close over TLS
+        await bob.expect("left", nick="alice")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+
+
 async def test_features_are_granted_as_requested_and_supported(
     tls_server: ChatServer, clients: Clients
 ) -> None:
