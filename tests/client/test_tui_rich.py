@@ -14,7 +14,7 @@ from chat_client.tui.entries import Entry
 from chat_client.tui.screens.message_actions import ConfirmDelete, ReactionPicker
 from chat_server.server import ChatServer
 from tests.conftest import StartServer
-from tests.support import UNIT, LineClient, open_client
+from tests.support import TIMEOUT, UNIT, LineClient, open_client
 
 from .tui_support import (
     FAST,
@@ -344,8 +344,9 @@ async def test_the_receiving_tui_sees_typing_pause_and_end_promptly(
     alice = make_app(server.port, "alice", "lobby", settings=replace(FAST, typing_pause=pause))
     bob = make_app(server.port, "bob", "lobby")
     async with alice.run_test(size=SIZE) as sender, bob.run_test(size=SIZE) as receiver:
-        await until(sender, joined(alice, "lobby"), "alice's join")
-        await until(receiver, joined(bob, "lobby"), "bob's join")
+        # Two apps start at once: on a loaded machine that alone can take seconds.
+        await until(sender, joined(alice, "lobby"), "alice's join", timeout=3 * TIMEOUT)
+        await until(receiver, joined(bob, "lobby"), "bob's join", timeout=3 * TIMEOUT)
         await sender.press(*"lunch at")
         await until(receiver, lambda: typing_text(bob) == "alice is typing…", "typing")
         started = asyncio.get_running_loop().time()
