@@ -539,6 +539,10 @@ class ClusterNode:
         if kind in MODERATION_EVENTS:
             hub.moderator.from_elsewhere(fields)
             return
+        if kind == "file":  # the files index (chat_server/files/redis_index.py)
+            if hub.files is not None:
+                hub.files.from_elsewhere(fields)
+            return
         if kind == "account":
             hub.accounts.names[fields["u"].lower()] = fields["u"]
             return

@@ -613,6 +613,8 @@ class ChatHub:
 
     def _fan_out(self, room: Room, message: StoredMessage) -> None:
         """The log's subscriber: a committed message goes to the room's members here."""
+        if message.file is not None and self.files is not None:
+            message = self.files.localized(message)  # its URL on this node
         room.delivered(message)
         room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
 

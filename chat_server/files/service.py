@@ -18,12 +18,14 @@ import secrets
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from protocol import ErrorCode, FileInfo, now_ms
 
+from ..store import StoreError
 from .blobs import BlobStore, PartialFile
 from .config import FilesConfig
-from .index import FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
+from .index import Change, FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
 from .uploads import ByteRate, UploadRegistry, UploadTicket
 
 __all__ = [
@@ -38,6 +40,7 @@ log = logging.getLogger("chat_server.files")
 
 WRITE_BLOCK = 2 << 20
 INDEX_FILE = "files.sqlite3"
+DOOM_WAIT = 35.0  # seconds an upload waits for another node to unlink its blob (its TTL)
 
 # Called once a checked file is stored: announce it; returns the room seq it got, if any.
 OnShared = Callable[[UploadTicket, FileRecord], Awaitable[int | None]]
@@ -68,6 +71,10 @@ class FileService:
         config: limits and the directory to keep files in.
         index: where the records live (`open_index` picks one).
         clock: monotonic seconds (tests pass a fake one).
+        shared: the directory is shared with other nodes of the chat (`--redis`): it is
+            locked shared rather than exclusive, and only old partial uploads are cleared.
+
+    Call `open` before the first upload (the files listener does).
     """
 
     def __init__(
@@ -75,12 +82,14 @@ class FileService:
         config: FilesConfig,
         index: FileIndex,
         clock: Callable[[], float] = time.monotonic,
+        shared: bool = False,
     ) -> None:
         if config.directory is None:
             raise ValueError("FilesConfig.directory must be set for a FileService")
         self.config = config
         self.index = index
-        self.blobs = BlobStore(config.directory)
+        self.shared = shared
+        self.blobs = BlobStore(config.directory, shared=shared)
         self.uploads = UploadRegistry(config.upload_ttl, config.uploads_per_client)
         self.on_shared: OnShared | None = None
         self.on_corrupt: OnCorrupt | None = None
@@ -89,7 +98,17 @@ class FileService:
         # How URLs start; the listener sets them once it knows its port (and TLS).
         self.scheme = "http"
         self.port = config.port
-        self._reconcile()
+        self.listen_host: str | None = None  # the listener's own address, when it has one
+        self._background: set[asyncio.Task[None]] = set()
+        self._opened = False
+
+    async def open(self) -> None:
+        """Read the index, and bring it and the directory in line (once)."""
+        if self._opened:
+            return
+        self._opened = True
+        await self.index.open()
+        await self._reconcile()
 
     @staticmethod
     def open_index(config: FilesConfig, persistent: bool) -> FileIndex:
@@ -99,8 +118,10 @@ class FileService:
         config.directory.mkdir(parents=True, exist_ok=True)
         return SqliteFileIndex(config.directory / INDEX_FILE)
 
-    def close(self) -> None:
-        self.index.close()
+    async def close(self) -> None:
+        for task in list(self._background):
+            await task
+        await self.index.close()
         self.blobs.close()
 
     def base_url(self, host: str) -> str:
@@ -112,9 +133,21 @@ class FileService:
         """Where the bytes of `ticket` are PUT: a one-time capability."""
         return f"{self.base_url(ticket.host)}/u/{ticket.token}"
 
+    def url_host(self, host: str) -> str:
+        """The host for URLs of a file shared at `host`: `--files-host`, else the
+        listener's own address when it listens on one, else `host` (the address the
+        sharer reached its server at; on one host, every node's too)."""
+        return self.config.public_host or self.listen_host or host
+
     def wire(self, record: FileRecord) -> FileInfo:
-        """The `file` object for `record`, with its download URL as of now."""
-        return record.to_wire(self.base_url(record.host))
+        """The `file` object for `record`, with its download URL on this server."""
+        return record.to_wire(self.base_url(self.url_host(record.host)))
+
+    def localize(self, info: FileInfo) -> FileInfo:
+        """`info` with its URL on this server (the same token; another node made it)."""
+        parts = urlsplit(info.url)
+        url = self.base_url(self.url_host(parts.hostname or "127.0.0.1")) + parts.path
+        return info if url == info.url else info.model_copy(update={"url": url})
 
     @property
     def max_file(self) -> int:
@@ -243,8 +276,8 @@ class FileService:
         Raises:
             UploadCorrupt: the SHA-256 does not match; the bytes are gone and `on_corrupt`
                 has told the uploader.
-            FileError: the file could not be shared (its recipient went offline); it is
-                deleted again.
+            FileError: the file could not be shared (its recipient went offline, or the
+                index is unreachable: `unavailable`); it is deleted again.
         """
         assert ticket.received == ticket.size and ticket.hasher is not None
         self.uploads.remove(ticket)
@@ -253,8 +286,6 @@ class FileService:
             if self.on_corrupt is not None:
                 self.on_corrupt(ticket)
             raise UploadCorrupt
-        self._make_room(ticket.sha256, ticket.size)
-        await asyncio.to_thread(self.blobs.commit, ticket.id, ticket.sha256)
         record = FileRecord(
             id=ticket.id,
             token=secrets.token_urlsafe(24),
@@ -267,12 +298,22 @@ class FileService:
             created_ms=now_ms(),
             host=ticket.host,
         )
-        self.index.add(record)
+        try:
+            change = await self._add(record)
+        except StoreError as error:
+            await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
+            raise FileError(ErrorCode.UNAVAILABLE, str(error)) from None
+        # Recorded first, then moved into place: the blob of a live record is never
+        # unlinked, and nobody has the token before `on_shared` tells them.
+        await asyncio.to_thread(self.blobs.commit, ticket.id, ticket.sha256)
+        for old in change.expired:
+            log.info("file %s expired to keep the quota", old.id)
+        await self._unlink(change.doomed)
         if self.on_shared is not None:
             try:
                 seq = await self.on_shared(ticket, record)
             except FileError:
-                self.delete(record.id)  # nobody could be told about it
+                await self.delete(record.id)  # nobody could be told about it
                 raise
             if seq is not None:
                 self.index.set_seq(record.id, seq)
@@ -281,23 +322,31 @@ class FileService:
 
     # --- keeping -------------------------------------------------------------------------
 
-    def _make_room(self, sha256: str, size: int) -> None:
-        live = self.index.live_hashes()
-        if sha256 in live:
-            return  # the same bytes are kept already: nothing more to store
-        used = sum(live.values())
-        for record in self.index.live_oldest_first():
-            if used + size <= self.config.quota:
-                break
-            self.index.mark_expired(record.id)
-            if record.sha256 not in self.index.live_hashes():
-                used -= record.size
-                self.blobs.delete(record.sha256)
-            log.info("file %s expired to keep the quota", record.id)
+    async def _add(self, record: FileRecord) -> Change:
+        """Add to the index within the quota; waits while another node unlinks the blob."""
+        deadline = self._clock() + DOOM_WAIT
+        while True:
+            change = await self.index.add(record, self.config.quota)
+            if change is not None:
+                return change
+            if self._clock() > deadline:
+                raise StoreError("the same bytes are being deleted; upload them again")
+            await asyncio.sleep(0.05)
 
-    def download(self, token: str) -> FileRecord | None:
+    async def _unlink(self, doomed: list[str]) -> None:
+        """Unlink the blobs the index gave up, then tell it they are gone."""
+        if not doomed:
+            return
+        for sha256 in doomed:
+            await asyncio.to_thread(self.blobs.delete, sha256)
+        try:
+            await self.index.blobs_deleted(doomed)
+        except StoreError as error:
+            log.warning("files: %s", error)
+
+    async def download(self, token: str) -> FileRecord | None:
         """The live file a download token opens, or None (wrong, expired or deleted)."""
-        return self.index.by_token(token)
+        return await self.index.by_token(token)
 
     def current(self, info: FileInfo) -> FileInfo:
         """`info` as it stands now: marked `expired` once its bytes are gone."""
@@ -306,19 +355,31 @@ class FileService:
             return info
         return info if info.expired else info.model_copy(update={"expired": True})
 
-    def delete(self, file_id: str) -> bool:
+    async def delete(self, file_id: str) -> bool:
         """Delete a shared file (its message was deleted): the URL becomes a 404."""
-        record = self.index.remove(file_id)
-        if record is None:
-            return False
-        if record.sha256 not in self.index.live_hashes():
-            self.blobs.delete(record.sha256)
-        return True
+        change = await self.index.remove(file_id)
+        await self._unlink(change.doomed)
+        return change.removed is not None
 
-    def delete_for_message(self, room: str, seq: int) -> bool:
+    async def delete_for_message(self, room: str, seq: int) -> bool:
         """Delete the file a room message shared, if it shared one."""
-        record = self.index.by_message(room, seq)
-        return record is not None and self.delete(record.id)
+        change = await self.index.remove_for_message(room, seq)
+        await self._unlink(change.doomed)
+        return change.removed is not None
+
+    def forget_message(self, room: str, seq: int) -> None:
+        """A room message was deleted (seen in a loop pass that must not wait): its file
+        opens nothing here at once, and is deleted from the index in the background."""
+        self.index.hide_message(room, seq)
+        task = asyncio.get_running_loop().create_task(self._forget(room, seq))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _forget(self, room: str, seq: int) -> None:
+        try:
+            await self.delete_for_message(room, seq)
+        except StoreError as error:
+            log.warning("files: the file of %s/%d stays until it expires: %s", room, seq, error)
 
     # --- housekeeping --------------------------------------------------------------------
 
@@ -326,6 +387,8 @@ class FileService:
         """Drop uploads whose time is up, with their partial bytes."""
         for ticket in self.uploads.take_expired(self._clock()):
             self.blobs.drop_partial(ticket.id)
+        if self.shared:  # other nodes' leftovers (a node that died mid-upload)
+            self.blobs.clear_partials(older_than=self.config.upload_ttl)
 
     def drop_owner(self, owner: str) -> None:
         """A guest's connection closed: its unfinished uploads can never resume."""
@@ -333,12 +396,13 @@ class FileService:
             self.blobs.drop_partial(ticket.id)
         self._rates.pop(owner, None)
 
-    def _reconcile(self) -> None:
-        # Tickets live in memory only, so partial bytes of a previous run are orphans.
-        self.blobs.clear_partials()
-        stored = self.blobs.stored_hashes()
-        for record in self.index.live_oldest_first():
-            if record.sha256 not in stored:
-                self.index.mark_expired(record.id)
-        for sha256 in stored - self.index.live_hashes().keys():
-            self.blobs.delete(sha256)
+    async def _reconcile(self) -> None:
+        # Tickets live in memory only, so partial bytes of a previous run are orphans;
+        # in a shared directory only those too old to belong to another node's upload.
+        if self.shared:
+            await asyncio.to_thread(self.blobs.clear_partials, self.config.upload_ttl)
+        else:
+            await asyncio.to_thread(self.blobs.clear_partials)
+        stored = await asyncio.to_thread(self.blobs.stored_hashes)
+        await self.index.expire_missing(stored)
+        await self._unlink(await self.index.doom_unused(stored))

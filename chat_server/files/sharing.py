@@ -119,16 +119,39 @@ class FileSharing:
             self.service.drop_owner(owner)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
-        """Stored room messages with their `file` attached as it stands now (`expired`)."""
+        """Stored room messages with their `file` attached as it stands now (`expired`),
+        its URL on this server.
+
+        One server's store keeps no `file` (the index does); a node's messages carry the
+        one the sharing node made, so the view's record, or else that one re-based here.
+        """
         index = self.service.index
-        if not index.has_messages():
+        if not index.has_messages() and all(message.file is None for message in messages):
             return messages
         result = []
         for message in messages:
             record = index.by_message(message.room, message.seq)
-            shared = None if record is None else self.service.wire(record)
-            result.append(message if shared is None else replace(message, file=shared))
+            if record is None and message.file is not None:
+                record = index.by_id(message.file.id)
+            if record is not None:
+                result.append(replace(message, file=self.service.wire(record)))
+            elif message.file is not None:
+                result.append(replace(message, file=self.service.localize(message.file)))
+            else:
+                result.append(message)
         return result
+
+    def localized(self, message: StoredMessage) -> StoredMessage:
+        """A message about to be broadcast here (perhaps from another node): its file's
+        URL on this server, so every client gets a URL of the node it is connected to."""
+        if message.file is None:
+            return message
+        file = self.service.localize(message.file)
+        return message if file is message.file else replace(message, file=file)
+
+    def from_elsewhere(self, fields: dict[str, str]) -> None:
+        """A `file` event of another node: keep the view of the index current."""
+        self.service.index.apply(fields)
 
     async def _shared(self, ticket: UploadTicket, record: FileRecord) -> int | None:
         assert self.chat is not None

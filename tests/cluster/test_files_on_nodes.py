@@ -1,0 +1,214 @@
+"""Files across `chat-server --redis` nodes that share one `--files-dir` (real Redis, real
+node processes): a file shared through one node is fetched through any, each client is
+given a URL of its own node, a delete or an expiry through one node holds on all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.redis_support import RedisServer
+from tests.support import TIMEOUT, Json, LineClient, ServerProcess, open_client
+
+FEATURES = ["files", "accounts", "edit", "reply", "react"]
+PASSWORD = "correct horse"
+
+
+class FilesNode:
+    """A node process and the port of its files listener."""
+
+    def __init__(self, process: ServerProcess, files_port: int) -> None:
+        self.process = process
+        self.port = process.port
+        self.files_port = files_port
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.files_port}"
+
+
+StartNode = Callable[..., Awaitable[FilesNode]]
+
+
+async def files_port(process: ServerProcess) -> int:
+    """The files listener's port, from the node's `listening on ... (files)` line."""
+    for _ in range(int(40 * TIMEOUT)):
+        for line in process.log:
+            found = re.search(r"listening on \S+:(\d+) \(files\)", line)
+            if found:
+                return int(found.group(1))
+        await asyncio.sleep(0.05)
+    raise AssertionError("no files listener:\n" + "".join(process.log))
+
+
+@pytest.fixture
+async def files_node(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[StartNode]:
+    """Nodes on the test's Redis sharing `tmp_path/files`; all are killed at the end."""
+    started: list[ServerProcess] = []
+
+    async def start(*args: str, files_dir: Path | None = tmp_path / "files") -> FilesNode:
+        flags = ["--redis", redis_server.url, "--no-tls", "--rate", "0", "--hash-memory", "1024"]
+        if files_dir is not None:
+            flags += ["--files-dir", str(files_dir)]
+        process = await ServerProcess.start(*flags, "--upload-rate", "0", *args)
+        started.append(process)
+        if files_dir is None:
+            return FilesNode(process, 0)
+        return FilesNode(process, await files_port(process))
+
+    yield start
+    for process in started:
+        await process.kill()
+
+
+async def member(
+    node: FilesNode, nick: str, room: str = "x", *, register: bool = False, login: bool = False
+) -> LineClient:
+    """A client in `room`, granted files; an account with `register`, its session `login`."""
+    client = await open_client(node.port)
+    hello: Json = {"type": "hello", "nick": nick, "features": FEATURES}
+    if login:
+        hello["account_password"] = PASSWORD
+    welcome = await client.request(hello)
+    assert welcome["type"] == "welcome" and "files" in welcome["features"], welcome
+    if register:
+        assert (await client.request({"type": "register", "password": PASSWORD}))["type"] == "ack"
+    assert (await client.request({"type": "join", "room": room}))["type"] == "room"
+    await client.expect("joined", room=room, nick=nick)
+    return client
+
+
+def announce(name: str, data: bytes, room: str = "x") -> Json:
+    sha = hashlib.sha256(data).hexdigest()
+    return {"type": "upload", "room": room, "name": name, "size": len(data), "sha256": sha}
+
+
+async def share(client: LineClient, name: str, data: bytes) -> Json:
+    """Upload `data` through `client`'s node; the `message` its room got."""
+    ready = await client.request(announce(name, data))
+    assert ready["type"] == "upload_ready", ready
+    async with aiohttp.ClientSession() as session, session.put(ready["url"], data=data) as put:
+        assert put.status == 201, await put.text()
+    message = await client.expect("message", room="x")
+    assert message["file"]["name"] == name
+    return message
+
+
+async def fetch(url: str, **headers: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as got:
+        return got.status, await got.read()
+
+
+def on(node: FilesNode, url: str) -> str:
+    """`url` with its base moved to `node`'s files listener (the same token)."""
+    return node.base + "/f/" + url.split("/f/", 1)[1]
+
+
+async def history(client: LineClient) -> list[dict[str, Any]]:
+    page = await client.request({"type": "history", "room": "x", "limit": 50})
+    assert page["type"] == "history", page
+    messages: list[dict[str, Any]] = page["messages"]
+    return messages
+
+
+async def test_a_file_shared_through_one_node_is_fetched_through_another(
+    files_node: StartNode,
+) -> None:
+    a, b = await files_node(), await files_node()
+    alice, bob = await member(a, "alice"), await member(b, "bob")
+    data = os.urandom(700_000)
+    sent = await share(alice, "report.bin", data)
+    assert sent["file"]["url"].startswith(a.base + "/f/")
+    got = await bob.expect("message", room="x")
+    assert got["seq"] == sent["seq"] and got["file"]["id"] == sent["file"]["id"]
+    assert got["file"]["url"].startswith(b.base + "/f/")  # a URL of bob's own node
+    status, body = await fetch(got["file"]["url"])
+    assert status == 200 and hashlib.sha256(body).hexdigest() == got["file"]["sha256"]
+    status, part = await fetch(got["file"]["url"], Range="bytes=1000-1999")
+    assert status == 206 and part == data[1000:2000]
+    # History on either node names its own node's URL too.
+    for client, node in ((alice, a), (bob, b)):
+        (shared,) = [m for m in await history(client) if m.get("file")]
+        assert shared["file"]["url"].startswith(node.base + "/f/")
+    # A wrong token is a 404 on both, with the same body as a path that never existed.
+    token = got["file"]["url"].split("/")[-2]
+    for node in (a, b):
+        wrong = f"{node.base}/f/{token[:-2]}xy/report.bin"
+        assert await fetch(wrong) == (404, b"not found\n")
+        assert await fetch(f"{node.base}/f/nothing") == (404, b"not found\n")
+    await alice.close()
+    await bob.close()
+
+
+async def test_deleting_the_message_on_one_node_deletes_the_file_on_every_node(
+    files_node: StartNode, tmp_path: Path
+) -> None:
+    a, b = await files_node(), await files_node()
+    alice, bob = await member(a, "alice", register=True), await member(b, "bob")
+    sent = await share(alice, "gone.txt", b"delete me " * 1000)
+    url = sent["file"]["url"]
+    await bob.expect("message", room="x")
+    assert (await fetch(on(b, url)))[0] == 200
+    # alice's other session, on node B, deletes the message.
+    alice_on_b = await member(b, "alice", login=True)
+    deleted = await alice_on_b.request({"type": "delete", "room": "x", "seq": sent["seq"]})
+    assert deleted["type"] == "ack", deleted
+    await alice.expect("deleted", room="x", seq=sent["seq"])  # node A has read it
+    for node in (a, b):
+        assert await fetch(on(node, url)) == (404, b"not found\n")
+    blob = tmp_path / "files" / "blobs" / sent["file"]["sha256"][:2] / sent["file"]["sha256"]
+    for _ in range(40):
+        if not blob.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not blob.exists()
+    for client in (alice, alice_on_b, bob):
+        await client.close()
+
+
+async def test_the_quota_is_the_chats_and_expiry_shows_on_every_node(
+    files_node: StartNode,
+) -> None:
+    limits = ("--files-quota", "150K", "--max-file", "100K")
+    a, b = await files_node(*limits), await files_node(*limits)
+    alice, bob = await member(a, "alice"), await member(b, "bob")
+    first = await share(alice, "first.bin", os.urandom(80_000))
+    await bob.expect("message", room="x")
+    second = await share(bob, "second.bin", os.urandom(80_000))  # 160K > 150K: first goes
+    await alice.expect("message", room="x")
+    for node in (a, b):
+        assert (await fetch(on(node, first["file"]["url"])))[0] == 404
+        assert (await fetch(on(node, second["file"]["url"])))[0] == 200
+    for client in (alice, bob):
+        expired: dict[int, bool] = {}
+        for _ in range(40):  # node A learns of the expiry from B's event (one read)
+            expired = {m["seq"]: bool(m["file"].get("expired")) for m in await history(client)}
+            if expired.get(first["seq"]):
+                break
+            await asyncio.sleep(0.05)
+        assert expired == {first["seq"]: True, second["seq"]: False}
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_node_without_a_shared_files_dir_offers_no_files(
+    files_node: StartNode,
+) -> None:
+    lone = await files_node(files_dir=None)
+    client = await open_client(lone.port)
+    welcome = await client.request({"type": "hello", "nick": "alice", "features": FEATURES})
+    assert welcome["type"] == "welcome" and "files" not in welcome["features"], welcome
+    refused = await client.request(announce("a.txt", b"a"))
+    assert refused["type"] == "error", refused
+    assert any("give every node the same --files-dir" in line for line in lone.process.log)
+    assert not any("(files)" in line for line in lone.process.log)
+    await client.close()
