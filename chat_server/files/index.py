@@ -173,6 +173,18 @@ class FileIndex(ABC):
     async def expire_missing(self, stored: set[str]) -> None:
         """Mark expired the live records whose blob is not among `stored` (lost bytes)."""
 
+    # --- unfinished uploads other nodes may resume (only on nodes) -------------------
+
+    async def find_upload(self, key: str) -> dict[str, str] | None:
+        """The upload kept under `key` by any node (its id and token), if it lives."""
+        return None
+
+    async def keep_upload(self, key: str, ticket: dict[str, str], ttl: float) -> None:  # noqa: B027
+        """Keep `ticket` under `key` for `ttl` seconds, for a resume through any node."""
+
+    async def drop_upload(self, key: str) -> None:  # noqa: B027
+        """The upload under `key` finished (or was dropped): nobody resumes it."""
+
     def _put(self, record: FileRecord) -> None:
         self._by_id[record.id] = record
         self._by_token[record.token] = record.id

@@ -11,7 +11,10 @@ Keys (under `PREFIX`):
 - `blob-refs` (hash): sha256 -> how many live records name it, and `files-used`: the
   bytes of the distinct live blobs, the figure the quota is kept against;
 - `blob-del:SHA` (a TTL of `DOOM_TTL_MS`): a node is unlinking that blob; `add` of a
-  record with that hash waits until the key is gone.
+  record with that hash waits until the key is gone;
+- `upload:KEY` (a TTL of `--upload-ttl`): an account's unfinished upload (its id and
+  token), KEY the hash of "the same upload" (owner, target, name, size, sha256), so
+  the account resumes it through any node from the bytes in the shared `partial/`.
 
 Every decision is one Lua script, so it is atomic against every other node: adding
 (with the quota's expiry of the oldest files), removing, linking a message. Each also
@@ -43,6 +46,7 @@ log = logging.getLogger("chat_server.files")
 # How long a node may take to unlink a blob it doomed; past it (the node died) the hash
 # is free again, and an orphan blob left behind is removed at the next node's start.
 DOOM_TTL_MS: Final = 30_000
+UPLOADS: Final = PREFIX + "upload:"
 
 # ARGV: prefix, id, record JSON, token, sha256, size, created ms, quota, node, maxlen, ttl.
 # Returns {1, expired records (JSON), doomed hashes}, or {0} while the hash is being deleted.
@@ -297,6 +301,27 @@ class RedisFileIndex(FileIndex):
     async def expire_missing(self, stored: set[str]) -> None:
         """Not on nodes: another node may have added a record whose blob it is renaming
         into place right now. A live record whose blob is gone answers 404 (http.py)."""
+
+    # --- unfinished uploads -------------------------------------------------------------
+
+    async def find_upload(self, key: str) -> dict[str, str] | None:
+        try:
+            found = await self._client.get(UPLOADS + key)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis is unavailable ({exc})") from exc
+        return dict(json.loads(found)) if found else None
+
+    async def keep_upload(self, key: str, ticket: dict[str, str], ttl: float) -> None:
+        try:
+            await self._client.set(UPLOADS + key, json.dumps(ticket), px=max(1, int(ttl * 1000)))
+        except (RedisError, OSError) as exc:  # it resumes on this node still
+            log.warning("could not keep an upload for other nodes: %s", exc)
+
+    async def drop_upload(self, key: str) -> None:
+        try:
+            await self._client.delete(UPLOADS + key)
+        except (RedisError, OSError) as exc:  # it expires by itself
+            log.warning("could not drop a finished upload's ticket: %s", exc)
 
     async def _ask(self, script: Any, args: list[Any]) -> Any:
         try:

@@ -13,11 +13,16 @@ written, so finishing a file never re-reads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from protocol import ErrorCode, FileInfo, now_ms
@@ -207,6 +212,68 @@ class FileService:
     def upload_by_token(self, token: str) -> UploadTicket | None:
         return self.uploads.by_token(token, self._clock())
 
+    # --- resuming through another node (accounts, a shared directory) -------------------
+
+    async def resume_elsewhere(
+        self,
+        *,
+        owner: str,
+        sender: str,
+        room: str | None,
+        to: str | None,
+        name: str,
+        size: int,
+        sha256: str,
+        host: str,
+    ) -> None:
+        """Take over this upload if another node (or an earlier run) announced it: the
+        next `request_upload` then finds it here, with the bytes held in `partial/`."""
+        now = self._clock()
+        if not self.shared or self.uploads.find_same(owner, room, to, name, size, sha256, now):
+            return
+        key = upload_key(owner, room, to, name, size, sha256)
+        try:
+            found = await self.index.find_upload(key)
+        except StoreError as error:
+            log.warning("files: cannot look for an upload to resume: %s", error)
+            return
+        if found is None or self.uploads.by_token(found["token"], now) is not None:
+            return
+        path = self.blobs.partial_path(found["id"])
+        held = await asyncio.to_thread(_held_bytes, path)
+        ticket = UploadTicket(
+            id=found["id"],
+            token=found["token"],
+            owner=owner,
+            sender=sender,
+            room=room,
+            to=to,
+            name=name,
+            size=size,
+            sha256=sha256,
+            host=host,
+            expires=now + self.uploads.ttl,
+            # At most all but the last byte: the client then sends at least one, and the
+            # PUT that brings the last byte is the one that finishes the upload.
+            received=min(held, size - 1),
+            portable=True,
+        )
+        self.uploads.add(ticket)
+
+    async def keep_resumable(self, ticket: UploadTicket) -> None:
+        """Tell every node of an account's upload (its time renewed), and keep its bytes."""
+        if not self.shared:
+            return
+        ticket.portable = True
+        path = self.blobs.partial_path(ticket.id)
+        await asyncio.to_thread(_touch, path)  # the sweep of old partials goes by mtime
+        key = upload_key(
+            ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
+        )
+        await self.index.keep_upload(
+            key, {"id": ticket.id, "token": ticket.token}, self.uploads.ttl
+        )
+
     # --- receiving -----------------------------------------------------------------------
 
     async def receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
@@ -225,6 +292,8 @@ class FileService:
         finally:
             ticket.busy = False
             self.uploads.touch(ticket, self._clock())
+            if ticket.portable and ticket.received < ticket.size:
+                await self.keep_resumable(ticket)
 
     async def _receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
         path = self.blobs.partial_path(ticket.id)
@@ -281,6 +350,11 @@ class FileService:
         """
         assert ticket.received == ticket.size and ticket.hasher is not None
         self.uploads.remove(ticket)
+        if ticket.portable:
+            key = upload_key(
+                ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
+            )
+            await self.index.drop_upload(key)
         if ticket.hasher.hexdigest() != ticket.sha256:
             await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
             if self.on_corrupt is not None:
@@ -384,10 +458,14 @@ class FileService:
     # --- housekeeping --------------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Drop uploads whose time is up, with their partial bytes."""
+        """Drop uploads whose time is up, with their partial bytes.
+
+        In a shared directory another node may have taken an upload over: there the
+        partial bytes go when nobody wrote to or asked for them for the ticket time."""
         for ticket in self.uploads.take_expired(self._clock()):
-            self.blobs.drop_partial(ticket.id)
-        if self.shared:  # other nodes' leftovers (a node that died mid-upload)
+            if not self.shared:
+                self.blobs.drop_partial(ticket.id)
+        if self.shared:
             self.blobs.clear_partials(older_than=self.config.upload_ttl)
 
     def drop_owner(self, owner: str) -> None:
@@ -406,3 +484,23 @@ class FileService:
         stored = await asyncio.to_thread(self.blobs.stored_hashes)
         await self.index.expire_missing(stored)
         await self._unlink(await self.index.doom_unused(stored))
+
+
+def upload_key(
+    owner: str, room: str | None, to: str | None, name: str, size: int, sha256: str
+) -> str:
+    """What makes "the same upload", as one key (names may hold any character)."""
+    same = json.dumps([owner, room, to, name, size, sha256], ensure_ascii=False)
+    return hashlib.sha256(same.encode()).hexdigest()
+
+
+def _held_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path)

@@ -86,22 +86,47 @@ class FileSharing:
         service.on_shared = self._shared
         service.on_corrupt = self._corrupt
 
-    def request(self, peer: Uploader, message: Upload) -> UploadReady:
-        """Answer an `upload` line the chat core allowed; raises `ChatError` for a refusal."""
+    async def request(self, peer: Uploader, message: Upload) -> UploadReady:
+        """Answer an `upload` line the chat core allowed; raises `ChatError` for a refusal.
+
+        On nodes an account's upload is kept in the index too, so a client that lost its
+        node resumes it through another one."""
         owner = owner_of(peer)
+        service = self.service
+        host = self._public_host or peer.local_host or "127.0.0.1"
+        room, to, name, size, sha256 = (
+            message.room,
+            message.to,
+            message.name,
+            message.size,
+            message.sha256,
+        )
         try:
-            ticket = self.service.request_upload(
+            if peer.account:
+                await service.resume_elsewhere(
+                    owner=owner,
+                    sender=peer.nick,
+                    room=room,
+                    to=to,
+                    name=name,
+                    size=size,
+                    sha256=sha256,
+                    host=host,
+                )
+            ticket = service.request_upload(
                 owner=owner,
                 sender=peer.nick,
-                room=message.room,
-                to=message.to,
-                name=message.name,
-                size=message.size,
-                sha256=message.sha256,
-                host=self._public_host or peer.local_host or "127.0.0.1",
+                room=room,
+                to=to,
+                name=name,
+                size=size,
+                sha256=sha256,
+                host=host,
             )
         except FileError as error:
             raise ChatError(error.code, error.message) from None
+        if peer.account:
+            await service.keep_resumable(ticket)
         self._uploaders[owner] = peer
         url = self.service.upload_url(ticket)
         return UploadReady(file=ticket.id, url=url, offset=ticket.received, re=message.id)

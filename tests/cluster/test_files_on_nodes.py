@@ -6,7 +6,9 @@ given a URL of its own node, a delete or an expiry through one node holds on all
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -212,3 +214,49 @@ async def test_a_node_without_a_shared_files_dir_offers_no_files(
     assert any("give every node the same --files-dir" in line for line in lone.process.log)
     assert not any("(files)" in line for line in lone.process.log)
     await client.close()
+
+
+async def test_an_upload_cut_by_its_nodes_death_resumes_through_another_node(
+    files_node: StartNode, tmp_path: Path
+) -> None:
+    a, b = await files_node(), await files_node()
+    alice = await member(a, "alice", register=True)
+    bob = await member(b, "bob")
+    data = os.urandom(5_000_000)
+    ready = await alice.request(announce("big.bin", data))
+    assert ready["type"] == "upload_ready" and ready["offset"] == 0, ready
+    # Node A takes the PUT's first 4.5 MB (it writes in blocks of 2 MiB), then dies.
+    _reader, writer = await asyncio.open_connection("127.0.0.1", a.files_port)
+    path = "/" + ready["url"].split("/", 3)[3]
+    writer.write(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+    writer.write(data[:4_500_000])
+    await writer.drain()
+    partial = tmp_path / "files" / "partial" / ready["file"]
+    for _ in range(int(40 * TIMEOUT)):
+        if partial.exists() and partial.stat().st_size >= 2 << 20:
+            break
+        await asyncio.sleep(0.05)
+    assert partial.stat().st_size >= 2 << 20
+    await a.process.kill()
+    writer.transport.abort()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    await alice.close()
+    # alice's client moves to node B and asks again: the same upload, from what is held.
+    moved = await member(b, "alice", login=True)
+    again = await moved.request(announce("big.bin", data))
+    assert again["type"] == "upload_ready", again
+    held = again["offset"]
+    assert 2 << 20 <= held <= 4_500_000, again
+    assert again["file"] == ready["file"] and again["url"].startswith(b.base + "/u/")
+    rest = {"Content-Range": f"bytes {held}-{len(data) - 1}/{len(data)}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(again["url"], data=io.BytesIO(data[held:]), headers=rest) as put,
+    ):
+        assert put.status == 201, await put.text()
+    got = await bob.expect("message", room="x")
+    status, body = await fetch(got["file"]["url"])
+    assert status == 200 and body == data
+    await moved.close()
+    await bob.close()
