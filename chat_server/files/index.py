@@ -128,7 +128,7 @@ class FileIndex(ABC):
         Called in the loop pass that broadcasts the message, so it never waits: the view
         has the link at once, the index (on a node: Redis) a moment later."""
         record = self._by_id.get(file_id)
-        if record is not None:
+        if record is not None and record.seq != seq:
             self._put(replace(record, seq=seq))
             self._persist_seq(record, seq)
 

@@ -386,8 +386,12 @@ class FileService:
         if self.on_shared is not None:
             try:
                 seq = await self.on_shared(ticket, record)
-            except FileError:
-                await self.delete(record.id)  # nobody could be told about it
+            except (FileError, StoreError) as error:
+                await self._delete_quietly(record.id)  # nobody could be told about it
+                if isinstance(error, StoreError):
+                    raise FileError(
+                        ErrorCode.UNAVAILABLE, "the message could not be stored; try again"
+                    ) from None
                 raise
             if seq is not None:
                 self.index.set_seq(record.id, seq)
@@ -434,6 +438,12 @@ class FileService:
         change = await self.index.remove(file_id)
         await self._unlink(change.doomed)
         return change.removed is not None
+
+    async def _delete_quietly(self, file_id: str) -> None:
+        try:
+            await self.delete(file_id)
+        except StoreError as error:  # it stays until it expires; nobody has its token
+            log.warning("files: could not delete file %s: %s", file_id, error)
 
     async def delete_for_message(self, room: str, seq: int) -> bool:
         """Delete the file a room message shared, if it shared one."""

@@ -260,3 +260,34 @@ async def test_an_upload_cut_by_its_nodes_death_resumes_through_another_node(
     assert status == 200 and body == data
     await moved.close()
     await bob.close()
+
+
+async def test_while_redis_is_down_a_finished_upload_is_refused_and_nothing_is_kept(
+    files_node: StartNode, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    a = await files_node()
+    alice = await member(a, "alice")
+    data = os.urandom(50_000)
+    ready = await alice.request(announce("late.bin", data))
+    assert ready["type"] == "upload_ready", ready
+    await redis_server.stop()
+    async with aiohttp.ClientSession() as session, session.put(ready["url"], data=data) as put:
+        assert put.status == 503, await put.text()
+        assert (await put.text()).startswith("the file could not be shared: ")
+    assert list((tmp_path / "files" / "partial").iterdir()) == []
+    assert list((tmp_path / "files" / "blobs").rglob("*")) == []
+    # Downloads need the index too: 503, not a 404 that would say the file is gone.
+    assert (await fetch(f"{a.base}/f/sometoken/x"))[0] == 503
+    await redis_server.start()
+    for _ in range(50):  # until the node writes to Redis again
+        said = await alice.request({"type": "say", "room": "x", "text": "back?"})
+        if said["type"] == "ack":
+            break
+        await asyncio.sleep(0.1)
+    again = await alice.request(announce("late.bin", data))  # from the start
+    assert again["type"] == "upload_ready" and again["offset"] == 0, again
+    async with aiohttp.ClientSession() as session, session.put(again["url"], data=data) as put:
+        assert put.status == 201, await put.text()
+    message = await alice.expect("message", room="x")
+    assert (await fetch(message["file"]["url"]))[1] == data
+    await alice.close()

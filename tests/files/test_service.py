@@ -13,6 +13,7 @@ from chat_server.files.config import FilesConfig, parse_size
 from chat_server.files.index import FileRecord
 from chat_server.files.service import FileError, FileService
 from chat_server.files.uploads import ByteRate, UploadTicket
+from chat_server.store import StoreError
 from protocol import ErrorCode
 from tests.files.support import sha256_hex
 
@@ -204,3 +205,21 @@ async def test_files_survive_a_restart_and_lost_bytes_show_as_expired(
     assert await again.download(lost.token) is None
     assert again.index.by_id(lost.id).expired  # type: ignore[union-attr]
     assert list(again.blobs.partials.iterdir()) == []  # uploads do not outlive the process
+
+
+async def test_a_file_whose_message_cannot_be_stored_is_not_kept(
+    tmp_path: Path, make_service: MakeService
+) -> None:
+    service = await make_service(tmp_path)
+
+    async def on_shared(ticket: UploadTicket, record: FileRecord) -> int | None:
+        raise StoreError("the store is away")
+
+    service.on_shared = on_shared
+    ticket = announce(service, "x.bin", b"x" * 10)
+    await service.receive(ticket, 0, chunks(b"x" * 10))
+    with pytest.raises(FileError) as refused:
+        await service.finish(ticket)
+    assert refused.value.code == ErrorCode.UNAVAILABLE
+    assert service.index.by_id(ticket.id) is None
+    assert not service.blobs.has(ticket.sha256)
