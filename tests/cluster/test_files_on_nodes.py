@@ -291,3 +291,28 @@ async def test_while_redis_is_down_a_finished_upload_is_refused_and_nothing_is_k
     message = await alice.expect("message", room="x")
     assert (await fetch(message["file"]["url"]))[1] == data
     await alice.close()
+
+
+async def test_a_file_dm_reaches_a_user_on_another_node(files_node: StartNode) -> None:
+    a, b = await files_node(), await files_node()
+    alice, bob = await member(a, "alice"), await member(b, "bob")
+    await alice.expect("joined", room="x", nick="bob")  # node A knows bob is on B
+    data = os.urandom(30_000)
+    sha = hashlib.sha256(data).hexdigest()
+    ready = await alice.request(
+        {"type": "upload", "to": "bob", "name": "dm.bin", "size": len(data), "sha256": sha}
+    )
+    assert ready["type"] == "upload_ready", ready
+    async with aiohttp.ClientSession() as session, session.put(ready["url"], data=data) as put:
+        assert put.status == 201, await put.text()
+    mine = await alice.expect("dm")
+    assert mine["to"] == "bob" and mine["file"]["url"].startswith(a.base + "/f/")
+    got = await bob.expect("dm")
+    assert got["from"] == "alice" and got["file"]["url"].startswith(b.base + "/f/")
+    assert await fetch(got["file"]["url"]) == (200, data)
+    nobody = await alice.request(
+        {"type": "upload", "to": "carol", "name": "x.bin", "size": 1, "sha256": sha}
+    )
+    assert (nobody["type"], nobody["code"]) == ("error", "no_such_user"), nobody
+    await alice.close()
+    await bob.close()
