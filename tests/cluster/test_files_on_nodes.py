@@ -98,11 +98,15 @@ async def share(client: LineClient, name: str, data: bytes) -> Json:
     """Upload `data` through `client`'s node; the `message` its room got."""
     ready = await client.request(announce(name, data))
     assert ready["type"] == "upload_ready", ready
-    async with aiohttp.ClientSession() as session, session.put(ready["url"], data=data) as put:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(ready["url"], data=io.BytesIO(data)) as put,
+    ):
         assert put.status == 201, await put.text()
-    message = await client.expect("message", room="x")
-    assert message["file"]["name"] == name
-    return message
+    while True:  # another's file may come first
+        message = await client.expect("message", room="x")
+        if message.get("file", {}).get("name") == name:
+            return message
 
 
 async def fetch(url: str, **headers: str) -> tuple[int, bytes]:
@@ -316,3 +320,32 @@ async def test_a_file_dm_reaches_a_user_on_another_node(files_node: StartNode) -
     assert (nobody["type"], nobody["code"]) == ("error", "no_such_user"), nobody
     await alice.close()
     await bob.close()
+
+
+async def test_the_same_bytes_shared_at_once_through_two_nodes_are_kept_once(
+    files_node: StartNode, tmp_path: Path
+) -> None:
+    a, b = await files_node(), await files_node()
+    alice = await member(a, "alice", register=True)
+    bob = await member(b, "bob")
+    data = os.urandom(3_000_000)
+    first, second = await asyncio.gather(share(alice, "one.bin", data), share(bob, "two.bin", data))
+    assert first["file"]["id"] != second["file"]["id"]
+    blobs = [p for p in (tmp_path / "files" / "blobs").rglob("*") if p.is_file()]
+    assert [p.name for p in blobs] == [hashlib.sha256(data).hexdigest()]
+    for message in (first, second):
+        for node in (a, b):
+            assert await fetch(on(node, message["file"]["url"])) == (200, data)
+    # Deleting one copy's message keeps the bytes for the other.
+    alice_on_b = await member(b, "alice", login=True)
+    deleted = await alice_on_b.request({"type": "delete", "room": "x", "seq": first["seq"]})
+    assert deleted["type"] == "ack", deleted
+    await alice.expect("deleted", room="x", seq=first["seq"])
+    await asyncio.sleep(0.2)
+    for node in (a, b):
+        assert (await fetch(on(node, first["file"]["url"])))[0] == 404
+        head = await fetch(on(node, second["file"]["url"]), Range="bytes=0-99")
+        assert head == (206, data[:100])
+    assert blobs[0].exists()
+    for client in (alice, alice_on_b, bob):
+        await client.close()
