@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chat_server.files.blobs import BlobStore
 from chat_server.files.config import FilesConfig, parse_size
 from chat_server.files.index import FileRecord
 from chat_server.files.service import FileError, FileService
@@ -223,3 +224,15 @@ async def test_a_file_whose_message_cannot_be_stored_is_not_kept(
     assert refused.value.code == ErrorCode.UNAVAILABLE
     assert service.index.by_id(ticket.id) is None
     assert not service.blobs.has(ticket.sha256)
+
+
+def test_nodes_share_a_directory_and_a_lone_server_never_joins_them(tmp_path: Path) -> None:
+    first, second = BlobStore(tmp_path, shared=True), BlobStore(tmp_path, shared=True)
+    with pytest.raises(StoreError):
+        BlobStore(tmp_path)  # a lone server would clear the nodes' uploads
+    first.close()
+    second.close()
+    alone = BlobStore(tmp_path)
+    with pytest.raises(StoreError):
+        BlobStore(tmp_path, shared=True)
+    alone.close()
