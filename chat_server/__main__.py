@@ -62,8 +62,15 @@ def _with_default_db(config: ServerConfig) -> ServerConfig:
 
 
 def _with_files_dir(config: ServerConfig, data_dir: Path | None) -> ServerConfig:
-    """Files live in `<data dir>/files`; with `--db :memory:` (and no `--data-dir`) nowhere."""
-    if config.files is None or (config.db_path == MEMORY_DB and data_dir is None):
+    """Files live in `--files-dir`, else `<data dir>/files`; with `--db :memory:` (and no
+    `--data-dir`) nowhere. With `--redis` only in `--files-dir`, the directory every
+    node is given: without it the node does not share files."""
+    if config.files is None or config.files.directory is not None:
+        return config
+    if config.redis_url is not None:
+        log.warning("files: off on this node: with --redis, give every node the same --files-dir")
+        return replace(config, files=None)
+    if config.db_path == MEMORY_DB and data_dir is None:
         return config
     import platformdirs
 

@@ -350,7 +350,7 @@ class MessageChanges:
         if message.deleted:  # a shared file goes with its message
             files = self._hub.files
             if files is not None:
-                files.service.delete_for_message(room.name, message.seq)
+                files.service.forget_message(room.name, message.seq)
         if event is None:
             return
         room.seal()  # later broadcasts of the room must not overtake this event
@@ -387,7 +387,7 @@ class MessageChanges:
             if changed.deleted:  # a shared file goes with its message
                 files = hub.files
                 if files is not None:
-                    files.service.delete_for_message(room.name, changed.seq)
+                    files.service.forget_message(room.name, changed.seq)
             room.seal()  # later broadcasts of the room must not overtake this event
             out: Outgoing | None = None
             for member in room.members:

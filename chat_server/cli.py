@@ -319,6 +319,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="HTTP(S) port for file uploads and downloads; 0 picks a free one",
     )
     p.add_argument("--no-files", action="store_true", help="turn file sharing off")
+    p.add_argument(
+        "--files-dir",
+        default=None,
+        metavar="PATH",
+        help="where shared files are kept (default: DATA_DIR/files); with --redis it is "
+        "needed for files, and every node must be given the same directory",
+    )
     sizes = [
         ("--max-file", f.max_file, "largest file a client may share (default: 100M)"),
         ("--files-quota", f.quota, "bytes of files kept; beyond, the oldest expire (default: 2G)"),
@@ -401,7 +408,7 @@ def _files_config(ns: argparse.Namespace) -> FilesConfig:
     # The directory is settled in __main__: under the data directory, or a temporary one
     # when nothing is kept (`--db :memory:`).
     return FilesConfig(
-        directory=None,
+        directory=Path(ns.files_dir) if ns.files_dir is not None else None,
         port=ns.files_port,
         max_file=ns.max_file,
         quota=ns.files_quota,

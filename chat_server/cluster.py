@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from protocol import (
     DirectMessage,
     ErrorCode,
+    FileInfo,
     Joined,
     Left,
     NickChanged,
@@ -272,6 +273,8 @@ class RedisPresence(Presence):
         event = {"k": "dm", "f": dm.sender, "u": dm.to, "t": dm.text, "ts": dm.ts, "n": self.node}
         if pair is not None and dm.seq is not None:
             event.update(pair=pair, seq=str(dm.seq))
+        if dm.file is not None:  # a shared file (files/sharing.py): its record is in Redis
+            event["file"] = dm.file.model_dump_json(exclude_none=True)
         self.store.put(lambda pipe: pipe.xadd(EVENTS, event, maxlen=EVENTS_MAXLEN), 1, _ignore)
 
     def away_changed(self, nick: str, text: str | None) -> None:
@@ -539,6 +542,10 @@ class ClusterNode:
         if kind in MODERATION_EVENTS:
             hub.moderator.from_elsewhere(fields)
             return
+        if kind == "file":  # the files index (chat_server/files/redis_index.py)
+            if hub.files is not None:
+                hub.files.from_elsewhere(fields)
+            return
         if kind == "account":
             hub.accounts.names[fields["u"].lower()] = fields["u"]
             return
@@ -552,12 +559,14 @@ class ClusterNode:
             return
         if kind == "dm":
             seq = fields.get("seq")
+            shared = fields.get("file")
             dm = DirectMessage(
                 sender=fields["f"],
                 to=fields["u"],
                 text=fields["t"],
                 ts=fields["ts"],
                 seq=int(seq) if seq else None,
+                file=FileInfo.model_validate_json(shared) if shared else None,
             )
             hub.dm_from_elsewhere(dm, fields.get("pair"))
             return

@@ -613,6 +613,8 @@ class ChatHub:
 
     def _fan_out(self, room: Room, message: StoredMessage) -> None:
         """The log's subscriber: a committed message goes to the room's members here."""
+        if message.file is not None and self.files is not None:
+            message = self.files.localized(message)  # its URL on this node
         room.delivered(message)
         room.broadcast(Outgoing(json_line=message.encode(), make=message.to_wire))
 
@@ -693,6 +695,8 @@ class ChatHub:
         """A DM another node sent: to this node's sessions of both ends; its seq is used."""
         if pair is not None and dm.seq is not None:
             self.accounts.seen_dm_seq(pair, dm.seq)
+        if dm.file is not None and self.files is not None:  # its URL on this node
+            dm = dm.model_copy(update={"file": self.files.service.localize(dm.file)})
         out = Outgoing(dm)
         sessions = [*self._online.get(dm.to.lower(), []), *self._online.get(dm.sender.lower(), [])]
         for session in dict.fromkeys(sessions):
@@ -933,7 +937,11 @@ class ChatHub:
         """Refuse (`not_in_room`, `no_such_user`) unless `peer` may share a file there."""
         if room is not None:
             self.joined_room(peer, room)
-        elif to is not None and not self._online.get(to.lower()):
+        elif (
+            to is not None
+            and not self._online.get(to.lower())
+            and self.presence.online_elsewhere(to) is None
+        ):
             raise ChatError(ErrorCode.NO_SUCH_USER, f"nobody called {to} is online")
 
     def post_file(
@@ -968,7 +976,17 @@ class ChatHub:
     def _dm_file(self, sender: str, to: str, text: str, file: FileInfo) -> None:
         targets = self._online.get(to.lower())
         if not targets:
-            raise ChatError(ErrorCode.NO_SUCH_USER, f"{to} went offline before the file was in")
+            elsewhere = self.presence.online_elsewhere(to)  # on another node: as a live DM
+            if elsewhere is None:
+                raise ChatError(ErrorCode.NO_SUCH_USER, f"{to} went offline before the file was in")
+            sent = DirectMessage(
+                sender=sender, to=elsewhere, text=text, ts=format_ts(now_ms()), file=file
+            )
+            self.presence.dm_sent(sent, None)
+            out = Outgoing(sent)
+            for session in self._online.get(sender.lower(), []):
+                session.send(out)
+            return
         out = Outgoing(
             DirectMessage(
                 sender=sender, to=targets[0].nick, text=text, ts=format_ts(now_ms()), file=file

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -60,6 +60,9 @@ from protocol.limits import REPLAY_MAX
 from .config import feature_set, granted_features, supported_features
 from .errors import ChatError
 from .hub import ChatHub, Peer, Result
+
+if TYPE_CHECKING:
+    from .files.sharing import FileSharing
 
 __all__ = ["HANDLERS", "NOT_YET_HANDLED", "JsonSession", "SessionHost"]
 
@@ -411,8 +414,16 @@ class JsonSession:
         if files is None:
             raise ChatError(ErrorCode.INVALID_MESSAGE, "this server does not share files")
         self._hub.check_can_share(self._host, message.room, message.to)
-        self._host.reply(files.request(self._host, message))
-        return None
+        return self._await_upload(files, message)
+
+    async def _await_upload(self, files: FileSharing, message: Upload) -> None:
+        try:
+            ready = await files.request(self._host, message)
+        except ChatError as exc:
+            self._refused(exc, message.id)
+            return
+        if not self._host.closed:
+            self._host.reply(ready)
 
     # -- version 2: search and moderation ------------------------------------------
 

@@ -47,6 +47,7 @@ from .tls_listener import TlsListener
 if TYPE_CHECKING:
     from .cluster import ClusterNode
     from .files.http import FilesListener
+    from .files.index import FileIndex
 
 __all__ = ["ChatServer", "FilesListenError", "ListenError", "Listener", "ServerContext"]
 
@@ -84,6 +85,14 @@ class ChatServer:
     ) -> None:
         if config.tls_only and config.tls_port is None:
             raise ValueError("tls_only needs a tls_port")
+        files = config.files
+        if config.redis_url is not None and files is not None and files.directory is None:
+            # The bytes must be where every node finds them: without one directory given
+            # to all, a node does not offer `files` at all (docs/ARCHITECTURE.md).
+            log.warning(
+                "files: off on this node: with --redis, give every node the same --files-dir"
+            )
+            config = replace(config, files=None)
         self.config = config
         self._store = store
         # The files port serves HTTPS with the chat certificate when TLS is on; a context
@@ -282,20 +291,28 @@ class ChatServer:
         from .files.service import FileService
         from .files.sharing import FileSharing
 
-        if config.directory is None:  # nothing is kept: files live as long as the process
-            self._files_tmp = tempfile.TemporaryDirectory(prefix="lanchat-files-")
-            config = replace(config, directory=Path(self._files_tmp.name))
-        persistent = self.config.db_path != MEMORY_DB and self._files_tmp is None
-        service = FileService(config, FileService.open_index(config, persistent))
+        index: FileIndex
+        if self._node is not None:  # one index for every node, in Redis; the bytes in
+            from .files.redis_index import RedisFileIndex  # the directory they share
+
+            assert config.directory is not None  # ChatServer.__init__ turned files off
+            index = RedisFileIndex(self._node.url, self._node.node)
+        else:
+            if config.directory is None:  # nothing is kept: files live as long as the process
+                self._files_tmp = tempfile.TemporaryDirectory(prefix="lanchat-files-")
+                config = replace(config, directory=Path(self._files_tmp.name))
+            persistent = self.config.db_path != MEMORY_DB and self._files_tmp is None
+            index = FileService.open_index(config, persistent)
+        service = FileService(config, index, shared=self._node is not None)
         files_tls = self._files_ssl_context or chat_tls
         listener = FilesListener(service, self.config.host, config.port, files_tls)
         try:
             await listener.start()
         except OSError as exc:
-            service.close()
+            await service.close()
             raise FilesListenError(config.port, exc) from exc
         except BaseException:
-            service.close()
+            await service.close()
             raise
         sharing = FileSharing(service, config.public_host)
         sharing.chat = context.hub

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,15 +29,16 @@ _HASH_CHUNK = 1 << 20
 class BlobStore:
     """The two directories, and moving a finished upload into the content-addressed one."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shared: bool = False) -> None:
         self.blobs = directory / "blobs"
         self.partials = directory / "partial"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.partials.mkdir(parents=True, exist_ok=True)
         # One server per directory: a second one would delete the first one's uploads.
+        # Nodes of one chat (`shared`) hold it together, and never with a lone server.
         self._lock = open(directory / "lock", "a+b")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
             raise StoreError(f"{directory} is in use by another chat-server") from None
@@ -55,7 +57,10 @@ class BlobStore:
         return self.blob_path(sha256).is_file()
 
     def commit(self, upload_id: str, sha256: str) -> None:
-        """Move a complete, checked upload into place (dropping it if the blob exists)."""
+        """Move a complete, checked upload into place (dropping it if the blob exists).
+
+        A rename, so a reader never sees half a blob, and two nodes committing the same
+        bytes at once both leave one whole file (the same content either way)."""
         partial = self.partial_path(upload_id)
         target = self.blob_path(sha256)
         if target.is_file():
@@ -70,10 +75,22 @@ class BlobStore:
     def drop_partial(self, upload_id: str) -> None:
         self.partial_path(upload_id).unlink(missing_ok=True)
 
-    def clear_partials(self) -> None:
-        """Uploads do not outlive the server process: drop what a previous run left."""
-        shutil.rmtree(self.partials, ignore_errors=True)
-        self.partials.mkdir(parents=True, exist_ok=True)
+    def clear_partials(self, older_than: float | None = None) -> None:
+        """Uploads do not outlive the server process: drop what a previous run left.
+
+        With `older_than` (a directory shared by nodes) only the partial uploads not
+        written to for that many seconds: the others may be another node's."""
+        if older_than is None:
+            shutil.rmtree(self.partials, ignore_errors=True)
+            self.partials.mkdir(parents=True, exist_ok=True)
+            return
+        limit = time.time() - older_than
+        for path in self.partials.iterdir():
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
 
     def stored_hashes(self) -> set[str]:
         return {path.name for path in self.blobs.glob("??/*") if path.is_file()}

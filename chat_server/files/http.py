@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 import ssl
@@ -29,6 +30,9 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
+from protocol import ErrorCode
+
+from ..store import StoreError
 from .service import FileError, FileService, TooManyBytes, UploadCorrupt
 from .uploads import UploadTicket
 
@@ -110,7 +114,8 @@ async def _put(request: web.Request) -> web.StreamResponse:
     except UploadCorrupt:
         return plain(422, "the SHA-256 does not match; the upload was dropped")
     except FileError as error:
-        return plain(409, f"the file could not be shared: {error.message}")
+        status = 503 if error.code == ErrorCode.UNAVAILABLE else 409
+        return plain(status, f"the file could not be shared: {error.message}")
     return web.Response(
         status=201,
         body=service.wire(record).model_dump_json(exclude_none=True).encode() + b"\n",
@@ -137,10 +142,15 @@ def _check_range(request: web.Request, size: int) -> None:
 
 async def _get(request: web.Request) -> web.StreamResponse:
     service = request.app[_SERVICE]
-    record = service.download(request.match_info["token"])
+    try:
+        record = await service.download(request.match_info["token"])
+    except StoreError:
+        return plain(503, "the files index is unavailable; try again")
     if record is None:
         return _not_found()
     path = service.blobs.blob_path(record.sha256)
+    if not await asyncio.to_thread(path.is_file):
+        return _not_found()  # a shared directory that lost it (or another node's not there)
     try:
         _check_range(request, record.size)
     except _Refused as refused:
@@ -206,6 +216,15 @@ def build_app(service: FileService) -> web.Application:
     return app
 
 
+def _own_address(host: str | None) -> str | None:
+    """`host` when it is one address of this machine (not every interface, not a name)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
 class FilesListener:
     """Runs the files app on `host:port` (port 0: a free one) on the running loop.
 
@@ -245,6 +264,7 @@ class FilesListener:
             read_bufsize=READ_BUFFER,
             logger=_server_log,
         )
+        await self.service.open()
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl)
         try:
@@ -255,6 +275,7 @@ class FilesListener:
         self._runner = runner
         self.port = site.port
         self.service.scheme, self.service.port = self.scheme, self.port
+        self.service.listen_host = _own_address(self._host)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="files-sweep")
 
     def addresses(self) -> list[tuple[str, int]]:
@@ -270,7 +291,7 @@ class FilesListener:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.service.close()
+        await self.service.close()
 
     async def _sweep_forever(self) -> None:
         while True:

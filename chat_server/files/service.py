@@ -13,17 +13,24 @@ written, so finishing a file never re-reads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from protocol import ErrorCode, FileInfo, now_ms
 
+from ..store import StoreError
 from .blobs import BlobStore, PartialFile
 from .config import FilesConfig
-from .index import FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
+from .index import Change, FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
 from .uploads import ByteRate, UploadRegistry, UploadTicket
 
 __all__ = [
@@ -38,6 +45,7 @@ log = logging.getLogger("chat_server.files")
 
 WRITE_BLOCK = 2 << 20
 INDEX_FILE = "files.sqlite3"
+DOOM_WAIT = 35.0  # seconds an upload waits for another node to unlink its blob (its TTL)
 
 # Called once a checked file is stored: announce it; returns the room seq it got, if any.
 OnShared = Callable[[UploadTicket, FileRecord], Awaitable[int | None]]
@@ -68,6 +76,10 @@ class FileService:
         config: limits and the directory to keep files in.
         index: where the records live (`open_index` picks one).
         clock: monotonic seconds (tests pass a fake one).
+        shared: the directory is shared with other nodes of the chat (`--redis`): it is
+            locked shared rather than exclusive, and only old partial uploads are cleared.
+
+    Call `open` before the first upload (the files listener does).
     """
 
     def __init__(
@@ -75,12 +87,14 @@ class FileService:
         config: FilesConfig,
         index: FileIndex,
         clock: Callable[[], float] = time.monotonic,
+        shared: bool = False,
     ) -> None:
         if config.directory is None:
             raise ValueError("FilesConfig.directory must be set for a FileService")
         self.config = config
         self.index = index
-        self.blobs = BlobStore(config.directory)
+        self.shared = shared
+        self.blobs = BlobStore(config.directory, shared=shared)
         self.uploads = UploadRegistry(config.upload_ttl, config.uploads_per_client)
         self.on_shared: OnShared | None = None
         self.on_corrupt: OnCorrupt | None = None
@@ -89,7 +103,17 @@ class FileService:
         # How URLs start; the listener sets them once it knows its port (and TLS).
         self.scheme = "http"
         self.port = config.port
-        self._reconcile()
+        self.listen_host: str | None = None  # the listener's own address, when it has one
+        self._background: set[asyncio.Task[None]] = set()
+        self._opened = False
+
+    async def open(self) -> None:
+        """Read the index, and bring it and the directory in line (once)."""
+        if self._opened:
+            return
+        self._opened = True
+        await self.index.open()
+        await self._reconcile()
 
     @staticmethod
     def open_index(config: FilesConfig, persistent: bool) -> FileIndex:
@@ -99,8 +123,10 @@ class FileService:
         config.directory.mkdir(parents=True, exist_ok=True)
         return SqliteFileIndex(config.directory / INDEX_FILE)
 
-    def close(self) -> None:
-        self.index.close()
+    async def close(self) -> None:
+        for task in list(self._background):
+            await task
+        await self.index.close()
         self.blobs.close()
 
     def base_url(self, host: str) -> str:
@@ -112,9 +138,21 @@ class FileService:
         """Where the bytes of `ticket` are PUT: a one-time capability."""
         return f"{self.base_url(ticket.host)}/u/{ticket.token}"
 
+    def url_host(self, host: str) -> str:
+        """The host for URLs of a file shared at `host`: `--files-host`, else the
+        listener's own address when it listens on one, else `host` (the address the
+        sharer reached its server at; on one host, every node's too)."""
+        return self.config.public_host or self.listen_host or host
+
     def wire(self, record: FileRecord) -> FileInfo:
-        """The `file` object for `record`, with its download URL as of now."""
-        return record.to_wire(self.base_url(record.host))
+        """The `file` object for `record`, with its download URL on this server."""
+        return record.to_wire(self.base_url(self.url_host(record.host)))
+
+    def localize(self, info: FileInfo) -> FileInfo:
+        """`info` with its URL on this server (the same token; another node made it)."""
+        parts = urlsplit(info.url)
+        url = self.base_url(self.url_host(parts.hostname or "127.0.0.1")) + parts.path
+        return info if url == info.url else info.model_copy(update={"url": url})
 
     @property
     def max_file(self) -> int:
@@ -174,6 +212,68 @@ class FileService:
     def upload_by_token(self, token: str) -> UploadTicket | None:
         return self.uploads.by_token(token, self._clock())
 
+    # --- resuming through another node (accounts, a shared directory) -------------------
+
+    async def resume_elsewhere(
+        self,
+        *,
+        owner: str,
+        sender: str,
+        room: str | None,
+        to: str | None,
+        name: str,
+        size: int,
+        sha256: str,
+        host: str,
+    ) -> None:
+        """Take over this upload if another node (or an earlier run) announced it: the
+        next `request_upload` then finds it here, with the bytes held in `partial/`."""
+        now = self._clock()
+        if not self.shared or self.uploads.find_same(owner, room, to, name, size, sha256, now):
+            return
+        key = upload_key(owner, room, to, name, size, sha256)
+        try:
+            found = await self.index.find_upload(key)
+        except StoreError as error:
+            log.warning("files: cannot look for an upload to resume: %s", error)
+            return
+        if found is None or self.uploads.by_token(found["token"], now) is not None:
+            return
+        path = self.blobs.partial_path(found["id"])
+        held = await asyncio.to_thread(_held_bytes, path)
+        ticket = UploadTicket(
+            id=found["id"],
+            token=found["token"],
+            owner=owner,
+            sender=sender,
+            room=room,
+            to=to,
+            name=name,
+            size=size,
+            sha256=sha256,
+            host=host,
+            expires=now + self.uploads.ttl,
+            # At most all but the last byte: the client then sends at least one, and the
+            # PUT that brings the last byte is the one that finishes the upload.
+            received=min(held, size - 1),
+            portable=True,
+        )
+        self.uploads.add(ticket)
+
+    async def keep_resumable(self, ticket: UploadTicket) -> None:
+        """Tell every node of an account's upload (its time renewed), and keep its bytes."""
+        if not self.shared:
+            return
+        ticket.portable = True
+        path = self.blobs.partial_path(ticket.id)
+        await asyncio.to_thread(_touch, path)  # the sweep of old partials goes by mtime
+        key = upload_key(
+            ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
+        )
+        await self.index.keep_upload(
+            key, {"id": ticket.id, "token": ticket.token}, self.uploads.ttl
+        )
+
     # --- receiving -----------------------------------------------------------------------
 
     async def receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
@@ -192,6 +292,8 @@ class FileService:
         finally:
             ticket.busy = False
             self.uploads.touch(ticket, self._clock())
+            if ticket.portable and ticket.received < ticket.size:
+                await self.keep_resumable(ticket)
 
     async def _receive(self, ticket: UploadTicket, start: int, body: AsyncIterable[bytes]) -> None:
         path = self.blobs.partial_path(ticket.id)
@@ -243,18 +345,21 @@ class FileService:
         Raises:
             UploadCorrupt: the SHA-256 does not match; the bytes are gone and `on_corrupt`
                 has told the uploader.
-            FileError: the file could not be shared (its recipient went offline); it is
-                deleted again.
+            FileError: the file could not be shared (its recipient went offline, or the
+                index is unreachable: `unavailable`); it is deleted again.
         """
         assert ticket.received == ticket.size and ticket.hasher is not None
         self.uploads.remove(ticket)
+        if ticket.portable:
+            key = upload_key(
+                ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
+            )
+            await self.index.drop_upload(key)
         if ticket.hasher.hexdigest() != ticket.sha256:
             await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
             if self.on_corrupt is not None:
                 self.on_corrupt(ticket)
             raise UploadCorrupt
-        self._make_room(ticket.sha256, ticket.size)
-        await asyncio.to_thread(self.blobs.commit, ticket.id, ticket.sha256)
         record = FileRecord(
             id=ticket.id,
             token=secrets.token_urlsafe(24),
@@ -267,12 +372,26 @@ class FileService:
             created_ms=now_ms(),
             host=ticket.host,
         )
-        self.index.add(record)
+        try:
+            change = await self._add(record)
+        except StoreError as error:
+            await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
+            raise FileError(ErrorCode.UNAVAILABLE, str(error)) from None
+        # Recorded first, then moved into place: the blob of a live record is never
+        # unlinked, and nobody has the token before `on_shared` tells them.
+        await asyncio.to_thread(self.blobs.commit, ticket.id, ticket.sha256)
+        for old in change.expired:
+            log.info("file %s expired to keep the quota", old.id)
+        await self._unlink(change.doomed)
         if self.on_shared is not None:
             try:
                 seq = await self.on_shared(ticket, record)
-            except FileError:
-                self.delete(record.id)  # nobody could be told about it
+            except (FileError, StoreError) as error:
+                await self._delete_quietly(record.id)  # nobody could be told about it
+                if isinstance(error, StoreError):
+                    raise FileError(
+                        ErrorCode.UNAVAILABLE, "the message could not be stored; try again"
+                    ) from None
                 raise
             if seq is not None:
                 self.index.set_seq(record.id, seq)
@@ -281,23 +400,31 @@ class FileService:
 
     # --- keeping -------------------------------------------------------------------------
 
-    def _make_room(self, sha256: str, size: int) -> None:
-        live = self.index.live_hashes()
-        if sha256 in live:
-            return  # the same bytes are kept already: nothing more to store
-        used = sum(live.values())
-        for record in self.index.live_oldest_first():
-            if used + size <= self.config.quota:
-                break
-            self.index.mark_expired(record.id)
-            if record.sha256 not in self.index.live_hashes():
-                used -= record.size
-                self.blobs.delete(record.sha256)
-            log.info("file %s expired to keep the quota", record.id)
+    async def _add(self, record: FileRecord) -> Change:
+        """Add to the index within the quota; waits while another node unlinks the blob."""
+        deadline = self._clock() + DOOM_WAIT
+        while True:
+            change = await self.index.add(record, self.config.quota)
+            if change is not None:
+                return change
+            if self._clock() > deadline:
+                raise StoreError("the same bytes are being deleted; upload them again")
+            await asyncio.sleep(0.05)
 
-    def download(self, token: str) -> FileRecord | None:
+    async def _unlink(self, doomed: list[str]) -> None:
+        """Unlink the blobs the index gave up, then tell it they are gone."""
+        if not doomed:
+            return
+        for sha256 in doomed:
+            await asyncio.to_thread(self.blobs.delete, sha256)
+        try:
+            await self.index.blobs_deleted(doomed)
+        except StoreError as error:
+            log.warning("files: %s", error)
+
+    async def download(self, token: str) -> FileRecord | None:
         """The live file a download token opens, or None (wrong, expired or deleted)."""
-        return self.index.by_token(token)
+        return await self.index.by_token(token)
 
     def current(self, info: FileInfo) -> FileInfo:
         """`info` as it stands now: marked `expired` once its bytes are gone."""
@@ -306,26 +433,50 @@ class FileService:
             return info
         return info if info.expired else info.model_copy(update={"expired": True})
 
-    def delete(self, file_id: str) -> bool:
+    async def delete(self, file_id: str) -> bool:
         """Delete a shared file (its message was deleted): the URL becomes a 404."""
-        record = self.index.remove(file_id)
-        if record is None:
-            return False
-        if record.sha256 not in self.index.live_hashes():
-            self.blobs.delete(record.sha256)
-        return True
+        change = await self.index.remove(file_id)
+        await self._unlink(change.doomed)
+        return change.removed is not None
 
-    def delete_for_message(self, room: str, seq: int) -> bool:
+    async def _delete_quietly(self, file_id: str) -> None:
+        try:
+            await self.delete(file_id)
+        except StoreError as error:  # it stays until it expires; nobody has its token
+            log.warning("files: could not delete file %s: %s", file_id, error)
+
+    async def delete_for_message(self, room: str, seq: int) -> bool:
         """Delete the file a room message shared, if it shared one."""
-        record = self.index.by_message(room, seq)
-        return record is not None and self.delete(record.id)
+        change = await self.index.remove_for_message(room, seq)
+        await self._unlink(change.doomed)
+        return change.removed is not None
+
+    def forget_message(self, room: str, seq: int) -> None:
+        """A room message was deleted (seen in a loop pass that must not wait): its file
+        opens nothing here at once, and is deleted from the index in the background."""
+        self.index.hide_message(room, seq)
+        task = asyncio.get_running_loop().create_task(self._forget(room, seq))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _forget(self, room: str, seq: int) -> None:
+        try:
+            await self.delete_for_message(room, seq)
+        except StoreError as error:
+            log.warning("files: the file of %s/%d stays until it expires: %s", room, seq, error)
 
     # --- housekeeping --------------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Drop uploads whose time is up, with their partial bytes."""
+        """Drop uploads whose time is up, with their partial bytes.
+
+        In a shared directory another node may have taken an upload over: there the
+        partial bytes go when nobody wrote to or asked for them for the ticket time."""
         for ticket in self.uploads.take_expired(self._clock()):
-            self.blobs.drop_partial(ticket.id)
+            if not self.shared:
+                self.blobs.drop_partial(ticket.id)
+        if self.shared:
+            self.blobs.clear_partials(older_than=self.config.upload_ttl)
 
     def drop_owner(self, owner: str) -> None:
         """A guest's connection closed: its unfinished uploads can never resume."""
@@ -333,12 +484,33 @@ class FileService:
             self.blobs.drop_partial(ticket.id)
         self._rates.pop(owner, None)
 
-    def _reconcile(self) -> None:
-        # Tickets live in memory only, so partial bytes of a previous run are orphans.
-        self.blobs.clear_partials()
-        stored = self.blobs.stored_hashes()
-        for record in self.index.live_oldest_first():
-            if record.sha256 not in stored:
-                self.index.mark_expired(record.id)
-        for sha256 in stored - self.index.live_hashes().keys():
-            self.blobs.delete(sha256)
+    async def _reconcile(self) -> None:
+        # Tickets live in memory only, so partial bytes of a previous run are orphans;
+        # in a shared directory only those too old to belong to another node's upload.
+        if self.shared:
+            await asyncio.to_thread(self.blobs.clear_partials, self.config.upload_ttl)
+        else:
+            await asyncio.to_thread(self.blobs.clear_partials)
+        stored = await asyncio.to_thread(self.blobs.stored_hashes)
+        await self.index.expire_missing(stored)
+        await self._unlink(await self.index.doom_unused(stored))
+
+
+def upload_key(
+    owner: str, room: str | None, to: str | None, name: str, size: int, sha256: str
+) -> str:
+    """What makes "the same upload", as one key (names may hold any character)."""
+    same = json.dumps([owner, room, to, name, size, sha256], ensure_ascii=False)
+    return hashlib.sha256(same.encode()).hexdigest()
+
+
+def _held_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path)

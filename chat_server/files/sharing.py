@@ -86,22 +86,47 @@ class FileSharing:
         service.on_shared = self._shared
         service.on_corrupt = self._corrupt
 
-    def request(self, peer: Uploader, message: Upload) -> UploadReady:
-        """Answer an `upload` line the chat core allowed; raises `ChatError` for a refusal."""
+    async def request(self, peer: Uploader, message: Upload) -> UploadReady:
+        """Answer an `upload` line the chat core allowed; raises `ChatError` for a refusal.
+
+        On nodes an account's upload is kept in the index too, so a client that lost its
+        node resumes it through another one."""
         owner = owner_of(peer)
+        service = self.service
+        host = self._public_host or peer.local_host or "127.0.0.1"
+        room, to, name, size, sha256 = (
+            message.room,
+            message.to,
+            message.name,
+            message.size,
+            message.sha256,
+        )
         try:
-            ticket = self.service.request_upload(
+            if peer.account:
+                await service.resume_elsewhere(
+                    owner=owner,
+                    sender=peer.nick,
+                    room=room,
+                    to=to,
+                    name=name,
+                    size=size,
+                    sha256=sha256,
+                    host=host,
+                )
+            ticket = service.request_upload(
                 owner=owner,
                 sender=peer.nick,
-                room=message.room,
-                to=message.to,
-                name=message.name,
-                size=message.size,
-                sha256=message.sha256,
-                host=self._public_host or peer.local_host or "127.0.0.1",
+                room=room,
+                to=to,
+                name=name,
+                size=size,
+                sha256=sha256,
+                host=host,
             )
         except FileError as error:
             raise ChatError(error.code, error.message) from None
+        if peer.account:
+            await service.keep_resumable(ticket)
         self._uploaders[owner] = peer
         url = self.service.upload_url(ticket)
         return UploadReady(file=ticket.id, url=url, offset=ticket.received, re=message.id)
@@ -119,16 +144,39 @@ class FileSharing:
             self.service.drop_owner(owner)
 
     def with_files(self, messages: list[StoredMessage]) -> list[StoredMessage]:
-        """Stored room messages with their `file` attached as it stands now (`expired`)."""
+        """Stored room messages with their `file` attached as it stands now (`expired`),
+        its URL on this server.
+
+        One server's store keeps no `file` (the index does); a node's messages carry the
+        one the sharing node made, so the view's record, or else that one re-based here.
+        """
         index = self.service.index
-        if not index.has_messages():
+        if not index.has_messages() and all(message.file is None for message in messages):
             return messages
         result = []
         for message in messages:
             record = index.by_message(message.room, message.seq)
-            shared = None if record is None else self.service.wire(record)
-            result.append(message if shared is None else replace(message, file=shared))
+            if record is None and message.file is not None:
+                record = index.by_id(message.file.id)
+            if record is not None:
+                result.append(replace(message, file=self.service.wire(record)))
+            elif message.file is not None:
+                result.append(replace(message, file=self.service.localize(message.file)))
+            else:
+                result.append(message)
         return result
+
+    def localized(self, message: StoredMessage) -> StoredMessage:
+        """A message about to be broadcast here (perhaps from another node): its file's
+        URL on this server, so every client gets a URL of the node it is connected to."""
+        if message.file is None:
+            return message
+        file = self.service.localize(message.file)
+        return message if file is message.file else replace(message, file=file)
+
+    def from_elsewhere(self, fields: dict[str, str]) -> None:
+        """A `file` event of another node: keep the view of the index current."""
+        self.service.index.apply(fields)
 
     async def _shared(self, ticket: UploadTicket, record: FileRecord) -> int | None:
         assert self.chat is not None

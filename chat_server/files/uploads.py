@@ -36,6 +36,8 @@ class UploadTicket:
     expires: float
     received: int = 0
     busy: bool = False  # a PUT is streaming into it
+    # Kept in the index too, so it resumes through any node (an account's, on nodes).
+    portable: bool = False
     # SHA-256 of bytes [0, received), kept between PUTs so a resume need not re-read them.
     hasher: hashlib._Hash | None = field(default=None, repr=False)
 

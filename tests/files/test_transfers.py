@@ -227,8 +227,8 @@ async def test_wrong_expired_and_deleted_tokens_look_the_same(tmp_path: Path) ->
             path = tmp_path / name
             path.write_bytes(name.encode() * 100)
             shared.append(await upload(path, room="lobby", request=files.requester()))
-        assert files.service.delete(shared[0].id)
-        files.service.index.mark_expired(shared[1].id)
+        assert await files.service.delete(shared[0].id)
+        await files.service.index.expire_missing(set())  # the one left is expired
         token = shared[1].url.split("/")[-2]
         urls = [
             shared[0].url,  # deleted
