@@ -428,10 +428,19 @@ def parse_state(room: str, seq: int, value: str) -> StoredMessage:
 
 
 def parse_entry(room: str, entry_id: str, fields: dict[str, str], state: str) -> StoredMessage:
-    """A room log's message entry (`SEQ-0`, its rev in `v`) with its state as the message;
-    the rev is the entry's (the state may be newer: its changes follow in the stream)."""
+    """A room log's message entry (`SEQ-0`, its rev in `v`) with its state, as it was sent.
+
+    The state may be newer (its changes follow in the stream, each its own entry): the
+    rev is the entry's, and reactions, which a message never has when it is sent, are
+    left to those entries, so a node that reads late still gives each one once, in rev
+    order. An edit made meanwhile shows in the text (the first text is gone: only the
+    state holds texts, so that a delete can erase them)."""
     seq = int(entry_id.partition("-")[0])
-    return replace(parse_state(room, seq, state), rev=int(fields["v"]))
+    message = parse_state(room, seq, state)
+    rev = int(fields["v"])
+    if message.rev > rev and message.reactions:
+        message = replace(message, reactions=())
+    return replace(message, rev=rev)
 
 
 def _file_json(file: FileInfo | None) -> str:

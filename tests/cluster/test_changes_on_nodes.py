@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -299,4 +300,34 @@ async def test_a_node_killed_during_changes_loses_no_acked_change(
     after = await bob.request({"type": "react", "room": "x", "seq": 1, "emoji": "🐢"})
     assert after["type"] == "ack", after
     assert await stream_revs(redis_server.url, "x") == list(range(1, len(revs) + 2))
+    await bob.close()
+
+
+async def test_a_message_reacted_to_before_another_node_reads_it_comes_as_sent(
+    node: Nodes,
+) -> None:
+    """Node B reads the message after its reaction was made: its members get the
+    message as it was sent, then the reaction, in rev order (as from one server)."""
+    a, b = await node(), await node()
+    alice = await member(a.port, "alice")
+    bob = await member(b.port, "bob")
+    await alice.expect("joined", nick="bob")
+    b.process.send_signal(signal.SIGSTOP)  # node B's reader stands still
+    try:
+        said = await alice.request({"type": "say", "room": "x", "text": "lunch?"})
+        assert said["type"] == "ack", said
+        reacted = await alice.request(
+            {"type": "react", "room": "x", "seq": said["seq"], "emoji": "👍"}
+        )
+        assert reacted["type"] == "ack", reacted
+    finally:
+        b.process.send_signal(signal.SIGCONT)
+    message, reaction = await events(bob, {"message", "reaction"}, 2)
+    assert message["type"] == "message" and message["seq"] == said["seq"], message
+    assert not message.get("reactions"), message  # it had none when it was sent
+    assert reaction["type"] == "reaction" and reaction["emoji"] == "👍", reaction
+    assert reaction["rev"] > message["rev"]
+    page = await history(bob)
+    assert page[-1]["reactions"] == {"👍": ["alice"]}  # history has the state as it is now
+    await alice.close()
     await bob.close()
