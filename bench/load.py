@@ -12,6 +12,11 @@ Scenarios (every number can be changed by a flag):
   c  200 clients, 10 senders, open loop at 200 messages/s in total: latency
   d  5,000 registered idle clients: server RSS per connection, time to connect them all
   e  durable write rate: 20 clients all sending (W=8), SQLite store vs memory
+
+With --features the chat-server targets run with the version-2 features in use: every
+client logs in as an account and is granted accounts, reply, edit, react and typing;
+senders send `typing` before every message, a reply every 4th message and a reaction
+after every 10th (bench/README.md). Without it every line on the wire is as before.
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class CellResult:
     rss_after_kib: int = 0
     rss_per_conn_kib: float = 0.0
     stored: int | None = None
+    reactions: int | None = None  # with features: reactions sent during the window
+    typing: int = 0  # with features: typing notices received by the checked clients
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,6 +126,7 @@ class Options:
     tmp_dir: str | None
     poll_interval: float
     ngircd_max_connections: int
+    features: bool = False
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -235,6 +243,7 @@ def _plans(
             connect_concurrency=max(1, opts.connect_concurrency // len(placed)),
             setup_timeout=opts.setup_timeout,
             poll_interval=opts.poll_interval,
+            features=opts.features and kind == "chat",
         )
         for node_port, group in placed
     ]
@@ -276,14 +285,17 @@ def run_load_cell(
         server1, load1 = target.cpu_seconds(), workers.cpu_seconds()
         busy1 = machine_busy_seconds()
         sent: dict[int, int] = {}
-        for part in workers.gather("stopped", opts.duration + 30):
+        reacted = replied = 0
+        for part, part_reacted, part_replied in workers.gather("stopped", opts.duration + 30):
             sent.update(part)
+            reacted += part_reacted
+            replied += part_replied
         # The first worker holds the clients that check every message: once they have
         # everything, the receive-only clients of the others are told to finish.
         first, rest = slice(0, 1), slice(1, None)
-        workers.send(("expect", sent, opts.drain_timeout), first)
+        workers.send(("expect", sent, opts.drain_timeout, reacted, replied), first)
         parts: list[WorkerResult] = workers.gather("result", opts.drain_timeout + 30, first)
-        workers.send(("expect", sent, opts.drain_timeout), rest)
+        workers.send(("expect", sent, opts.drain_timeout, reacted, replied), rest)
         parts += workers.gather("result", opts.drain_timeout + 30, rest)
     finally:
         workers.close()
@@ -295,6 +307,10 @@ def run_load_cell(
     )
     total = sum(sent.values())
     result.messages = total
+    featured = opts.features and spec.kind == "chat"
+    if featured:
+        result.reactions = reacted
+        result.typing = sum(p.typing for p in parts)
     completed = sum(p.completed for p in parts)
     result.msgs_per_s = (completed if scenario.window else total) / opts.duration
     # Every receiver gets every message (the integrity check below makes sure), so the
@@ -329,6 +345,12 @@ def run_load_cell(
             f"ok ({total:,} messages, no loss, duplication or reordering; every message "
             f"checked by {checked} clients{others})"
         )
+        if featured:
+            result.integrity += (
+                f"; features: {replied:,} of the messages replies, {reacted:,} reactions, "
+                f"each received once by every checked client (revs without a gap), typing "
+                f"from every sender ({result.typing:,} notices at the checked clients)"
+            )
     return result
 
 
@@ -371,7 +393,7 @@ def run_idle_cell(
 
 
 def run_cell(scenario: Scenario, spec: TargetSpec, repeat: int, opts: Options) -> CellResult:
-    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections)
+    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections, opts.features)
     try:
         runner = run_idle_cell if scenario.idle else run_load_cell
         try:
@@ -568,6 +590,12 @@ def _parser() -> argparse.ArgumentParser:
         help="ngIRCd's MaxConnections (default 0: unlimited, its table grows as needed)",
     )
     p.add_argument("--tmp-dir", help="where server logs and SQLite files go (default: $TMPDIR)")
+    p.add_argument(
+        "--features",
+        action="store_true",
+        help="chat-server targets: put the version-2 features in use (accounts, typing, "
+        "replies, reactions; servers started with --hash-memory 1024)",
+    )
     return p
 
 
@@ -614,12 +642,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp_dir=args.tmp_dir,
         poll_interval=args.poll_ms / 1000,
         ngircd_max_connections=args.ngircd_max_connections,
+        features=args.features,
     )
     print(_environment(args_list))
     print(
         f"{opts.duration:g} s per run, {args.repeat} repeat(s), {opts.procs} load generator "
         f"process(es), {opts.probes} latency probes, {opts.text_len}-character texts, "
-        f"RLIMIT_NOFILE {limit}\n"
+        f"RLIMIT_NOFILE {limit}"
+        + (
+            "; version-2 features in use for chat-server (accounts, typing before every "
+            "message, a reply every 4th, a reaction after every 10th)"
+            if opts.features
+            else ""
+        )
+        + "\n"
     )
     all_ok = True
     for key in keys:
