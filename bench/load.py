@@ -14,9 +14,10 @@ Scenarios (every number can be changed by a flag):
   e  durable write rate: 20 clients all sending (W=8), SQLite store vs memory
 
 With --features the chat-server targets run with the version-2 features in use: every
-client logs in as an account and is granted accounts, reply, edit, react and typing;
+client is granted accounts, reply, edit, react and typing and logs in as an account;
 senders send `typing` before every message, a reply every 4th message and a reaction
-after every 10th (bench/README.md). Without it every line on the wire is as before.
+after every 10th (bench/README.md). `--features typing,react` uses only those (out of
+accounts, typing, reply, react). Without the flag every line on the wire is as before.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
-from bench.load_clients import Kind, WorkerPlan, WorkerResult, raise_fd_limit, run_worker
+from bench.load_clients import USES, Kind, WorkerPlan, WorkerResult, raise_fd_limit, run_worker
 from bench.load_targets import (
     DEFAULT_TARGETS,
     TARGETS,
@@ -126,7 +127,7 @@ class Options:
     tmp_dir: str | None
     poll_interval: float
     ngircd_max_connections: int
-    features: bool = False
+    features: frozenset[str] = frozenset()  # out of USES
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def _plans(
             connect_concurrency=max(1, opts.connect_concurrency // len(placed)),
             setup_timeout=opts.setup_timeout,
             poll_interval=opts.poll_interval,
-            features=opts.features and kind == "chat",
+            features=opts.features if kind == "chat" else frozenset(),
         )
         for node_port, group in placed
     ]
@@ -307,7 +308,7 @@ def run_load_cell(
     )
     total = sum(sent.values())
     result.messages = total
-    featured = opts.features and spec.kind == "chat"
+    featured = bool(opts.features) and spec.kind == "chat"
     if featured:
         result.reactions = reacted
         result.typing = sum(p.typing for p in parts)
@@ -346,10 +347,14 @@ def run_load_cell(
             f"checked by {checked} clients{others})"
         )
         if featured:
+            typing = (
+                f", typing from every sender ({result.typing:,} notices at the checked clients)"
+                if "typing" in opts.features
+                else ""
+            )
             result.integrity += (
                 f"; features: {replied:,} of the messages replies, {reacted:,} reactions, "
-                f"each received once by every checked client (revs without a gap), typing "
-                f"from every sender ({result.typing:,} notices at the checked clients)"
+                f"each received once by every checked client (revs without a gap){typing}"
             )
     return result
 
@@ -393,7 +398,8 @@ def run_idle_cell(
 
 
 def run_cell(scenario: Scenario, spec: TargetSpec, repeat: int, opts: Options) -> CellResult:
-    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections, opts.features)
+    accounts = "accounts" in opts.features
+    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections, accounts)
     try:
         runner = run_idle_cell if scenario.idle else run_load_cell
         try:
@@ -521,6 +527,16 @@ def _print_ratios(scenario: Scenario, medians: dict[str, dict[str, float]]) -> N
         print("\n".join(lines))
 
 
+def _uses_text(uses: frozenset[str]) -> str:
+    parts = {
+        "accounts": "every client logged in as an account",
+        "typing": "typing before every message",
+        "reply": "a reply every 4th message",
+        "react": "a reaction after every 10th",
+    }
+    return ", ".join(text for use, text in parts.items() if use in uses)
+
+
 def _environment(argv: Sequence[str]) -> str:
     try:
         uv = importlib.metadata.version("uvloop")
@@ -592,9 +608,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tmp-dir", help="where server logs and SQLite files go (default: $TMPDIR)")
     p.add_argument(
         "--features",
-        action="store_true",
-        help="chat-server targets: put the version-2 features in use (accounts, typing, "
-        "replies, reactions; servers started with --hash-memory 1024)",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="USES",
+        help="chat-server targets: put the version-2 features in use; alone or 'all': "
+        f"{', '.join(USES)}; or a comma-separated subset (with accounts the servers get "
+        "--hash-memory 1024)",
     )
     return p
 
@@ -626,6 +646,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or bad_targets or args.repeat < 1 or args.duration <= 0:
         print(f"bad --scenario {unknown} or --targets {bad_targets}", file=sys.stderr)
         return 2
+    named = [u.strip() for u in args.features.split(",") if u.strip()]
+    uses = frozenset(USES if named == ["all"] else named)
+    if bad_uses := sorted(uses - set(USES)):
+        print(f"bad --features {bad_uses}: choose from {', '.join(USES)}", file=sys.stderr)
+        return 2
     if "ngircd" in targets and ngircd_path() is None:
         print("ngircd is missing (apt-get install -y ngircd); leaving it out", file=sys.stderr)
         targets.remove("ngircd")
@@ -642,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp_dir=args.tmp_dir,
         poll_interval=args.poll_ms / 1000,
         ngircd_max_connections=args.ngircd_max_connections,
-        features=args.features,
+        features=uses,
     )
     print(_environment(args_list))
     print(
@@ -650,8 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"process(es), {opts.probes} latency probes, {opts.text_len}-character texts, "
         f"RLIMIT_NOFILE {limit}"
         + (
-            "; version-2 features in use for chat-server (accounts, typing before every "
-            "message, a reply every 4th, a reaction after every 10th)"
+            f"; version-2 features in use for chat-server: {_uses_text(opts.features)}"
             if opts.features
             else ""
         )

@@ -12,12 +12,13 @@ Each message's text is `s=<sender> n=<counter> t=<time.monotonic_ns()> xxx…`. 
 is CLOCK_MONOTONIC, the same in every process, so a receiver in another process computes
 the latency directly.
 
-With `features` (chat-server only, `bench.load --features`) the clients use version 2:
-each registers an account on a connection of its own first and then logs in with it,
-asking for `FEATURES` in `hello`; a sender sends `typing` `active` before every message
-(the server lets one through per 2 s), every `REPLY_EVERY`-th message is a reply to the
-latest seq the sender has seen, and after every `REACT_EVERY`-th message it reacts to
-the latest seq it has seen (once per seq). Checked clients then follow the room's `rev`,
+With `features` (chat-server only, `bench.load --features`: a subset of `USES`) the
+clients use version 2. Each asks for `FEATURES` in `hello`. With `accounts` it registers
+an account on a connection of its own first and then logs in with it; with `typing` a
+sender sends `typing` `active` before every message (the server lets one through per
+2 s); with `reply` every `REPLY_EVERY`-th message is a reply to the latest seq the sender
+has seen; with `react` it reacts to the latest seq it has seen after every
+`REACT_EVERY`-th message (once per seq). Checked clients then follow the room's `rev`,
 which every message and every reaction takes with no gap, so one check covers both; each
 must receive every reaction and every reply exactly once, and `typing` from every sender
 but itself.
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal, cast
 
-__all__ = ["Kind", "WorkerPlan", "WorkerResult", "raise_fd_limit", "run_worker"]
+__all__ = ["USES", "Kind", "WorkerPlan", "WorkerResult", "raise_fd_limit", "run_worker"]
 
 Kind = Literal["chat", "irc", "ceiling"]
 
@@ -62,7 +63,8 @@ REV_RE: Final = re.compile(rb'"rev":(\d+)')
 TYPING_FROM_RE: Final = re.compile(rb'"type":"typing","room":"[^"]*","from":"c(\d+)"')
 REACTION_MARK: Final = b'"type":"reaction"'
 REPLY_MARK: Final = b',"reply_to":'
-FEATURES: Final = ("accounts", "reply", "edit", "react", "typing")
+FEATURES: Final = ("accounts", "reply", "edit", "react", "typing")  # asked for in `hello`
+USES: Final = ("accounts", "typing", "reply", "react")  # what `bench.load --features` can use
 PASSWORD: Final = b"bench-password"
 REPLY_EVERY: Final = 4  # every 4th message of a sender is a reply
 REACT_EVERY: Final = 10  # a reaction after every 10th message of a sender
@@ -111,7 +113,7 @@ class WorkerPlan:
     connect_concurrency: int
     setup_timeout: float
     poll_interval: float  # seconds between reads of receive-only clients; 0: event-driven
-    features: bool = False  # chat-server: accounts, typing, replies, reactions (see above)
+    features: frozenset[str] = frozenset()  # chat-server: out of `USES` (see above)
 
 
 @dataclass
@@ -297,7 +299,8 @@ class Client(asyncio.Protocol):
         self.counter += count
         self.inflight += count
         if self.worker.plan.features:
-            self.write(b"".join([self.featured_line(n, now) for n in range(first, first + count)]))
+            line = self.featured_line
+            self.write(b"".join([line(n, now) for n in range(first, first + count)]))
             return
         self.write(b"".join([fmt % (n, now) for n in range(first, first + count)]))
 
@@ -311,13 +314,16 @@ class Client(asyncio.Protocol):
 
     def featured_line(self, n: int, stamp: int) -> bytes:
         """With features: `typing`, message `n` (a reply every `REPLY_EVERY`), maybe a `react`."""
+        uses = self.worker.plan.features
         latest = self.delivered  # the latest seq this sender has seen
-        if n % REPLY_EVERY == 0 and latest > 0:
+        if n % REPLY_EVERY == 0 and latest > 0 and "reply" in uses:
             self.replies_sent += 1
-            line = TYPING_LINE + self.reply_format % (n, stamp, latest)
+            line = self.reply_format % (n, stamp, latest)
         else:
-            line = TYPING_LINE + self.line_format % (n, stamp)
-        if n % REACT_EVERY == 0 and latest > self.reacted_seq:
+            line = self.line_format % (n, stamp)
+        if "typing" in uses:
+            line = TYPING_LINE + line
+        if n % REACT_EVERY == 0 and latest > self.reacted_seq and "react" in uses:
             self.reacted_seq = latest
             self.reactions_sent += 1
             line += REACT_LINE % latest
@@ -343,7 +349,8 @@ class ChatClient(Client):
         super().__init__(worker, index, sender, probe)
         self.own_marker = b'"from":"%s","text":"s=' % self.nick.encode()
         self.last: dict[bytes, int] = {}  # probes: last counter seen per sender
-        self.featured = worker.plan.features
+        self.featured = bool(worker.plan.features)
+        self.account = "accounts" in worker.plan.features
         self.seq_re = MESSAGE_SEQ_RE if self.featured else SEQ_RE
         self.rev = 0  # with features: the room's latest rev seen
         self.reactions = 0  # with features: reactions received
@@ -364,6 +371,8 @@ class ChatClient(Client):
         nick = self.nick.encode()
         if not self.featured:
             return b'{"type":"hello","nick":"%s","client":"bench"}\n' % nick
+        if not self.account:
+            return b'{"type":"hello","nick":"%s","client":"bench",%s}\n' % (nick, FEATURES_FIELD)
         return b'{"type":"hello","nick":"%s","client":"bench","account_password":"%s",%s}\n' % (
             nick,
             PASSWORD,
@@ -378,7 +387,7 @@ class ChatClient(Client):
             if b'"type":"hello"' in line:
                 self.write(self.hello_line())
             elif b'"type":"welcome"' in line:
-                if self.featured and b'"account":true' not in line:
+                if self.account and b'"account":true' not in line:
                     self.fail_setup(line)
                     return b""
                 if not self.worker.plan.join:
@@ -651,7 +660,7 @@ async def _register_accounts(worker: Worker) -> None:
 
 async def _connect_all(worker: Worker) -> None:
     plan = worker.plan
-    if plan.features and plan.kind == "chat":
+    if "accounts" in plan.features and plan.kind == "chat":
         await _register_accounts(worker)
     senders = set(plan.senders)
     active = plan.active if plan.poll_interval > 0 else frozenset(plan.clients)
@@ -843,7 +852,7 @@ async def _drain(worker: Worker, sent: dict[int, int], give_up_after: float) -> 
     for client in waiting:
         if not client.bad and not client.expected_ok(sent, total):
             client.fail(f"after {give_up_after:g} s of drain: {client.shortfall(sent, total)}")
-    if worker.plan.features and worker.plan.kind == "chat":
+    if "typing" in worker.plan.features and worker.plan.kind == "chat":
         for client in worker.clients:
             if isinstance(client, ChatClient) and not client.digest_only and not client.bad:
                 if missing := client.missing_typing(tuple(sent)):

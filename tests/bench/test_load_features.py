@@ -65,3 +65,20 @@ def test_a_refused_reaction_fails_the_run(
     assert code == 1
     assert "no_such_message" in out
     assert re.search(r"0 of [\d,]+ reactions", out), out
+
+
+def test_a_subset_uses_only_those(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(
+        tmp_path, capsys, "--scenario", "a", "--targets", "chat-mem", "--features", "reply,react"
+    )
+    assert code == 0, out
+    found = re.search(r"features: ([\d,]+) of the messages replies, ([\d,]+) reactions", out)
+    assert found, out
+    assert all(int(g.replace(",", "")) > 0 for g in found.groups())
+    assert "typing from" not in out
+    assert "logged in as an account" not in out
+
+
+def test_an_unknown_use_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--features", "typing,emoji"]) == 2
+    assert "bad --features ['emoji']" in capsys.readouterr().err
