@@ -333,8 +333,9 @@ def run_load_cell(
     digests = [d for p in parts for d in p.digests]
     nodes = len(target.ports)
     if featured and nodes > 1:
-        # Typing notices and reactions reach each node by their own path, so they are
-        # interleaved with the messages node by node: compare streams within a node.
+        # Typing notices reach each node by their own path (their place among the
+        # messages differs), and a node that relays a message after it was reacted to
+        # sends it with that reaction in `reactions`: compare streams within a node.
         matched, digest_errors = 0, []
         for node in range(nodes):
             count, problems = _compare_digests([d for d in digests if d[0] % nodes == node])
