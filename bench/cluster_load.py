@@ -80,8 +80,13 @@ def _redis_command(port: int, *words: str) -> bytes:
         return sock.recv(1024)
 
 
-def _start_node(redis_port: int, workdir: Path, index: int) -> tuple[subprocess.Popen[bytes], int]:
-    """A node on Redis; with `redis_port` 0, one process with SQLite instead (the baseline)."""
+def _start_node(
+    redis_port: int, workdir: Path, index: int, cheap_hashes: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A node on Redis; with `redis_port` 0, one process with SQLite instead (the baseline).
+
+    `cheap_hashes`: new account passwords get argon2id's cheapest setting (bench.load
+    --features registers every client)."""
     log = workdir / f"node{index}.log"
     store = (
         ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
@@ -93,7 +98,7 @@ def _start_node(redis_port: int, workdir: Path, index: int) -> tuple[subprocess.
         process = subprocess.Popen(
             [sys.executable, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
              "--no-tls", "--no-files", "--no-announce", "--rate", "0", "--max-per-ip", "0",
-             *store],
+             *store, *(["--hash-memory", "1024"] if cheap_hashes else [])],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
         )  # fmt: skip
     deadline = time.monotonic() + 20

@@ -12,6 +12,12 @@ Scenarios (every number can be changed by a flag):
   c  200 clients, 10 senders, open loop at 200 messages/s in total: latency
   d  5,000 registered idle clients: server RSS per connection, time to connect them all
   e  durable write rate: 20 clients all sending (W=8), SQLite store vs memory
+
+With --features the chat-server targets run with the version-2 features in use: every
+client is granted accounts, reply, edit, react and typing and logs in as an account;
+senders send `typing` before every message, a reply every 4th message and a reaction
+after every 10th (bench/README.md). `--features typing,react` uses only those (out of
+accounts, typing, reply, react). Without the flag every line on the wire is as before.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
-from bench.load_clients import Kind, WorkerPlan, WorkerResult, raise_fd_limit, run_worker
+from bench.load_clients import USES, Kind, WorkerPlan, WorkerResult, raise_fd_limit, run_worker
 from bench.load_targets import (
     DEFAULT_TARGETS,
     TARGETS,
@@ -103,6 +109,8 @@ class CellResult:
     rss_after_kib: int = 0
     rss_per_conn_kib: float = 0.0
     stored: int | None = None
+    reactions: int | None = None  # with features: reactions sent during the window
+    typing: int = 0  # with features: typing notices received by the checked clients
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,6 +127,7 @@ class Options:
     tmp_dir: str | None
     poll_interval: float
     ngircd_max_connections: int
+    features: frozenset[str] = frozenset()  # out of USES
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -235,6 +244,7 @@ def _plans(
             connect_concurrency=max(1, opts.connect_concurrency // len(placed)),
             setup_timeout=opts.setup_timeout,
             poll_interval=opts.poll_interval,
+            features=opts.features if kind == "chat" else frozenset(),
         )
         for node_port, group in placed
     ]
@@ -276,14 +286,17 @@ def run_load_cell(
         server1, load1 = target.cpu_seconds(), workers.cpu_seconds()
         busy1 = machine_busy_seconds()
         sent: dict[int, int] = {}
-        for part in workers.gather("stopped", opts.duration + 30):
+        reacted = replied = 0
+        for part, part_reacted, part_replied in workers.gather("stopped", opts.duration + 30):
             sent.update(part)
+            reacted += part_reacted
+            replied += part_replied
         # The first worker holds the clients that check every message: once they have
         # everything, the receive-only clients of the others are told to finish.
         first, rest = slice(0, 1), slice(1, None)
-        workers.send(("expect", sent, opts.drain_timeout), first)
+        workers.send(("expect", sent, opts.drain_timeout, reacted, replied), first)
         parts: list[WorkerResult] = workers.gather("result", opts.drain_timeout + 30, first)
-        workers.send(("expect", sent, opts.drain_timeout), rest)
+        workers.send(("expect", sent, opts.drain_timeout, reacted, replied), rest)
         parts += workers.gather("result", opts.drain_timeout + 30, rest)
     finally:
         workers.close()
@@ -295,6 +308,10 @@ def run_load_cell(
     )
     total = sum(sent.values())
     result.messages = total
+    featured = bool(opts.features) and spec.kind == "chat"
+    if featured:
+        result.reactions = reacted
+        result.typing = sum(p.typing for p in parts)
     completed = sum(p.completed for p in parts)
     result.msgs_per_s = (completed if scenario.window else total) / opts.duration
     # Every receiver gets every message (the integrity check below makes sure), so the
@@ -313,7 +330,19 @@ def run_load_cell(
     errors = [e for p in parts for e in p.errors]
     error_count = sum(p.error_count for p in parts)
     checked = sum(p.checked_clients for p in parts)
-    matched, digest_errors = _compare_digests([d for p in parts for d in p.digests])
+    digests = [d for p in parts for d in p.digests]
+    nodes = len(target.ports)
+    if featured and nodes > 1:
+        # Typing notices reach each node by their own path (their place among the
+        # messages differs), and a node that relays a message after it was reacted to
+        # sends it with that reaction in `reactions`: compare streams within a node.
+        matched, digest_errors = 0, []
+        for node in range(nodes):
+            count, problems = _compare_digests([d for d in digests if d[0] % nodes == node])
+            matched += count
+            digest_errors += [f"node {node + 1}: {problem}" for problem in problems]
+    else:
+        matched, digest_errors = _compare_digests(digests)
     errors += digest_errors
     error_count += len(digest_errors)
     if error_count:
@@ -329,6 +358,16 @@ def run_load_cell(
             f"ok ({total:,} messages, no loss, duplication or reordering; every message "
             f"checked by {checked} clients{others})"
         )
+        if featured:
+            typing = (
+                f", typing from every sender ({result.typing:,} notices at the checked clients)"
+                if "typing" in opts.features
+                else ""
+            )
+            result.integrity += (
+                f"; features: {replied:,} of the messages replies, {reacted:,} reactions, "
+                f"each received once by every checked client (revs without a gap){typing}"
+            )
     return result
 
 
@@ -371,7 +410,8 @@ def run_idle_cell(
 
 
 def run_cell(scenario: Scenario, spec: TargetSpec, repeat: int, opts: Options) -> CellResult:
-    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections)
+    accounts = "accounts" in opts.features
+    target = _start_target(spec, opts.tmp_dir, opts.ngircd_max_connections, accounts)
     try:
         runner = run_idle_cell if scenario.idle else run_load_cell
         try:
@@ -499,6 +539,16 @@ def _print_ratios(scenario: Scenario, medians: dict[str, dict[str, float]]) -> N
         print("\n".join(lines))
 
 
+def _uses_text(uses: frozenset[str]) -> str:
+    parts = {
+        "accounts": "every client logged in as an account",
+        "typing": "typing before every message",
+        "reply": "a reply every 4th message",
+        "react": "a reaction after every 10th",
+    }
+    return ", ".join(text for use, text in parts.items() if use in uses)
+
+
 def _environment(argv: Sequence[str]) -> str:
     try:
         uv = importlib.metadata.version("uvloop")
@@ -568,6 +618,16 @@ def _parser() -> argparse.ArgumentParser:
         help="ngIRCd's MaxConnections (default 0: unlimited, its table grows as needed)",
     )
     p.add_argument("--tmp-dir", help="where server logs and SQLite files go (default: $TMPDIR)")
+    p.add_argument(
+        "--features",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="USES",
+        help="chat-server targets: put the version-2 features in use; alone or 'all': "
+        f"{', '.join(USES)}; or a comma-separated subset (with accounts the servers get "
+        "--hash-memory 1024)",
+    )
     return p
 
 
@@ -598,6 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or bad_targets or args.repeat < 1 or args.duration <= 0:
         print(f"bad --scenario {unknown} or --targets {bad_targets}", file=sys.stderr)
         return 2
+    named = [u.strip() for u in args.features.split(",") if u.strip()]
+    uses = frozenset(USES if named == ["all"] else named)
+    if bad_uses := sorted(uses - set(USES)):
+        print(f"bad --features {bad_uses}: choose from {', '.join(USES)}", file=sys.stderr)
+        return 2
     if "ngircd" in targets and ngircd_path() is None:
         print("ngircd is missing (apt-get install -y ngircd); leaving it out", file=sys.stderr)
         targets.remove("ngircd")
@@ -614,12 +679,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp_dir=args.tmp_dir,
         poll_interval=args.poll_ms / 1000,
         ngircd_max_connections=args.ngircd_max_connections,
+        features=uses,
     )
     print(_environment(args_list))
     print(
         f"{opts.duration:g} s per run, {args.repeat} repeat(s), {opts.procs} load generator "
         f"process(es), {opts.probes} latency probes, {opts.text_len}-character texts, "
-        f"RLIMIT_NOFILE {limit}\n"
+        f"RLIMIT_NOFILE {limit}"
+        + (
+            f"; version-2 features in use for chat-server: {_uses_text(opts.features)}"
+            if opts.features
+            else ""
+        )
+        + "\n"
     )
     all_ok = True
     for key in keys:

@@ -12,10 +12,22 @@ Each message's text is `s=<sender> n=<counter> t=<time.monotonic_ns()> xxx…`. 
 is CLOCK_MONOTONIC, the same in every process, so a receiver in another process computes
 the latency directly.
 
+With `features` (chat-server only, `bench.load --features`: a subset of `USES`) the
+clients use version 2. Each asks for `FEATURES` in `hello`. With `accounts` it registers
+an account on a connection of its own first and then logs in with it; with `typing` a
+sender sends `typing` `active` before every message (the server lets one through per
+2 s); with `reply` every `REPLY_EVERY`-th message is a reply to the latest seq the sender
+has seen; with `react` it reacts to the latest seq it has seen after every
+`REACT_EVERY`-th message (once per seq). Checked clients then follow the room's `rev`,
+which every message and every reaction takes with no gap, so one check covers both; each
+must receive every reaction and every reply exactly once, and `typing` from every sender
+but itself.
+
 The worker talks to the orchestrating process (`bench.load`) over a pipe:
 parent -> ("settle", idle_s, give_up_s) | ("go", start_ns, end_ns) |
-("expect", {sender: sent}, give_up_s) | ("close",); worker -> ("ready", s) | ("failed", why)
-| ("settled", s) | ("stopped", {sender: sent}) | ("result", WorkerResult).
+("expect", {sender: sent}, give_up_s, reactions, replies) | ("close",); worker ->
+("ready", s) | ("failed", why) | ("settled", s) | ("stopped", ({sender: sent}, reactions,
+replies)) | ("result", WorkerResult); reactions and replies are 0 without features.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal, cast
 
-__all__ = ["Kind", "WorkerPlan", "WorkerResult", "raise_fd_limit", "run_worker"]
+__all__ = ["USES", "Kind", "WorkerPlan", "WorkerResult", "raise_fd_limit", "run_worker"]
 
 Kind = Literal["chat", "irc", "ceiling"]
 
@@ -45,6 +57,22 @@ SEQ_RE: Final = re.compile(rb'"seq":(\d+)')
 CHAT_PROBE_RE: Final = re.compile(rb'"seq":(\d+),"from":"[^"]*","text":"s=(\d+) n=(\d+) t=(\d+)')
 PAIR_RE: Final = re.compile(rb"s=(\d+) n=(\d+) ")
 TRIPLE_RE: Final = re.compile(rb"s=(\d+) n=(\d+) t=(\d+)")
+# With features: messages and reactions only (`"type":"reaction"` also carries a "seq").
+MESSAGE_SEQ_RE: Final = re.compile(rb'"type":"message","room":"[^"]*","seq":(\d+)')
+REV_RE: Final = re.compile(rb'"rev":(\d+)')
+TYPING_FROM_RE: Final = re.compile(rb'"type":"typing","room":"[^"]*","from":"c(\d+)"')
+REACTION_MARK: Final = b'"type":"reaction"'
+REPLY_MARK: Final = b',"reply_to":'
+FEATURES: Final = ("accounts", "reply", "edit", "react", "typing")  # asked for in `hello`
+USES: Final = ("accounts", "typing", "reply", "react")  # what `bench.load --features` can use
+PASSWORD: Final = b"bench-password"
+REPLY_EVERY: Final = 4  # every 4th message of a sender is a reply
+REACT_EVERY: Final = 10  # a reaction after every 10th message of a sender
+TYPING_LINE: Final = b'{"type":"typing","room":"%s","state":"active"}\n' % ROOM.encode()
+REACT_LINE: Final = b'{"type":"react","room":"%s","seq":%%d,"emoji":"%s"}\n' % (
+    ROOM.encode(),
+    "\N{THUMBS UP SIGN}".encode(),
+)
 MAX_SAMPLES: Final = 4_000_000  # latency samples kept per worker
 MAX_ERRORS: Final = 20  # integrity problems kept per worker
 POLL_SLICE: Final = 32  # polled sockets read per loop pass
@@ -85,6 +113,7 @@ class WorkerPlan:
     connect_concurrency: int
     setup_timeout: float
     poll_interval: float  # seconds between reads of receive-only clients; 0: event-driven
+    features: frozenset[str] = frozenset()  # chat-server: out of `USES` (see above)
 
 
 @dataclass
@@ -100,6 +129,8 @@ class WorkerResult:
     latencies: bytes = b""  # array('q') of ns samples from the probes
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    reactions: int = 0  # with features: reactions received, all checked clients together
+    typing: int = 0  # with features: typing notices received, all checked clients together
 
 
 class Worker:
@@ -119,6 +150,8 @@ class Worker:
         self.samples = array("q")
         self.errors: list[str] = []
         self.error_count = 0
+        self.reactions_expected = 0  # with features: reactions sent by every sender
+        self.replies_expected = 0  # with features: replies sent by every sender
 
     def error(self, text: str) -> None:
         self.error_count += 1
@@ -162,6 +195,11 @@ class Client(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         # closed loop: sender id -> the sender whose message this client's receipt completes
         self.completes: dict[bytes, Client] = {}
+        # with features (chat-server only)
+        self.reply_format = b""
+        self.reacted_seq = 0  # the latest seq this sender reacted to
+        self.reactions_sent = 0
+        self.replies_sent = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -260,12 +298,36 @@ class Client(asyncio.Protocol):
         first = self.counter + 1
         self.counter += count
         self.inflight += count
+        if self.worker.plan.features:
+            line = self.featured_line
+            self.write(b"".join([line(n, now) for n in range(first, first + count)]))
+            return
         self.write(b"".join([fmt % (n, now) for n in range(first, first + count)]))
 
     def send_at(self, stamp: int) -> None:
         """Open loop: one message stamped with its scheduled time."""
         self.counter += 1
+        if self.worker.plan.features:
+            self.write(self.featured_line(self.counter, stamp))
+            return
         self.write(self.line_format % (self.counter, stamp))
+
+    def featured_line(self, n: int, stamp: int) -> bytes:
+        """With features: `typing`, message `n` (a reply every `REPLY_EVERY`), maybe a `react`."""
+        uses = self.worker.plan.features
+        latest = self.delivered  # the latest seq this sender has seen
+        if n % REPLY_EVERY == 0 and latest > 0 and "reply" in uses:
+            self.replies_sent += 1
+            line = self.reply_format % (n, stamp, latest)
+        else:
+            line = self.line_format % (n, stamp)
+        if "typing" in uses:
+            line = TYPING_LINE + line
+        if n % REACT_EVERY == 0 and latest > self.reacted_seq and "react" in uses:
+            self.reacted_seq = latest
+            self.reactions_sent += 1
+            line += REACT_LINE % latest
+        return line
 
     def done(self, count: int) -> None:
         """Closed loop: `count` of this sender's messages have come back."""
@@ -287,11 +349,35 @@ class ChatClient(Client):
         super().__init__(worker, index, sender, probe)
         self.own_marker = b'"from":"%s","text":"s=' % self.nick.encode()
         self.last: dict[bytes, int] = {}  # probes: last counter seen per sender
+        self.featured = bool(worker.plan.features)
+        self.account = "accounts" in worker.plan.features
+        self.seq_re = MESSAGE_SEQ_RE if self.featured else SEQ_RE
+        self.rev = 0  # with features: the room's latest rev seen
+        self.reactions = 0  # with features: reactions received
+        self.replies = 0  # with features: replies received
+        self.typing = 0  # with features: typing notices received
+        self.typing_from: set[int] = set()  # with features: senders seen typing
 
     def make_line_format(self) -> bytes:
         head = b"s=%d n=%%d t=%%d " % self.index
         text = head + self.pad(len(head) + 16)
+        self.reply_format = b'{"type":"say","room":"%s","text":"%s","reply_to":%%d}\n' % (
+            ROOM.encode(),
+            text,
+        )
         return b'{"type":"say","room":"%s","text":"%s"}\n' % (ROOM.encode(), text)
+
+    def hello_line(self) -> bytes:
+        nick = self.nick.encode()
+        if not self.featured:
+            return b'{"type":"hello","nick":"%s","client":"bench"}\n' % nick
+        if not self.account:
+            return b'{"type":"hello","nick":"%s","client":"bench",%s}\n' % (nick, FEATURES_FIELD)
+        return b'{"type":"hello","nick":"%s","client":"bench","account_password":"%s",%s}\n' % (
+            nick,
+            PASSWORD,
+            FEATURES_FIELD,
+        )
 
     def setup_lines(self, data: bytes) -> bytes:
         start = 0
@@ -299,8 +385,11 @@ class ChatClient(Client):
             line = data[start : end + 1]
             start = end + 1
             if b'"type":"hello"' in line:
-                self.write(b'{"type":"hello","nick":"%s","client":"bench"}\n' % self.nick.encode())
+                self.write(self.hello_line())
             elif b'"type":"welcome"' in line:
+                if self.account and b'"account":true' not in line:
+                    self.fail_setup(line)
+                    return b""
                 if not self.worker.plan.join:
                     self.registered()
                     return data[start:]
@@ -315,6 +404,8 @@ class ChatClient(Client):
     def consume(self, chunk: bytes) -> None:
         if b'"type":"error"' in chunk or b'"type":"bye"' in chunk:
             self._report_server_line(chunk)
+        if self.featured:
+            self._check_changes(chunk)
         if self.probe:
             found = CHAT_PROBE_RE.findall(chunk)
             if not found:
@@ -326,7 +417,7 @@ class ChatClient(Client):
                 self.worker.record([now - int(item[3]) for item in found])
             self._check_pairs([(item[1], item[2]) for item in found])
         else:
-            raw = SEQ_RE.findall(chunk)
+            raw = self.seq_re.findall(chunk)
             if not raw:
                 return
             self._check_seqs(list(map(int, raw)))
@@ -346,6 +437,24 @@ class ChatClient(Client):
             self.fail(f"seq out of order: expected {first}.., got {seqs[:5]}")
         self.delivered += count
 
+    def _check_changes(self, chunk: bytes) -> None:
+        """With features: revs go 1, 2, 3… over messages and reactions; count the rest."""
+        revs = REV_RE.findall(chunk)
+        if revs:
+            first = self.rev + 1
+            values = list(map(int, revs))
+            if values != list(range(first, first + len(values))):
+                self.fail(f"rev out of order: expected {first}.., got {values[:5]}")
+            self.rev = values[-1]
+        if REACTION_MARK in chunk:
+            self.reactions += chunk.count(REACTION_MARK)
+        if REPLY_MARK in chunk:
+            self.replies += chunk.count(REPLY_MARK)
+        if b'"type":"typing"' in chunk:
+            found = TYPING_FROM_RE.findall(chunk)
+            self.typing += len(found)
+            self.typing_from.update(map(int, found))
+
     def _check_pairs(self, pairs: list[tuple[bytes, bytes]]) -> None:
         last = self.last
         for sender, number in pairs:
@@ -361,10 +470,27 @@ class ChatClient(Client):
                 return
 
     def expected_ok(self, sent: dict[int, int], total: int) -> bool:
+        if self.featured:
+            worker = self.worker
+            return (
+                self.delivered == total
+                and self.reactions == worker.reactions_expected
+                and self.replies == worker.replies_expected
+            )
         return self.delivered == total
 
     def shortfall(self, sent: dict[int, int], total: int) -> str:
+        if self.featured:
+            return (
+                f"got {self.delivered} of {total} messages ({self.replies} of "
+                f"{self.worker.replies_expected} replies), {self.reactions} of "
+                f"{self.worker.reactions_expected} reactions"
+            )
         return f"got {self.delivered} of {total} messages"
+
+    def missing_typing(self, senders: tuple[int, ...]) -> list[int]:
+        """With features: the senders (but this client) it never saw typing."""
+        return [s for s in senders if s != self.index and s not in self.typing_from]
 
 
 class PerSenderClient(Client):
@@ -480,6 +606,8 @@ class CeilingClient(PerSenderClient):
         return data[end + 1 :]
 
 
+FEATURES_FIELD: Final = b'"features":[%s]' % b",".join(b'"%s"' % f.encode() for f in FEATURES)
+
 CLIENT_CLASSES: Final[dict[str, type[Client]]] = {
     "chat": ChatClient,
     "irc": IrcClient,
@@ -496,8 +624,44 @@ async def _recv(conn: Connection) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
 
 
+async def _register_accounts(worker: Worker) -> None:
+    """With features: each client's nick becomes an account, on a connection of its own.
+
+    Every client then logs in with its password (`ChatClient.hello_line`), as a user who
+    registered once does on every later connection.
+    """
+    plan = worker.plan
+    limit = asyncio.Semaphore(max(1, plan.connect_concurrency))
+    hello = b'{"type":"hello","nick":"%s","client":"bench",' + FEATURES_FIELD + b"}\n"
+    register = b'{"type":"register","password":"%s","id":"r"}\n' % PASSWORD
+
+    async def one(index: int) -> None:
+        nick = nick_of(index).encode()
+        async with limit:
+            reader, writer = await asyncio.open_connection(plan.host, plan.port)
+            try:
+                await reader.readline()  # the server's hello
+                writer.write(hello % nick)
+                line = await reader.readline()
+                if b'"type":"welcome"' not in line:
+                    raise RuntimeError(f"{nick.decode()}: {line.decode(errors='replace')}")
+                writer.write(register)
+                line = await reader.readline()
+                if b'"type":"ack"' not in line:
+                    raise RuntimeError(f"{nick.decode()}: {line.decode(errors='replace')}")
+                writer.write(b'{"type":"quit"}\n')
+                await reader.read()  # bye, then the server closes
+            finally:
+                writer.close()
+
+    async with asyncio.timeout(plan.setup_timeout):
+        await asyncio.gather(*(one(i) for i in plan.clients))
+
+
 async def _connect_all(worker: Worker) -> None:
     plan = worker.plan
+    if "accounts" in plan.features and plan.kind == "chat":
+        await _register_accounts(worker)
     senders = set(plan.senders)
     active = plan.active if plan.poll_interval > 0 else frozenset(plan.clients)
     limit = asyncio.Semaphore(max(1, plan.connect_concurrency))
@@ -688,6 +852,11 @@ async def _drain(worker: Worker, sent: dict[int, int], give_up_after: float) -> 
     for client in waiting:
         if not client.bad and not client.expected_ok(sent, total):
             client.fail(f"after {give_up_after:g} s of drain: {client.shortfall(sent, total)}")
+    if "typing" in worker.plan.features and worker.plan.kind == "chat":
+        for client in worker.clients:
+            if isinstance(client, ChatClient) and not client.digest_only and not client.bad:
+                if missing := client.missing_typing(tuple(sent)):
+                    client.fail(f"no typing notice from sender(s) {missing[:5]}")
     if any(c.digest_only for c in worker.clients):
         # Their data left the server with the checked clients' (same loop pass); once
         # nothing has arrived for a while, they have all of it.
@@ -711,9 +880,12 @@ async def _worker_main(plan: WorkerPlan, conn: Connection) -> None:
         elif command == "go":
             await _run(worker, message[1], message[2])
             sent = {c.index: c.counter for c in worker.senders}
-            conn.send(("stopped", sent))
+            reacted = sum(c.reactions_sent for c in worker.senders)
+            replied = sum(c.replies_sent for c in worker.senders)
+            conn.send(("stopped", (sent, reacted, replied)))
         elif command == "expect":
             sent_all: dict[int, int] = message[1]
+            worker.reactions_expected, worker.replies_expected = message[3], message[4]
             await _drain(worker, sent_all, message[2])
             conn.send(("result", _result(worker, sent_all)))
         elif command == "close":
@@ -726,6 +898,7 @@ async def _worker_main(plan: WorkerPlan, conn: Connection) -> None:
 
 def _result(worker: Worker, sent: dict[int, int]) -> WorkerResult:
     good = [c for c in worker.clients if not c.bad]
+    checked = [c for c in good if isinstance(c, ChatClient) and not c.digest_only]
     return WorkerResult(
         completed=sum(c.completed_in_window for c in worker.senders),
         messages_checked=sum(c.delivered for c in good if not c.digest_only),
@@ -739,6 +912,8 @@ def _result(worker: Worker, sent: dict[int, int]) -> WorkerResult:
         latencies=worker.samples.tobytes(),
         errors=worker.errors,
         error_count=worker.error_count,
+        reactions=sum(c.reactions for c in checked),
+        typing=sum(c.typing for c in checked),
     )
 
 

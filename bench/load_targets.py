@@ -234,8 +234,13 @@ def _without_search_index(path: str) -> None:
         connection.close()
 
 
-def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections: int = 0) -> Target:
+def start_target(
+    spec: TargetSpec, tmp_root: str | None = None, max_connections: int = 0, features: bool = False
+) -> Target:
     """Start `spec` on a free loopback port and wait until it accepts connections.
+
+    With `features` (accounts in use) chat-server hashes new passwords with its cheapest
+    argon2id setting (`--hash-memory 1024`), so registering a thousand clients is quick.
 
     `max_connections` is ngIRCd's `MaxConnections` (0: unlimited). ngIRCd sizes its
     connection table from it and walks the whole table on every pass of its main loop,
@@ -245,7 +250,7 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
     log = workdir / "server.log"
     db_path: Path | None = None
     if spec.store == "redis":
-        return _start_nodes(spec, workdir)
+        return _start_nodes(spec, workdir, features)
     if spec.kind == "chat":
         db = ":memory:"
         if spec.store == "sqlite":
@@ -258,6 +263,8 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
         argv += ["--rate", "0", "--max-per-ip", "0", "--db", db]
         if spec.fsync:
             argv.append("--fsync")
+        if features:
+            argv += ["--hash-memory", "1024"]
         process = _spawn(argv, log)
         port = _wait_for_log_port(process, log)
     elif spec.kind == "ceiling":
@@ -278,7 +285,7 @@ def start_target(spec: TargetSpec, tmp_root: str | None = None, max_connections:
     return Target(spec, process, port, workdir, db_path)
 
 
-def _start_nodes(spec: TargetSpec, workdir: Path) -> Target:
+def _start_nodes(spec: TargetSpec, workdir: Path, features: bool = False) -> Target:
     """`spec.nodes` chat-server nodes on a fresh Redis (bench/cluster_load.py's helpers)."""
     from bench.cluster_load import _start_node, _start_redis
 
@@ -286,7 +293,7 @@ def _start_nodes(spec: TargetSpec, workdir: Path) -> Target:
     started: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         for index in range(spec.nodes):
-            started.append(_start_node(redis_port, workdir, index))
+            started.append(_start_node(redis_port, workdir, index, features))
     except BaseException:
         for process, _ in started:
             process.kill()
