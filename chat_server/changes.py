@@ -9,8 +9,9 @@ flight so two changes of one message never start from the same old state.
 
 Events go to the members granted their feature (`deleted` to those granted
 `edit`); text-mode connections are granted `edit` and `react` and see readable
-lines. The broadcast seals the room's batch first, so a later message of the
-room cannot overtake the event.
+lines. When every member has the feature the event joins the room's batch like a
+message; otherwise the batch is sealed first, so a later message of the room cannot
+overtake the event (`announce`).
 
 On `chat-server --redis` nodes the log has a `ChangeLog` (chat_server/redis_changes.py):
 the same rules are checked here against the message as read, the rev is taken in
@@ -351,14 +352,8 @@ class MessageChanges:
             files = self._hub.files
             if files is not None:
                 files.service.forget_message(room.name, message.seq)
-        if event is None:
-            return
-        room.seal()  # later broadcasts of the room must not overtake this event
-        out: Outgoing | None = None
-        for member in room.members:
-            if feature in member.features:
-                out = out or Outgoing(event)
-                member.send(out)
+        if event is not None:
+            announce(room, event, feature)
 
     # -- committing and broadcasting -------------------------------------------------
 
@@ -388,16 +383,31 @@ class MessageChanges:
                 files = hub.files
                 if files is not None:
                     files.service.forget_message(room.name, changed.seq)
-            room.seal()  # later broadcasts of the room must not overtake this event
-            out: Outgoing | None = None
-            for member in room.members:
-                if feature in member.features:
-                    out = out or Outgoing(event)
-                    member.send(out)
+            announce(room, event, feature)
             if request_id is not None:
                 peer.send_ack(request_id)
 
         hub.store.update(changed, committed)
+
+
+def announce(room: Room, event: BaseModel, feature: str) -> None:
+    """`event` to the members of `room` granted `feature`, in order with its messages.
+
+    When every member has the feature (the usual case) it joins the room's batch like
+    a message: one shared item, the batch goes on. Otherwise the batch is sealed (a
+    later message must not overtake the event) and the event goes to each member that
+    has the feature on its own.
+    """
+    members = room.members
+    if all(feature in member.features for member in members):
+        room.broadcast(Outgoing(event))
+        return
+    room.seal()
+    out: Outgoing | None = None
+    for member in members:
+        if feature in member.features:
+            out = out or Outgoing(event)
+            member.send(out)
 
 
 def _settler(
