@@ -68,7 +68,13 @@ from .sqlite_accounts import (
     AccountReader,
     load_dm_seqs,
 )
-from .sqlite_search import FLUSH_PENDING, SEARCH_MIGRATION, SearchReader
+from .sqlite_search import (
+    INDEX_ROOM,
+    SEARCH_MARK_MIGRATION,
+    SEARCH_MIGRATION,
+    UNINDEXED_ROOMS,
+    SearchReader,
+)
 from .store import (
     CommitCallback,
     HistoryPage,
@@ -143,6 +149,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (room, nick_key)
     ) WITHOUT ROWID;
     """,
+    SEARCH_MARK_MIGRATION,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -449,7 +456,8 @@ class SqliteStore(Store, SearchIndex):
         self._dm_seqs: dict[str, int] = {}
         self._moderation = ModerationRecords()
         self._search: SearchReader | None = None
-        self._unindexed = 1  # writer thread only: messages waiting for the index (1: look)
+        self._unindexed = 0  # writer thread only: messages waiting for the index...
+        self._unindexed_rooms: set[str] = set()  # ...and their rooms
         self._indexed_at = 0.0
         self._index_failing = False  # writer thread only: the last indexing failed
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
@@ -480,6 +488,11 @@ class SqliteStore(Store, SearchIndex):
                 raise _store_error(self.path, exc) from exc
             self._last_seqs = {name: record.last_seq for name, record in rooms.items()}
             self._last_revs = {name: record.last_rev for name, record in rooms.items()}
+            try:  # what the last run left pending for the search index
+                self._unindexed_rooms = {name for (name,) in writer.execute(UNINDEXED_ROOMS)}
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+            self._unindexed = len(self._unindexed_rooms)
             try:
                 self._dm_seqs = load_dm_seqs(writer)
             except sqlite3.Error as exc:
@@ -728,10 +741,15 @@ class SqliteStore(Store, SearchIndex):
     def _index_pending(self, connection: sqlite3.Connection) -> None:
         """Move the messages waiting for the search index into it, in one transaction."""
         self._indexed_at = time.monotonic()
+        rooms = [
+            (name, last)
+            for name in sorted(self._unindexed_rooms)
+            if (last := self._last_seqs.get(name)) is not None
+        ]
         try:
             connection.execute("BEGIN")
-            for statement in FLUSH_PENDING:
-                connection.execute(statement)
+            connection.executemany(INDEX_ROOM[0], [(last, name) for name, last in rooms])
+            connection.executemany(INDEX_ROOM[1], [(last, name, last) for name, last in rooms])
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             if connection.in_transaction:
@@ -740,6 +758,7 @@ class SqliteStore(Store, SearchIndex):
                 self._index_failing = True
                 log.warning("could not update the search index (retrying): %s", exc)
             return
+        self._unindexed_rooms.clear()
         self._unindexed = 0
         if self._index_failing:
             self._index_failing = False
@@ -764,7 +783,10 @@ class SqliteStore(Store, SearchIndex):
                     _checkpoint(connection)
             if self._checkpointer is not None and not self._checkpoint_wanted.is_set():
                 self._checkpoint_wanted.set()
-            self._unindexed += sum(1 for write in good if write.sql is _INSERT_MESSAGE)
+            for write in good:
+                if write.sql is _INSERT_MESSAGE:
+                    self._unindexed += 1
+                    self._unindexed_rooms.add(write.room)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]
