@@ -1,21 +1,25 @@
-"""The SQLite store's search index: FTS5, external content, kept in step by triggers.
+"""The SQLite store's search index: FTS5, external content, filled by the writer.
 
 `message_search` indexes `messages.text` (`content='messages'`, tokenizer
 `unicode61 remove_diacritics 2`). Its rowid is `messages.search_key`, a virtual
 generated column `(room_id << 32) + seq`, so one room's messages are one rowid
-range in seq order. Triggers on `messages` keep the index in step with every
-insert, update of `text` and delete, whoever makes it: an edit (an UPDATE of the
-text) is found by its new text only, and a deleted message (text set to '')
-by nothing. `columnsize = 0`: hits are ordered by time, never ranked, so the
-index keeps no document sizes (a third less work per indexed message).
+range in seq order. An edit (an UPDATE of the text) is found by its new text only,
+and a deleted message (text set to '') by nothing. `columnsize = 0`: hits are
+ordered by time, never ranked, so the index keeps no document sizes (a third less
+work per indexed message). Prefix indexes for one, two and three characters make
+`w*`, `de*` and `w12*` one lookup each instead of a merge of every matching term.
 
-The triggers do not index a new (or newly edited) message themselves: they put its
-key in `message_search_pending`, and the store's writer moves the pending messages
-into the index in one statement now and then (`FLUSH_PENDING`), because FTS5
-writes a segment per commit and the store commits small groups. An edit or a
-delete of a message already indexed takes its old text out at once. A search
-reads the index and scans the pending messages (a few thousand at most) in one
-snapshot, so a message is found from its commit on.
+A room's messages are indexed in seq order up to its mark, `message_search_indexed.seq`:
+every message at or below it is in the index with its current text, every one above
+it is pending. A new message costs the index nothing when it is committed; the store's
+writer moves each room's pending messages into the index and moves the mark, in one
+transaction, now and then (`INDEX_ROOM`, every 0.5 s or 2,000 messages), because FTS5
+writes a segment per commit and the store commits small groups. Triggers keep the
+indexed messages in step, whoever changes them: an edit of one takes its old text out
+and puts its new text in at once, a delete takes its text out; a pending message needs
+nothing, its current text is what gets indexed. A search reads the index below each
+room's mark and scans the messages above it (a few thousand at most), in one snapshot,
+so a message is found from its commit on.
 
 A query runs per room: the room's matching rowids newest first (below the
 cursor), joined to `messages` for the `from` filter, and the rooms' hits merged
@@ -83,6 +87,9 @@ SEARCH_MIGRATION: Final = f"""
 # (Measured, writer thread alone: the queue's trigger insert and delete were about 40 %
 # of what the index cost a message.) The FTS table is made again with a one-character
 # prefix index too, so `w*` reads one prefix entry instead of merging every term.
+# `automerge` 16 (FTS5's default is 4): the index merges a level once it holds 16
+# segments instead of 4, so each message is rewritten by merges about half as often
+# (log16 against log4 of the segments); a query looks at a few more segments.
 SEARCH_MARK_MIGRATION: Final = f"""
     DROP TRIGGER message_search_insert;
     DROP TRIGGER message_search_delete;
@@ -122,6 +129,7 @@ SEARCH_MARK_MIGRATION: Final = f"""
         SELECT id, COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = rooms.id), 0)
         FROM rooms;
     INSERT INTO message_search (message_search) VALUES ('rebuild');
+    INSERT INTO message_search (message_search, rank) VALUES ('automerge', 16);
 """
 
 # Indexes one room's pending messages (parameters: room name, its last seq; twice) and
