@@ -36,6 +36,7 @@ from .store import StoredMessage
 
 __all__ = [
     "INDEX_ROOM",
+    "MERGE_STEP",
     "SEARCH_MARK_MIGRATION",
     "SEARCH_MIGRATION",
     "UNINDEXED_ROOMS",
@@ -142,6 +143,9 @@ INDEX_ROOM: Final = (
     f" WHERE i.room_id = {_ROOM_OF}",
     f"UPDATE message_search_indexed SET seq = ? WHERE room_id = {_ROOM_OF} AND seq < ?",
 )
+# Merge work on the index, about this many pages (4 KiB each), where a level holds 4
+# segments or more (FTS5's `usermerge`); what an idle writer runs (about 10 ms a step).
+MERGE_STEP: Final = "INSERT INTO message_search (message_search, rank) VALUES ('merge', 100)"
 # The rooms with messages above their mark (at start-up: what the last run left pending).
 UNINDEXED_ROOMS: Final = (
     "SELECT r.name FROM rooms r JOIN message_search_indexed i ON i.room_id = r.id"

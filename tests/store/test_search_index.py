@@ -389,3 +389,55 @@ async def test_a_version_5_database_moves_from_the_queue_to_marks(tmp_path: Path
         ]
     finally:
         await store.close()
+
+
+def segments(connection: sqlite3.Connection) -> int:
+    """How many segments the FTS5 index has (from its structure record, rowid 10)."""
+    block = connection.execute("SELECT block FROM message_search_data WHERE id = 10").fetchone()[0]
+    position, values = 4, []  # after the 4-byte cookie: varints nLevel, nSegment, ...
+    while len(values) < 2:
+        value = 0
+        while True:
+            byte = block[position]
+            position += 1
+            value = (value << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        values.append(value)
+    return values[1]
+
+
+async def test_an_idle_writer_merges_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chat_server.sqlite_store._INDEX_BATCH", 10)  # a segment per group
+    monkeypatch.setattr("chat_server.sqlite_store._MERGE_IDLE", 0.2)
+    path = str(tmp_path / "db")
+    store = SqliteStore(path)
+    await store.open()
+    loop = asyncio.get_running_loop()
+    created: asyncio.Future[BaseException | None] = loop.create_future()
+    store.create_room("lobby", created.set_result)
+    assert await created is None
+    for group in range(12):
+        done: list[asyncio.Future[BaseException | None]] = []
+        for seq in range(group * 10 + 1, group * 10 + 11):
+            future: asyncio.Future[BaseException | None] = loop.create_future()
+            store.append(
+                StoredMessage("lobby", seq, "alice", f"needle {seq}", False, seq), future.set_result
+            )
+            done.append(future)
+        assert await asyncio.gather(*done) == [None] * 10
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for _ in range(300):  # the writer merges once the index has been quiet 0.2 s
+            if other.execute(UNINDEXED).fetchone()[0] == 0 and segments(other) < 4:
+                break
+            await asyncio.sleep(0.02)
+        assert segments(other) < 4
+        other.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
+    finally:
+        other.close()
+    page = await store.search(parse_query("needle"), None, None, 200, None)
+    assert [m.seq for m in page.messages] == list(range(120, 0, -1))
+    await store.close()
