@@ -393,8 +393,9 @@ async def test_a_version_5_database_moves_from_the_queue_to_marks(tmp_path: Path
 
 def segments(connection: sqlite3.Connection) -> int:
     """How many segments the FTS5 index has (from its structure record, rowid 10)."""
-    block = connection.execute("SELECT block FROM message_search_data WHERE id = 10").fetchone()[0]
-    position, values = 4, []  # after the 4-byte cookie: varints nLevel, nSegment, ...
+    row = connection.execute("SELECT block FROM message_search_data WHERE id = 10").fetchone()
+    block = bytes(row[0])
+    position, values = 4, list[int]()  # after the 4-byte cookie: varints nLevel, nSegment, ...
     while len(values) < 2:
         value = 0
         while True:
