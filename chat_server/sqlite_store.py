@@ -295,6 +295,8 @@ def migrate(connection: sqlite3.Connection, path: str) -> None:
                 target,
                 time.monotonic() - started,
             )
+        if version < SCHEMA_VERSION:  # an upgrade (a rebuilt index) can leave a big WAL
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")

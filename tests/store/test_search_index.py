@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -363,6 +364,8 @@ async def test_a_version_5_database_moves_from_the_queue_to_marks(tmp_path: Path
     store = SqliteStore(path)
     await store.open()
     try:
+        wal = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+        assert wal == 0  # the rebuild's WAL is not left behind
         check = sqlite3.connect(path, isolation_level=None)
         assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {name for (name,) in check.execute("SELECT name FROM sqlite_master")}
