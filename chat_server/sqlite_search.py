@@ -85,12 +85,13 @@ SEARCH_MIGRATION: Final = f"""
 # ones above it are pending (the writer indexes them now and then, `INDEX_ROOM`, and a
 # search scans them). So a new message costs no trigger and no queue row at all; the
 # triggers only keep indexed messages in step when their text changes or they go.
-# (Measured, writer thread alone: the queue's trigger insert and delete were about 40 %
-# of what the index cost a message.) The FTS table is made again with a one-character
+# (Measured on the store's SQL alone: the queue's trigger insert and delete were about
+# a third of what the index cost a message.) The FTS table is made again with a one-character
 # prefix index too, so `w*` reads one prefix entry instead of merging every term.
 # `automerge` 16 (FTS5's default is 4): the index merges a level once it holds 16
 # segments instead of 4, so each message is rewritten by merges about half as often
-# (log16 against log4 of the segments); a query looks at a few more segments.
+# (log16 against log4 of the segments); a query looks at a few more segments, until
+# the idle writer merges them (`MERGE_STEP`). See docs/PERFORMANCE.md, "Schema 6".
 SEARCH_MARK_MIGRATION: Final = f"""
     DROP TRIGGER message_search_insert;
     DROP TRIGGER message_search_delete;
