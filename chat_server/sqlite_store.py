@@ -792,7 +792,8 @@ class SqliteStore(Store, SearchIndex):
                 log.warning("could not update the search index (retrying): %s", exc)
             return
         self._unindexed_rooms.clear()
-        self._merge_owed = True
+        self._merge_owed = True  # once the index is quiet again (a flush ends any merging)
+        self._merging = False
         self._unindexed = 0
         if self._index_failing:
             self._index_failing = False
