@@ -12,10 +12,20 @@ With --search the messages are varied chat lines (a fixed-seed generator over a
 Zipf-like vocabulary of 5,000 words, plus a few senders), and the search queries
 are timed instead, as p50 and p95 of --repeat runs each: a common word, a rare
 word, two words, a phrase, a prefix, with `room` and `from` filters, and the
-second page through a cursor.
+second page through a cursor. --idle waits that many seconds after the fill before the
+queries (the writer merges the index while it is idle).
+
+With --index-cost the store alone is timed the way scenario e of bench/load.py drives
+it: messages shaped like the load generator's (`s=<sender> n=<counter> t=<ns> xxx…`,
+64 characters) appended in groups of 20, each group awaited before the next, on a
+store with the search index and on one whose index was turned off
+(`chat-sqlite-noindex`), in turn, --repeat times; reported as CPU time per message
+(medians) of the whole process and of the store's writer thread alone (where the
+index's work runs), which is what the index takes from the server.
 
     python -m bench.history_query --messages 1000000
-    python -m bench.history_query --search --messages 1000000 --repeat 200
+    python -m bench.history_query --search --messages 1000000 --repeat 200 --idle 20
+    python -m bench.history_query --index-cost --messages 100000 --repeat 5
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import asyncio
 import itertools
 import os
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -153,7 +164,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
-async def run_search(messages: int, repeat: int, directory: str | None) -> None:
+async def run_search(messages: int, repeat: int, directory: str | None, idle: float) -> None:
     with tempfile.TemporaryDirectory(dir=directory) as folder:
         path = str(Path(folder) / "search.sqlite3")
         store = SqliteStore(path)
@@ -164,9 +175,12 @@ async def run_search(messages: int, repeat: int, directory: str | None) -> None:
             await fill(store, other, 10_000, lines=lines)
         size_mib = await asyncio.to_thread(os.path.getsize, path) / 2**20
         print(
-            f"committed {messages:,} varied messages (FTS5 index kept by triggers) at "
+            f"committed {messages:,} varied messages (FTS5 index filled by the writer) at "
             f"{rate:,.0f} messages/s; database {size_mib:,.0f} MiB"
         )
+        if idle:
+            print(f"idle for {idle:g} s (the writer merges the index meanwhile)")
+            await asyncio.sleep(idle)
         index = store  # the SQLite store is its own search index (FTS5)
 
         def query(
@@ -186,6 +200,8 @@ async def run_search(messages: int, repeat: int, directory: str | None) -> None:
             "two words (lunch friday)": query("lunch friday"),
             'phrase ("the deploy")': query('"the deploy"'),
             "prefix (w12*)": query("w12*"),
+            "two-character prefix (de*)": query("de*"),
+            "one-character prefix (w*)": query("w*"),
             "accent-free (cafe)": query("cafe"),
             "room filter (deploy in #big)": query("deploy", rooms=["big"]),
             "from filter (deploy from user7)": query("deploy", sender="user7"),
@@ -206,6 +222,72 @@ async def run_search(messages: int, repeat: int, directory: str | None) -> None:
         await store.close()
 
 
+class TimedStore(SqliteStore):
+    """A store that tells how much CPU time its writer thread used, once it is closed."""
+
+    writer_cpu = 0.0
+
+    def _write_loop(self, connection: sqlite3.Connection) -> None:
+        try:
+            super()._write_loop(connection)
+        finally:
+            self.writer_cpu = time.thread_time()
+
+
+async def append_groups(store: SqliteStore, room: str, count: int, group: int) -> float:
+    """Append `count` load-like messages in awaited groups; CPU seconds the process spent."""
+    loop = asyncio.get_running_loop()
+    created: asyncio.Future[BaseException | None] = loop.create_future()
+    store.create_room(room, created.set_result)
+    assert await created is None
+    counters = [0] * group
+    started = time.process_time()
+    for first in range(1, count + 1, group):
+        done: asyncio.Future[None] = loop.create_future()
+        last = min(count, first + group - 1)
+        committed = countdown(done, last - first + 1)
+        for seq in range(first, last + 1):
+            sender = seq % group
+            counters[sender] += 1
+            head = f"s={sender} n={counters[sender]} t={time.monotonic_ns()} "
+            text = head + "x" * max(1, 64 - len(head) - 16)
+            message = StoredMessage(
+                room, seq, f"user{sender}", text, False, 1_764_000_000_000 + seq
+            )
+            store.append(message, committed)
+        await done
+    await store.close()  # indexes what is still pending
+    return time.process_time() - started
+
+
+async def run_index_cost(messages: int, repeat: int, directory: str | None) -> None:
+    from bench.load_targets import _without_search_index
+
+    names = ("with the index", "index off")
+    process: dict[str, list[float]] = {name: [] for name in names}
+    writer: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeat):
+        for name in names:
+            with tempfile.TemporaryDirectory(dir=directory) as folder:
+                path = str(Path(folder) / "cost.sqlite3")
+                if name == "index off":
+                    _without_search_index(path)
+                store = TimedStore(path)
+                await store.open()
+                cpu = await append_groups(store, "load", messages, 20)
+                process[name].append(cpu / messages * 1e6)
+                writer[name].append(store.writer_cpu / messages * 1e6)
+    print(f"{messages:,} load-like messages in groups of 20; CPU per message, {repeat} runs:")
+    for label, samples in (("process", process), ("writer thread", writer)):
+        for name, values in samples.items():
+            runs = " ".join(f"{value:.1f}" for value in values)
+            median = statistics.median(values)
+            print(f"  {label:<14} {name:<15} median {median:6.2f} µs  ({runs})")
+        with_index = statistics.median(samples["with the index"])
+        without = statistics.median(samples["index off"])
+        print(f"  {label:<14} the index costs {with_index - without:.2f} µs a message")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
@@ -213,9 +295,17 @@ def main() -> None:
     parser.add_argument("--fsync", action="store_true", help="as `chat-server --fsync`")
     parser.add_argument("--search", action="store_true", help="time search queries instead")
     parser.add_argument("--dir", help="where the database goes (default: $TMPDIR)")
+    parser.add_argument(
+        "--idle", type=float, default=0.0, help="--search: seconds to wait before timing queries"
+    )
+    parser.add_argument(
+        "--index-cost", action="store_true", help="CPU a message costs with and without the index"
+    )
     args = parser.parse_args()
-    if args.search:
-        asyncio.run(run_search(args.messages, args.repeat, args.dir))
+    if args.index_cost:
+        asyncio.run(run_index_cost(args.messages, args.repeat, args.dir))
+    elif args.search:
+        asyncio.run(run_search(args.messages, args.repeat, args.dir, args.idle))
     else:
         asyncio.run(run(args.messages, args.repeat, args.fsync))
 

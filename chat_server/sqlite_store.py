@@ -68,7 +68,14 @@ from .sqlite_accounts import (
     AccountReader,
     load_dm_seqs,
 )
-from .sqlite_search import FLUSH_PENDING, SEARCH_MIGRATION, SearchReader
+from .sqlite_search import (
+    INDEX_ROOM,
+    MERGE_STEP,
+    SEARCH_MARK_MIGRATION,
+    SEARCH_MIGRATION,
+    UNINDEXED_ROOMS,
+    SearchReader,
+)
 from .store import (
     CommitCallback,
     HistoryPage,
@@ -143,6 +150,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (room, nick_key)
     ) WITHOUT ROWID;
     """,
+    SEARCH_MARK_MIGRATION,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -183,6 +191,7 @@ _SET_BAN = (
 _UNSET_BAN = "DELETE FROM room_bans WHERE room = ? AND nick_key = ?"
 _INDEX_BATCH: Final = 2_000  # messages pending for the search index that start indexing...
 _INDEX_DELAY: Final = 0.5  # ...or seconds after the last indexing, whichever comes first
+_MERGE_IDLE: Final = 1.0  # seconds without indexing after which the writer merges the index
 _LARGE_MIGRATION: Final = 100_000  # messages above which an upgrade logs its progress
 _BUSY_TIMEOUT: Final = 5.0  # seconds a commit waits for another program's lock
 _CHECKPOINT_INTERVAL: Final = 1.0  # seconds between WAL checkpoints while commits come
@@ -286,6 +295,8 @@ def migrate(connection: sqlite3.Connection, path: str) -> None:
                 target,
                 time.monotonic() - started,
             )
+        if version < SCHEMA_VERSION:  # an upgrade (a rebuilt index) can leave a big WAL
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
@@ -449,8 +460,11 @@ class SqliteStore(Store, SearchIndex):
         self._dm_seqs: dict[str, int] = {}
         self._moderation = ModerationRecords()
         self._search: SearchReader | None = None
-        self._unindexed = 1  # writer thread only: messages waiting for the index (1: look)
+        self._unindexed = 0  # writer thread only: messages waiting for the index...
+        self._unindexed_rooms: set[str] = set()  # ...and their rooms
         self._indexed_at = 0.0
+        self._merge_owed = True  # writer thread only: the index may have merge work...
+        self._merging = False  # ...and a merge step found some
         self._index_failing = False  # writer thread only: the last indexing failed
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._lock_fd: int | None = None
@@ -480,6 +494,11 @@ class SqliteStore(Store, SearchIndex):
                 raise _store_error(self.path, exc) from exc
             self._last_seqs = {name: record.last_seq for name, record in rooms.items()}
             self._last_revs = {name: record.last_rev for name, record in rooms.items()}
+            try:  # what the last run left pending for the search index
+                self._unindexed_rooms = {name for (name,) in writer.execute(UNINDEXED_ROOMS)}
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+            self._unindexed = len(self._unindexed_rooms)
             try:
                 self._dm_seqs = load_dm_seqs(writer)
             except sqlite3.Error as exc:
@@ -700,7 +719,10 @@ class SqliteStore(Store, SearchIndex):
                     wait = self._index_wait()
                     batch = list(self._queue.get(timeout=wait))
                 except queue.Empty:
-                    self._index_pending(connection)
+                    if self._unindexed:
+                        self._index_pending(connection)
+                    else:
+                        self._merge_step(connection)
                     continue
                 stop = not batch
                 while not stop:  # group commit: take everything already queued
@@ -720,18 +742,47 @@ class SqliteStore(Store, SearchIndex):
             connection.close()
 
     def _index_wait(self) -> float | None:
-        """How long the writer may wait for work before it indexes what is pending."""
-        if not self._unindexed:
-            return None
-        return max(0.0, self._indexed_at + _INDEX_DELAY - time.monotonic())
+        """How long the writer may wait for work before it indexes what is pending, or
+        (once the index has been quiet for `_MERGE_IDLE`) does merge work."""
+        if self._unindexed:
+            return max(0.0, self._indexed_at + _INDEX_DELAY - time.monotonic())
+        if self._merging:
+            return 0.0  # the next step at once, unless work came meanwhile
+        if self._merge_owed:
+            return max(0.0, self._indexed_at + _MERGE_IDLE - time.monotonic())
+        return None
+
+    def _merge_step(self, connection: sqlite3.Connection) -> None:
+        """Some of the search index's merge work, while the writer has nothing else to do.
+
+        Under load FTS5 merges a level once it holds 16 segments (`automerge`), which
+        keeps inserts cheap; when the writer is idle it merges down to FTS5's usual
+        shape (under 4 segments a level), so searches read fewer segments. A step is
+        its own transaction of about `MERGE_STEP` pages, so a write that comes waits
+        for one step at most.
+        """
+        before = connection.total_changes
+        try:
+            connection.execute(MERGE_STEP)
+        except sqlite3.Error as exc:  # the next indexing asks for merging again
+            log.debug("search index merge did not finish: %s", exc)
+            self._merging = self._merge_owed = False
+            return
+        # FTS5 changes no row when it found nothing to merge.
+        self._merging = self._merge_owed = connection.total_changes - before >= 2
 
     def _index_pending(self, connection: sqlite3.Connection) -> None:
         """Move the messages waiting for the search index into it, in one transaction."""
         self._indexed_at = time.monotonic()
+        rooms = [
+            (name, last)
+            for name in sorted(self._unindexed_rooms)
+            if (last := self._last_seqs.get(name)) is not None
+        ]
         try:
             connection.execute("BEGIN")
-            for statement in FLUSH_PENDING:
-                connection.execute(statement)
+            connection.executemany(INDEX_ROOM[0], [(last, name) for name, last in rooms])
+            connection.executemany(INDEX_ROOM[1], [(last, name, last) for name, last in rooms])
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             if connection.in_transaction:
@@ -740,6 +791,9 @@ class SqliteStore(Store, SearchIndex):
                 self._index_failing = True
                 log.warning("could not update the search index (retrying): %s", exc)
             return
+        self._unindexed_rooms.clear()
+        self._merge_owed = True  # once the index is quiet again (a flush ends any merging)
+        self._merging = False
         self._unindexed = 0
         if self._index_failing:
             self._index_failing = False
@@ -764,7 +818,10 @@ class SqliteStore(Store, SearchIndex):
                     _checkpoint(connection)
             if self._checkpointer is not None and not self._checkpoint_wanted.is_set():
                 self._checkpoint_wanted.set()
-            self._unindexed += sum(1 for write in good if write.sql is _INSERT_MESSAGE)
+            for write in good:
+                if write.sql is _INSERT_MESSAGE:
+                    self._unindexed += 1
+                    self._unindexed_rooms.add(write.room)
         else:
             results = [(done, refusal or error) for done, refusal in results]
         callbacks = [(done, failure) for done, failure in results if done is not None]

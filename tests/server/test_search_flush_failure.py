@@ -16,11 +16,16 @@ from tests.conftest import StartServer
 from tests.server.helpers import Clients
 from tests.support import TIMEOUT, Json, LineClient
 
-# A real failure of the flush's transaction: SQLite aborts the statement that empties
-# the pending queue, with the message a full disk gives, so the whole flush rolls back.
+# A real failure of the flush's transaction: SQLite aborts the statement that moves a
+# room's mark, with the message a full disk gives, so the whole flush rolls back.
 FAIL_FLUSH = (
-    "CREATE TRIGGER flush_fails BEFORE DELETE ON message_search_pending"
+    "CREATE TRIGGER flush_fails BEFORE UPDATE ON message_search_indexed"
     " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+# Messages above their room's mark: stored, not yet in the FTS5 index.
+UNINDEXED = (
+    "SELECT COUNT(*) FROM messages m JOIN message_search_indexed i"
+    " ON i.room_id = m.room_id AND m.seq > i.seq"
 )
 RETRYING = "could not update the search index (retrying)"
 RECOVERED = "the search index is updated again"
@@ -33,7 +38,7 @@ def outside(path: str) -> sqlite3.Connection:
 
 def pending(path: str) -> int:
     with outside(path) as connection:
-        return int(connection.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0])
+        return int(connection.execute(UNINDEXED).fetchone()[0])
 
 
 def indexed(path: str, word: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,8 +20,15 @@ from chat_server.search import (
     parse_query,
     to_fts5,
 )
+from chat_server.sqlite_search import SEARCH_MARK_MIGRATION, SEARCH_MIGRATION
 from chat_server.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStore, statements
 from chat_server.store import MemoryStore, Store, StoredMessage
+
+# Messages above their room's mark: stored, not yet in the FTS5 index.
+UNINDEXED = (
+    "SELECT COUNT(*) FROM messages m JOIN message_search_indexed i"
+    " ON i.room_id = m.room_id AND m.seq > i.seq"
+)
 
 TEXTS = [
     "the deployment went fine",
@@ -44,14 +52,41 @@ async def fill(store: Store, room: str, texts: list[str], start_ts: int = 1_000)
         sender = "alice" if seq % 2 else "Bob"
         store.append(StoredMessage(room, seq, sender, text, False, start_ts + seq), done.set_result)
         assert await done is None
+    if isinstance(store, SqliteStore) and store.path in INDEXED:
+        await indexed(store.path)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "db"))
+# Stores whose tests wait, after each fill, until the FTS5 index holds every message
+# (otherwise a search right after a commit mostly scans the pending ones).
+INDEXED: set[str] = set()
+
+
+async def indexed(path: str) -> None:
+    """Wait until the writer has moved every stored message into the FTS5 index."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for _ in range(200):
+            if other.execute(UNINDEXED).fetchone()[0] == 0:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the writer never indexed the pending messages")
+    finally:
+        other.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-indexed"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Store]:
+    path = str(tmp_path / "db")
+    made: Store = MemoryStore() if request.param == "memory" else SqliteStore(path)
+    if request.param == "sqlite-indexed":
+        monkeypatch.setattr("chat_server.sqlite_store._INDEX_DELAY", 0.0)
+        INDEXED.add(path)
     await made.open()
     yield made
     await made.close()
+    INDEXED.discard(path)
 
 
 def searcher(store: Store) -> SearchIndex:
@@ -231,10 +266,10 @@ async def test_edits_and_deletes_by_sql_once_the_messages_are_indexed(tmp_path: 
     await fill(store, "lobby", ["original wording here", "something else", "third one"])
     other = sqlite3.connect(path, isolation_level=None)
     for _ in range(100):  # the writer indexes pending messages within half a second
-        if other.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0:
+        if other.execute(UNINDEXED).fetchone()[0] == 0:
             break
         await asyncio.sleep(0.05)
-    assert other.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0
+    assert other.execute(UNINDEXED).fetchone()[0] == 0
     assert await texts_for(store, "original") == ["original wording here"]
     other.execute("UPDATE messages SET text = 'replacement words' WHERE seq = 1")
     other.execute("UPDATE messages SET text = '' WHERE seq = 2")
@@ -246,7 +281,7 @@ async def test_edits_and_deletes_by_sql_once_the_messages_are_indexed(tmp_path: 
     other.close()
     await store.close()  # indexes what is still pending
     check = sqlite3.connect(path, isolation_level=None)
-    assert check.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 0
+    assert check.execute(UNINDEXED).fetchone()[0] == 0
     check.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
     hits = check.execute(
         "SELECT rowid FROM message_search WHERE message_search MATCH '\"replacement\"'"
@@ -265,10 +300,13 @@ async def test_the_memory_store_never_finds_an_erased_text() -> None:
 
 
 def test_migration_statements_keep_trigger_bodies_whole() -> None:
-    found = statements(MIGRATIONS[-2])
-    assert any(
-        s.startswith("CREATE TRIGGER message_search_update") and s.endswith("END;") for s in found
-    )
+    for migration in (SEARCH_MIGRATION, SEARCH_MARK_MIGRATION):
+        assert migration in MIGRATIONS
+        found = statements(migration)
+        assert any(
+            s.startswith("CREATE TRIGGER message_search_update") and s.endswith("END;")
+            for s in found
+        )
 
 
 async def test_a_version_1_database_gets_its_index_built(
@@ -300,3 +338,110 @@ async def test_a_version_1_database_gets_its_index_built(
         assert (await texts_for(store, "fresh"))[0] == "fresh müller"
     finally:
         await store.close()
+
+
+async def test_a_version_5_database_moves_from_the_queue_to_marks(tmp_path: Path) -> None:
+    path = str(tmp_path / "v5.sqlite3")
+    old = sqlite3.connect(path, isolation_level=None)
+    for version, migration in enumerate(MIGRATIONS[:5], start=1):
+        for statement in statements(migration):
+            old.execute(statement)
+        old.execute(f"PRAGMA user_version = {version}")
+    old.execute("INSERT INTO rooms (name) VALUES ('lobby'), ('dev')")
+    insert = (
+        "INSERT INTO messages (room_id, seq, sender, text, action, ts_ms) VALUES (?, ?, ?, ?, 0, ?)"
+    )
+    old.executemany(insert, [(1, n, "alice", f"indexed wombat {n}", 1000 + n) for n in (1, 2)])
+    old.execute(
+        "INSERT INTO message_search (rowid, text) SELECT key, 'indexed wombat ' ||"
+        " (key & 4294967295) FROM message_search_pending"
+    )  # the old writer's flush
+    old.execute("DELETE FROM message_search_pending")
+    old.executemany(insert, [(1, 3, "bob", "pending wombat 3", 1003), (2, 1, "bob", "dev x", 5)])
+    old.execute("UPDATE messages SET text = 'edited kangaroo' WHERE room_id = 1 AND seq = 2")
+    assert old.execute("SELECT COUNT(*) FROM message_search_pending").fetchone()[0] == 3
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        wal = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+        assert wal == 0  # the rebuild's WAL is not left behind
+        check = sqlite3.connect(path, isolation_level=None)
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {name for (name,) in check.execute("SELECT name FROM sqlite_master")}
+        assert "message_search_pending" not in tables
+        assert "message_search_insert" not in tables  # a new message needs no trigger
+        marks = check.execute("SELECT room_id, seq FROM message_search_indexed").fetchall()
+        assert sorted(marks) == [(1, 3), (2, 1)]
+        assert check.execute(UNINDEXED).fetchone()[0] == 0
+        check.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
+        found = check.execute(
+            "SELECT rowid FROM message_search WHERE message_search MATCH '\"wombat\"'"
+        ).fetchall()
+        assert sorted(found) == [((1 << 32) + 1,), ((1 << 32) + 3,)]
+        check.close()
+        assert await texts_for(store, "wombat") == ["pending wombat 3", "indexed wombat 1"]
+        assert await texts_for(store, "kangaroo") == ["edited kangaroo"]
+        assert await texts_for(store, "k*") == ["edited kangaroo"]  # one-character prefix
+        assert await texts_for(store, "x", rooms=["dev"]) == ["dev x"]
+        await fill(store, "new", ["fresh wombat"], start_ts=2_000)
+        assert await texts_for(store, "wombat") == [
+            "fresh wombat",
+            "pending wombat 3",
+            "indexed wombat 1",
+        ]
+    finally:
+        await store.close()
+
+
+def segments(connection: sqlite3.Connection) -> int:
+    """How many segments the FTS5 index has (from its structure record, rowid 10)."""
+    row = connection.execute("SELECT block FROM message_search_data WHERE id = 10").fetchone()
+    block = bytes(row[0])
+    position, values = 4, list[int]()  # after the 4-byte cookie: varints nLevel, nSegment, ...
+    while len(values) < 2:
+        value = 0
+        while True:
+            byte = block[position]
+            position += 1
+            value = (value << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        values.append(value)
+    return values[1]
+
+
+async def test_an_idle_writer_merges_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chat_server.sqlite_store._INDEX_BATCH", 10)  # a segment per group
+    monkeypatch.setattr("chat_server.sqlite_store._MERGE_IDLE", 0.2)
+    path = str(tmp_path / "db")
+    store = SqliteStore(path)
+    await store.open()
+    loop = asyncio.get_running_loop()
+    created: asyncio.Future[BaseException | None] = loop.create_future()
+    store.create_room("lobby", created.set_result)
+    assert await created is None
+    for group in range(12):
+        done: list[asyncio.Future[BaseException | None]] = []
+        for seq in range(group * 10 + 1, group * 10 + 11):
+            future: asyncio.Future[BaseException | None] = loop.create_future()
+            store.append(
+                StoredMessage("lobby", seq, "alice", f"needle {seq}", False, seq), future.set_result
+            )
+            done.append(future)
+        assert await asyncio.gather(*done) == [None] * 10
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for _ in range(300):  # the writer merges once the index has been quiet 0.2 s
+            if other.execute(UNINDEXED).fetchone()[0] == 0 and segments(other) < 4:
+                break
+            await asyncio.sleep(0.02)
+        assert segments(other) < 4
+        other.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
+    finally:
+        other.close()
+    page = await store.search(parse_query("needle"), None, None, 200, None)
+    assert [m.seq for m in page.messages] == list(range(120, 0, -1))
+    await store.close()
