@@ -50,6 +50,7 @@ class DownloadStats:
     socket_sendfile: int = 0  # responses sent here with `os.sendfile` on the socket
     socket_sendfile_bytes: int = 0
     by_aiohttp: int = 0  # left to aiohttp: `loop.sendfile`, or its chunked copy (TLS)
+    sending: int = 0  # bodies being sent now, either way
 
 
 def socket_sendfile_applies(
@@ -94,6 +95,20 @@ class BlobResponse(web.FileResponse):
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("Connection lost")
+        self._stats.sending += 1
+        try:
+            return await self._send_body(request, transport, fobj, offset, count)
+        finally:
+            self._stats.sending -= 1
+
+    async def _send_body(
+        self,
+        request: web.BaseRequest,
+        transport: asyncio.Transport,
+        fobj: IO[Any],
+        offset: int,
+        count: int,
+    ) -> AbstractStreamWriter:
         loop = asyncio.get_running_loop()
         if self.compression or not socket_sendfile_applies(loop, transport):
             self._stats.by_aiohttp += 1
