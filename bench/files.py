@@ -8,8 +8,14 @@ with the library and with `curl`, and meanwhile:
 - runs a chat ping loop in another process (100 pings/s on its own chat connection) and
   reports the round-trip p50/p99/max while idle, while uploading and while downloading.
 
+With `--chat-load SECONDS` it then runs scenario c of bench/load.py (200 clients in one
+room, 10 senders, open loop at 200 messages/s, latency timed by 4 probes) twice, each time
+on a new server holding the file: once alone, once while `curl` downloads the file back
+to back, and prints both latencies and their ratio.
+
     .venv/bin/python -m bench.files                  # 1 GiB
     .venv/bin/python -m bench.files --size 256M --repeat 3
+    .venv/bin/python -m bench.files --size 1G --chat-load 10
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ def start_server(data_dir: Path, size: int) -> Server:
     argv += ["--files-port", "0", "--db", ":memory:", "--data-dir", str(data_dir)]
     argv += ["--no-tls", "--no-announce"]  # plain HTTP files port; never on the LAN
     argv += ["--rate", "0", "--upload-rate", "0", "--max-file", str(size)]
+    argv += ["--max-per-ip", "0"]  # --chat-load connects 200 clients from 127.0.0.1
     argv += ["--files-quota", str(2 * size)]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert process.stderr is not None
@@ -160,7 +167,7 @@ class ChatLine:
         await reader.readline()
         line = cls(reader, writer)
         await line.send_and_wait(b'{"type":"hello","nick":"bench","id":"h"}\n', "h")
-        await line.send_and_wait(b'{"type":"join","room":"bench","id":"j"}\n', "j")
+        await line.send_and_wait(b'{"type":"join","room":"files","id":"j"}\n', "j")
         return line
 
     async def send_and_wait(self, data: bytes, request_id: str) -> Any:
@@ -193,7 +200,7 @@ async def transfer(server: Server, source: Path, size: int, out_dir: Path) -> li
 
     with RssSampler(server) as rss:
         shared = await upload(
-            source, room="bench", request=chat.request_upload, progress=mark_start(up)
+            source, room="files", request=chat.request_upload, progress=mark_start(up)
         )
         up.ended = time.monotonic()
     up.nbytes, up.rss_kib = size, rss.samples
@@ -215,6 +222,103 @@ async def transfer(server: Server, source: Path, size: int, out_dir: Path) -> li
     curl.nbytes, curl.rss_kib = size, rss.samples
     chat.close()
     return phases
+
+
+# --- chat load during transfers (--chat-load) ---------------------------------------------
+
+
+class CurlLoop:
+    """Downloads `url` with `curl -o /dev/null` back to back, in a thread, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.done = 0
+        self.seconds = 0.0
+
+    def __enter__(self) -> CurlLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", self._url], check=True)
+            self.seconds += time.monotonic() - started
+            self.done += 1
+
+
+async def _share(server: Server, source: Path) -> str:
+    chat = await ChatLine.open(server.port)
+    try:
+        shared = await upload(source, room="files", request=chat.request_upload)
+    finally:
+        chat.close()
+    return shared.url
+
+
+def chat_load(source: Path, size: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    """Scenario c alone, then during back-to-back downloads; each on a new server holding
+    the file (a room's seqs must start at 1 for the load's checks)."""
+    from bench.load import SCENARIOS, Options, run_load_cell
+    from bench.load_targets import TARGETS, Target
+
+    opts = Options(
+        duration=seconds,
+        procs=2,
+        probes=4,
+        text_len=64,
+        connect_concurrency=64,
+        settle=0.3,
+        drain_timeout=10.0,
+        setup_timeout=120.0,
+        tmp_dir=None,
+        poll_interval=0.02,
+        ngircd_max_connections=0,
+    )
+    scenario = SCENARIOS["c"]
+    cells = []
+    downloads = CurlLoop("")
+    for during in (False, True):
+        shutil.rmtree(workdir / "data", ignore_errors=True)
+        server = start_server(workdir / "data", size)
+        try:
+            url = asyncio.run(_share(server, source))
+            target = Target(TARGETS["chat-mem"], server.process, server.port, workdir)
+            if during:
+                with CurlLoop(url) as downloads:
+                    cells.append(run_load_cell(scenario, target.spec, 1, opts, target))
+            else:
+                cells.append(run_load_cell(scenario, target.spec, 1, opts, target))
+        finally:
+            server.stop()
+    alone, busy = cells
+    mb_per_s = downloads.done * size / downloads.seconds / 1e6 if downloads.seconds else 0.0
+    print(f"\nscenario c ({scenario.title}), {seconds:g} s each, ms")
+    print(f"{'while':<30} {'msgs':>7} {'p50':>8} {'p99':>8} {'max':>8}  integrity")
+    for name, cell in (("no transfer", alone), ("curl downloads back to back", busy)):
+        print(
+            f"{name:<30} {cell.messages:>7} {cell.p50_ms:>8.2f} {cell.p99_ms:>8.2f} "
+            f"{cell.max_ms:>8.2f}  {cell.integrity.split(' (')[0]}"
+        )
+    ratio = busy.p99_ms / alone.p99_ms if alone.p99_ms else 0.0
+    print(
+        f"p99 during / without: {ratio:.2f}; {downloads.done} downloads of "
+        f"{size / MIB:,.0f} MiB meanwhile (setup included) at {mb_per_s:,.0f} MB/s"
+    )
+    return {
+        "seconds": seconds,
+        "alone": {"p50_ms": alone.p50_ms, "p99_ms": alone.p99_ms, "max_ms": alone.max_ms},
+        "during": {"p50_ms": busy.p50_ms, "p99_ms": busy.p99_ms, "max_ms": busy.max_ms},
+        "ok": alone.ok and busy.ok,
+        "downloads": downloads.done,
+        "download_mb_per_s": round(mb_per_s, 1),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -241,7 +345,7 @@ def make_file(path: Path, size: int) -> None:
             left -= len(block)
 
 
-def run(size: int, idle_seconds: float, workdir: Path) -> dict[str, Any]:
+def run(size: int, idle_seconds: float, workdir: Path, load_seconds: float) -> dict[str, Any]:
     source = workdir / "source.bin"
     if not source.exists() or source.stat().st_size != size:
         make_file(source, size)
@@ -266,6 +370,7 @@ def run(size: int, idle_seconds: float, workdir: Path) -> dict[str, Any]:
         samples = [(float(sent), float(rtt)) for sent, rtt in json.loads(out)]
     finally:
         server.stop()
+    loaded = chat_load(source, size, load_seconds, workdir) if load_seconds else None
     print(f"file: {size / MIB:,.0f} MiB; server idle RSS {idle_rss / 1024:.1f} MiB")
     print(f"{'phase':<26} {'MB/s':>8} {'RSS max MiB':>12} {'above idle':>11}")
     for phase in phases:
@@ -278,7 +383,7 @@ def run(size: int, idle_seconds: float, workdir: Path) -> dict[str, Any]:
     print(latency_row("idle", samples, 0.0, idle_end))
     for phase in phases:
         print(latency_row(f"during {phase.name}", samples, phase.started, phase.ended))
-    return {
+    result: dict[str, Any] = {
         "size": size,
         "idle_rss_kib": idle_rss,
         "phases": {
@@ -286,6 +391,9 @@ def run(size: int, idle_seconds: float, workdir: Path) -> dict[str, Any]:
             for p in phases
         },
     }
+    if loaded is not None:
+        result["chat_load"] = loaded
+    return result
 
 
 def main() -> None:
@@ -294,6 +402,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--idle", type=float, default=2.0, help="seconds of idle pings first")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    parser.add_argument(
+        "--chat-load",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="then run scenario c for SECONDS alone and during downloads (default 0: off)",
+    )
     parser.add_argument("--ping", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ping is not None:
@@ -307,7 +422,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-files-", dir=args.dir) as tmp:
         for repeat in range(args.repeat):
             print(f"\n== run {repeat + 1} of {args.repeat}")
-            result = run(args.size, args.idle, Path(tmp))
+            result = run(args.size, args.idle, Path(tmp), args.chat_load)
             print(json.dumps(result))
 
 
