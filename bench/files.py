@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.load_targets import proc_cpu_seconds
 from chat_client.files import download, upload
 from chat_server.files.config import parse_size
 from protocol import Upload, UploadReady, decode_server_line, encode
@@ -83,6 +84,9 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     files_port: int
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.process.pid)
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -149,6 +153,11 @@ class Phase:
     ended: float = 0.0
     nbytes: int = 0
     rss_kib: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the server's CPU seconds at start, end
+
+    @property
+    def cpu_s(self) -> float:
+        return self.cpu[1] - self.cpu[0] if len(self.cpu) == 2 else 0.0
 
     @property
     def mb_per_s(self) -> float:
@@ -195,6 +204,7 @@ async def transfer(server: Server, source: Path, size: int, out_dir: Path) -> li
         def progress(done: int, total: int) -> None:
             if phase.started == 0.0:
                 phase.started = time.monotonic()
+                phase.cpu.append(server.cpu_seconds())
 
         return progress
 
@@ -203,22 +213,27 @@ async def transfer(server: Server, source: Path, size: int, out_dir: Path) -> li
             source, room="files", request=chat.request_upload, progress=mark_start(up)
         )
         up.ended = time.monotonic()
+        up.cpu.append(server.cpu_seconds())
     up.nbytes, up.rss_kib = size, rss.samples
 
     with RssSampler(server) as rss:
         down.started = time.monotonic()
+        down.cpu.append(server.cpu_seconds())
         await download(shared, out_dir / "copy.bin")
         down.ended = time.monotonic()
+        down.cpu.append(server.cpu_seconds())
     down.nbytes, down.rss_kib = size, rss.samples
     await asyncio.to_thread((out_dir / "copy.bin").unlink)
 
     with RssSampler(server) as rss:
         curl.started = time.monotonic()
+        curl.cpu.append(server.cpu_seconds())
         done = await asyncio.create_subprocess_exec(
             "curl", "-sS", "--fail", "-o", "/dev/null", shared.url
         )  # fmt: skip
         assert await done.wait() == 0
         curl.ended = time.monotonic()
+        curl.cpu.append(server.cpu_seconds())
     curl.nbytes, curl.rss_kib = size, rss.samples
     chat.close()
     return phases
@@ -289,6 +304,7 @@ def chat_load(source: Path, size: int, seconds: float, workdir: Path) -> dict[st
         server = start_server(workdir / "data", size)
         try:
             url = asyncio.run(_share(server, source))
+            os.sync()  # the upload's dirty pages go to disk now, not during the load
             target = Target(TARGETS["chat-mem"], server.process, server.port, workdir)
             if during:
                 with CurlLoop(url) as downloads:
@@ -372,12 +388,12 @@ def run(size: int, idle_seconds: float, workdir: Path, load_seconds: float) -> d
         server.stop()
     loaded = chat_load(source, size, load_seconds, workdir) if load_seconds else None
     print(f"file: {size / MIB:,.0f} MiB; server idle RSS {idle_rss / 1024:.1f} MiB")
-    print(f"{'phase':<26} {'MB/s':>8} {'RSS max MiB':>12} {'above idle':>11}")
+    print(f"{'phase':<26} {'MB/s':>8} {'RSS max MiB':>12} {'above idle':>11} {'server CPU s':>13}")
     for phase in phases:
         peak = max(phase.rss_kib or [0])
         print(
             f"{phase.name:<26} {phase.mb_per_s:>8.0f} {peak / 1024:>12.1f} "
-            f"{(peak - idle_rss) / 1024:>11.1f}"
+            f"{(peak - idle_rss) / 1024:>11.1f} {phase.cpu_s:>13.2f}"
         )
     print(f"\nchat ping round trip, ms   {'pings':>6} {'p50':>8} {'p99':>8} {'max':>8}")
     print(latency_row("idle", samples, 0.0, idle_end))
@@ -387,7 +403,11 @@ def run(size: int, idle_seconds: float, workdir: Path, load_seconds: float) -> d
         "size": size,
         "idle_rss_kib": idle_rss,
         "phases": {
-            p.name: {"mb_per_s": round(p.mb_per_s, 1), "rss_max_kib": max(p.rss_kib or [0])}
+            p.name: {
+                "mb_per_s": round(p.mb_per_s, 1),
+                "rss_max_kib": max(p.rss_kib or [0]),
+                "server_cpu_s": round(p.cpu_s, 2),
+            }
             for p in phases
         },
     }
