@@ -132,7 +132,10 @@ class _Unsupported(Exception):
 
 
 async def _drained(transport: asyncio.Transport, writer: AbstractStreamWriter) -> None:
-    """Wait until the transport has handed everything it buffered to the kernel."""
+    """Wait until the transport has handed everything it buffered to the kernel; raises
+    `ConnectionResetError` when the connection is gone."""
+    if transport.is_closing():
+        raise ConnectionResetError("Connection lost")
     if transport.get_write_buffer_size() == 0:
         return
     low, high = transport.get_write_buffer_limits()
@@ -141,7 +144,7 @@ async def _drained(transport: asyncio.Transport, writer: AbstractStreamWriter) -
         await writer.drain()
     finally:
         transport.set_write_buffer_limits(high=high, low=low)
-    if transport.get_write_buffer_size() != 0:
+    if transport.is_closing() or transport.get_write_buffer_size() != 0:
         raise ConnectionResetError("Connection lost")
 
 
