@@ -9,6 +9,8 @@ Why aiohttp: a well-kept asyncio HTTP server that streams request bodies with fl
 control (reading pauses while the handler is busy, so memory stays flat), serves files
 with `loop.sendfile` (`FileResponse`), parses `Range`, and takes an `ssl.SSLContext` for
 HTTPS; it runs on the chat server's own event loop, so no second process or thread.
+Downloads are `BlobResponse` (sendfile.py): `FileResponse` with `os.sendfile` on the
+socket also under uvloop, whose loop has no `sendfile`.
 
 Every error is a plain-text status with one line of body. A token that opens nothing is
 a 404 `not found`, the same body as for a path that never existed, so nobody learns
@@ -33,6 +35,7 @@ from aiohttp.http import HttpProcessingError
 from protocol import ErrorCode
 
 from ..store import StoreError
+from .sendfile import BlobResponse, DownloadStats
 from .service import FileError, FileService, TooManyBytes, UploadCorrupt
 from .uploads import UploadTicket
 
@@ -43,6 +46,7 @@ log = logging.getLogger("chat_server.files")
 READ_BUFFER = 1 << 18  # bytes aiohttp buffers per connection before it pauses reading
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)", re.ASCII)
 _SERVICE: web.AppKey[FileService] = web.AppKey("service", FileService)
+_DOWNLOADS: web.AppKey[DownloadStats] = web.AppKey("downloads", DownloadStats)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -155,8 +159,9 @@ async def _get(request: web.Request) -> web.StreamResponse:
         _check_range(request, record.size)
     except _Refused as refused:
         return refused.response
-    return web.FileResponse(
+    return BlobResponse(
         path,
+        request.app[_DOWNLOADS],
         chunk_size=READ_BUFFER,
         headers={
             "Content-Type": "application/octet-stream",
@@ -205,10 +210,11 @@ async def _safety_headers(request: web.Request, response: web.StreamResponse) ->
     response.headers["Referrer-Policy"] = "no-referrer"
 
 
-def build_app(service: FileService) -> web.Application:
-    """The aiohttp application serving `service`."""
+def build_app(service: FileService, downloads: DownloadStats | None = None) -> web.Application:
+    """The aiohttp application serving `service`, counting into `downloads`."""
     app = web.Application(middlewares=[_plain_errors])
     app[_SERVICE] = service
+    app[_DOWNLOADS] = DownloadStats() if downloads is None else downloads
     app.router.add_put("/u/{token}", _put)
     app.router.add_get("/f/{token}", _get)
     app.router.add_get("/f/{token}/{name}", _get)
@@ -249,6 +255,7 @@ class FilesListener:
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.port = port
+        self.downloads = DownloadStats()  # how download bodies were sent
 
     @property
     def scheme(self) -> str:
@@ -257,7 +264,7 @@ class FilesListener:
     async def start(self) -> None:
         """Listen; raises OSError when the port is taken."""
         runner = web.AppRunner(
-            build_app(self.service),
+            build_app(self.service, self.downloads),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=1.0,

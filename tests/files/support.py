@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,7 @@ class FilesHarness:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.port}"
+        return f"{self.listener.scheme}://127.0.0.1:{self.listener.port}"
 
     def requester(
         self, owner: str = "alice", sender: str = "alice"
@@ -86,10 +87,12 @@ class FilesHarness:
 
 
 @asynccontextmanager
-async def files_harness(directory: Path, **overrides: Any) -> AsyncIterator[FilesHarness]:
+async def files_harness(
+    directory: Path, ssl_context: ssl.SSLContext | None = None, **overrides: Any
+) -> AsyncIterator[FilesHarness]:
     config = replace(FilesConfig(directory=directory, port=0, upload_rate=0), **overrides)
     service = FileService(config, FileService.open_index(config, persistent=True))
-    listener = FilesListener(service, "127.0.0.1", 0)
+    listener = FilesListener(service, "127.0.0.1", 0, ssl_context)
     harness = FilesHarness(listener)
 
     async def on_shared(ticket: UploadTicket, record: FileRecord) -> int | None:

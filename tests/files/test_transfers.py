@@ -111,7 +111,9 @@ async def test_download_cut_in_the_middle_resumes_with_range(tmp_path: Path) -> 
         seen: list[int] = []
         await download(shared, dest, progress=lambda done, total: seen.append(done))
         assert seen[0] > held  # the first progress counts the bytes already there
-        assert seen[0] - held <= 1 * MIB + 256 * 1024
+        # One block (1 MiB) and the chunk that completed it: up to 256 KiB on the stock
+        # loop, more on uvloop, whose socket reads are larger (the test runs on both loops).
+        assert seen[0] - held <= 2 * MIB
         assert dest.read_bytes() == data
         assert not partial.exists()
 
