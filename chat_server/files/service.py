@@ -31,7 +31,7 @@ from ..store import StoreError
 from .blobs import BlobStore, PartialFile
 from .config import FilesConfig
 from .index import Change, FileIndex, FileRecord, MemoryFileIndex, SqliteFileIndex
-from .uploads import ByteRate, UploadRegistry, UploadTicket
+from .uploads import ByteRate, UploadAsk, UploadRegistry, UploadTicket
 
 __all__ = [
     "WRITE_BLOCK",
@@ -160,50 +160,33 @@ class FileService:
 
     # --- announcing ----------------------------------------------------------------------
 
-    def request_upload(
-        self,
-        *,
-        owner: str,
-        sender: str,
-        room: str | None,
-        to: str | None,
-        name: str,
-        size: int,
-        sha256: str,
-        host: str,
-    ) -> UploadTicket:
+    def request_upload(self, ask: UploadAsk) -> UploadTicket:
         """The ticket for this upload: the same one again when resuming, else a new one.
 
-        The caller has already checked that `sender` may share into `room` / with `to`.
+        The caller has already checked that `ask.sender` may share into its room / with
+        its recipient.
 
         Raises:
             FileError: `file_too_large`, or `limit_reached` (too many uploads at once).
         """
-        if size > self.max_file:
+        if ask.size > self.max_file:
             raise FileError(
                 ErrorCode.FILE_TOO_LARGE, f"a file may have at most {self.max_file} bytes"
             )
         now = self._clock()
-        same = self.uploads.find_same(owner, room, to, name, size, sha256, now)
+        same = self.uploads.find_same(ask, now)
         if same is not None:
             self.uploads.touch(same, now)
             return same
-        if self.uploads.full(owner, now):
+        if self.uploads.full(ask.owner, now):
             raise FileError(
                 ErrorCode.LIMIT_REACHED,
                 f"at most {self.uploads.per_owner} uploads at once; finish one first",
             )
-        ticket = UploadTicket(
-            id=secrets.token_hex(8),
+        ticket = UploadTicket.for_ask(
+            ask,
+            file_id=secrets.token_hex(8),
             token=secrets.token_urlsafe(24),
-            owner=owner,
-            sender=sender,
-            room=room,
-            to=to,
-            name=name,
-            size=size,
-            sha256=sha256,
-            host=host,
             expires=now + self.uploads.ttl,
         )
         self.uploads.add(ticket)
@@ -214,24 +197,13 @@ class FileService:
 
     # --- resuming through another node (accounts, a shared directory) -------------------
 
-    async def resume_elsewhere(
-        self,
-        *,
-        owner: str,
-        sender: str,
-        room: str | None,
-        to: str | None,
-        name: str,
-        size: int,
-        sha256: str,
-        host: str,
-    ) -> None:
+    async def resume_elsewhere(self, ask: UploadAsk) -> None:
         """Take over this upload if another node (or an earlier run) announced it: the
         next `request_upload` then finds it here, with the bytes held in `partial/`."""
         now = self._clock()
-        if not self.shared or self.uploads.find_same(owner, room, to, name, size, sha256, now):
+        if not self.shared or self.uploads.find_same(ask, now):
             return
-        key = upload_key(owner, room, to, name, size, sha256)
+        key = upload_key(*ask.same)
         try:
             found = await self.index.find_upload(key)
         except StoreError as error:
@@ -241,21 +213,14 @@ class FileService:
             return
         path = self.blobs.partial_path(found["id"])
         held = await asyncio.to_thread(_held_bytes, path)
-        ticket = UploadTicket(
-            id=found["id"],
+        ticket = UploadTicket.for_ask(
+            ask,
+            file_id=found["id"],
             token=found["token"],
-            owner=owner,
-            sender=sender,
-            room=room,
-            to=to,
-            name=name,
-            size=size,
-            sha256=sha256,
-            host=host,
             expires=now + self.uploads.ttl,
             # At most all but the last byte: the client then sends at least one, and the
             # PUT that brings the last byte is the one that finishes the upload.
-            received=min(held, size - 1),
+            received=min(held, ask.size - 1),
             portable=True,
         )
         self.uploads.add(ticket)
@@ -267,9 +232,7 @@ class FileService:
         ticket.portable = True
         path = self.blobs.partial_path(ticket.id)
         await asyncio.to_thread(_touch, path)  # the sweep of old partials goes by mtime
-        key = upload_key(
-            ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
-        )
+        key = upload_key(*ticket.same)
         await self.index.keep_upload(
             key, {"id": ticket.id, "token": ticket.token}, self.uploads.ttl
         )
@@ -351,10 +314,7 @@ class FileService:
         assert ticket.received == ticket.size and ticket.hasher is not None
         self.uploads.remove(ticket)
         if ticket.portable:
-            key = upload_key(
-                ticket.owner, ticket.room, ticket.to, ticket.name, ticket.size, ticket.sha256
-            )
-            await self.index.drop_upload(key)
+            await self.index.drop_upload(upload_key(*ticket.same))
         if ticket.hasher.hexdigest() != ticket.sha256:
             await asyncio.to_thread(self.blobs.drop_partial, ticket.id)
             if self.on_corrupt is not None:

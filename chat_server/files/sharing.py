@@ -26,7 +26,7 @@ from ..errors import ChatError
 from ..store import StoredMessage
 from .index import FileRecord
 from .service import FileError, FileService
-from .uploads import UploadTicket
+from .uploads import UploadAsk, UploadTicket
 
 __all__ = ["ChatPoster", "FileSharing", "UploadOwner", "Uploader"]
 
@@ -93,36 +93,20 @@ class FileSharing:
         node resumes it through another one."""
         owner = owner_of(peer)
         service = self.service
-        host = self._public_host or peer.local_host or "127.0.0.1"
-        room, to, name, size, sha256 = (
-            message.room,
-            message.to,
-            message.name,
-            message.size,
-            message.sha256,
+        ask = UploadAsk(
+            owner=owner,
+            sender=peer.nick,
+            room=message.room,
+            to=message.to,
+            name=message.name,
+            size=message.size,
+            sha256=message.sha256,
+            host=self._public_host or peer.local_host or "127.0.0.1",
         )
         try:
             if peer.account:
-                await service.resume_elsewhere(
-                    owner=owner,
-                    sender=peer.nick,
-                    room=room,
-                    to=to,
-                    name=name,
-                    size=size,
-                    sha256=sha256,
-                    host=host,
-                )
-            ticket = service.request_upload(
-                owner=owner,
-                sender=peer.nick,
-                room=room,
-                to=to,
-                name=name,
-                size=size,
-                sha256=sha256,
-                host=host,
-            )
+                await service.resume_elsewhere(ask)
+            ticket = service.request_upload(ask)
         except FileError as error:
             raise ChatError(error.code, error.message) from None
         if peer.account:

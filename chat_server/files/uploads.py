@@ -16,7 +16,28 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["ByteRate", "UploadRegistry", "UploadTicket"]
+__all__ = ["ByteRate", "UploadAsk", "UploadRegistry", "UploadTicket"]
+
+Same = tuple[str, str | None, str | None, str, int, str]  # owner, room, to, name, size, sha256
+
+
+@dataclass(frozen=True, slots=True)
+class UploadAsk:
+    """What an `upload` line asks for, and who asks: owner, target, name, size and sha256
+    make "the same upload"; `host` is where its URL points."""
+
+    owner: str
+    sender: str
+    room: str | None
+    to: str | None
+    name: str
+    size: int
+    sha256: str
+    host: str
+
+    @property
+    def same(self) -> Same:
+        return (self.owner, self.room, self.to, self.name, self.size, self.sha256)
 
 
 @dataclass(eq=False, slots=True)
@@ -41,17 +62,36 @@ class UploadTicket:
     # SHA-256 of bytes [0, received), kept between PUTs so a resume need not re-read them.
     hasher: hashlib._Hash | None = field(default=None, repr=False)
 
-    def same_upload(
-        self, owner: str, room: str | None, to: str | None, name: str, size: int, sha256: str
-    ) -> bool:
-        return (self.owner, self.room, self.to, self.name, self.size, self.sha256) == (
-            owner,
-            room,
-            to,
-            name,
-            size,
-            sha256,
+    @classmethod
+    def for_ask(
+        cls,
+        ask: UploadAsk,
+        *,
+        file_id: str,
+        token: str,
+        expires: float,
+        received: int = 0,
+        portable: bool = False,
+    ) -> UploadTicket:
+        return cls(
+            id=file_id,
+            token=token,
+            owner=ask.owner,
+            sender=ask.sender,
+            room=ask.room,
+            to=ask.to,
+            name=ask.name,
+            size=ask.size,
+            sha256=ask.sha256,
+            host=ask.host,
+            expires=expires,
+            received=received,
+            portable=portable,
         )
+
+    @property
+    def same(self) -> Same:
+        return (self.owner, self.room, self.to, self.name, self.size, self.sha256)
 
 
 class UploadRegistry:
@@ -65,18 +105,10 @@ class UploadRegistry:
     def __iter__(self) -> Iterator[UploadTicket]:
         return iter(list(self._by_token.values()))
 
-    def find_same(
-        self,
-        owner: str,
-        room: str | None,
-        to: str | None,
-        name: str,
-        size: int,
-        sha256: str,
-        now: float,
-    ) -> UploadTicket | None:
+    def find_same(self, ask: UploadAsk, now: float) -> UploadTicket | None:
+        same = ask.same
         for ticket in self._by_token.values():
-            if ticket.expires > now and ticket.same_upload(owner, room, to, name, size, sha256):
+            if ticket.expires > now and ticket.same == same:
                 return ticket
         return None
 

@@ -16,7 +16,7 @@ from chat_server.files.config import FilesConfig
 from chat_server.files.http import FilesListener
 from chat_server.files.index import FileRecord
 from chat_server.files.service import FileError, FileService
-from chat_server.files.uploads import UploadTicket
+from chat_server.files.uploads import UploadAsk, UploadTicket
 from protocol import Upload, UploadReady
 
 __all__ = ["FilesHarness", "files_harness", "random_file", "sha256_hex"]
@@ -57,14 +57,16 @@ class FilesHarness:
         async def request(upload: Upload) -> UploadReady:
             try:
                 ticket = self.service.request_upload(
-                    owner=owner,
-                    sender=sender,
-                    room=upload.room,
-                    to=upload.to,
-                    name=upload.name,
-                    size=upload.size,
-                    sha256=upload.sha256,
-                    host="127.0.0.1",
+                    UploadAsk(
+                        owner=owner,
+                        sender=sender,
+                        room=upload.room,
+                        to=upload.to,
+                        name=upload.name,
+                        size=upload.size,
+                        sha256=upload.sha256,
+                        host="127.0.0.1",
+                    )
                 )
             except FileError as error:
                 raise UploadRefused(error.code, error.message) from None
@@ -75,14 +77,16 @@ class FilesHarness:
 
     def ticket(self, name: str, data: bytes, owner: str = "alice") -> UploadTicket:
         return self.service.request_upload(
-            owner=owner,
-            sender=owner,
-            room="lobby",
-            to=None,
-            name=name,
-            size=len(data),
-            sha256=sha256_hex(data),
-            host="127.0.0.1",
+            UploadAsk(
+                owner=owner,
+                sender=owner,
+                room="lobby",
+                to=None,
+                name=name,
+                size=len(data),
+                sha256=sha256_hex(data),
+                host="127.0.0.1",
+            )
         )
 
 
