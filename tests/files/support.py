@@ -76,18 +76,23 @@ class FilesHarness:
         return request
 
     def ticket(self, name: str, data: bytes, owner: str = "alice") -> UploadTicket:
-        return self.service.request_upload(
-            UploadAsk(
-                owner=owner,
-                sender=owner,
-                room="lobby",
-                to=None,
-                name=name,
-                size=len(data),
-                sha256=sha256_hex(data),
-                host="127.0.0.1",
-            )
+        return announce(self.service, name, data, owner)
+
+
+def announce(service: FileService, name: str, data: bytes, owner: str = "alice") -> UploadTicket:
+    """The ticket for `owner` sharing `data` as `name` in #lobby."""
+    return service.request_upload(
+        UploadAsk(
+            owner=owner,
+            sender=owner,
+            room="lobby",
+            to=None,
+            name=name,
+            size=len(data),
+            sha256=sha256_hex(data),
+            host="127.0.0.1",
         )
+    )
 
 
 @asynccontextmanager

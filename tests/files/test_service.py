@@ -13,10 +13,10 @@ from chat_server.files.blobs import BlobStore
 from chat_server.files.config import FilesConfig, parse_size
 from chat_server.files.index import FileRecord
 from chat_server.files.service import FileError, FileService
-from chat_server.files.uploads import ByteRate, UploadAsk, UploadTicket
+from chat_server.files.uploads import ByteRate, UploadTicket
 from chat_server.store import StoreError
 from protocol import ErrorCode
-from tests.files.support import sha256_hex
+from tests.files.support import announce
 
 
 class Clock:
@@ -51,21 +51,6 @@ async def make_service() -> AsyncIterator[MakeService]:
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-def announce(service: FileService, name: str, data: bytes, owner: str = "alice") -> UploadTicket:
-    return service.request_upload(
-        UploadAsk(
-            owner=owner,
-            sender=owner,
-            room="lobby",
-            to=None,
-            name=name,
-            size=len(data),
-            sha256=sha256_hex(data),
-            host="127.0.0.1",
-        )
-    )
 
 
 async def share(service: FileService, name: str, data: bytes) -> FileRecord:
