@@ -374,6 +374,8 @@ async def test_a_version_5_database_moves_from_the_queue_to_marks(tmp_path: Path
         marks = check.execute("SELECT room_id, seq FROM message_search_indexed").fetchall()
         assert sorted(marks) == [(1, 3), (2, 1)]
         assert check.execute(UNINDEXED).fetchone()[0] == 0
+        config = dict(check.execute("SELECT k, v FROM message_search_config").fetchall())
+        assert (config["automerge"], config["crisismerge"]) == (16, 64)
         check.execute("INSERT INTO message_search (message_search) VALUES ('integrity-check')")
         found = check.execute(
             "SELECT rowid FROM message_search WHERE message_search MATCH '\"wombat\"'"
