@@ -398,13 +398,12 @@ def announce(room: Room, event: BaseModel, feature: str) -> None:
     later message must not overtake the event) and the event goes to each member that
     has the feature on its own.
     """
-    members = room.members
-    if all(feature in member.features for member in members):
+    if room.all_granted(feature):
         room.broadcast(Outgoing(event))
         return
     room.seal()
     out: Outgoing | None = None
-    for member in members:
+    for member in room.members:
         if feature in member.features:
             out = out or Outgoing(event)
             member.send(out)

@@ -51,6 +51,7 @@ class Room:
 
     __slots__ = (
         "_flusher",
+        "_granted",
         "_nicks",
         "_tails",
         "assigned_rev",
@@ -98,6 +99,9 @@ class Room:
         self.waiters: list[asyncio.Future[bool]] = []  # joiners waiting for that
         self._flusher = flusher
         self._nicks: dict[str, None] | None = None  # members' nicks in join order, when known
+        # feature -> whether every member was granted it, until the members change (a
+        # member's features are fixed at registration, before it can join).
+        self._granted: dict[str, bool] = {}
 
     def __contains__(self, member: object) -> bool:
         return member in self.members
@@ -145,13 +149,24 @@ class Room:
     def add(self, member: Member) -> None:
         self.seal()
         self.members[member] = None
+        self._granted.clear()
         if self._nicks is not None:
             self._nicks[member.nick] = None  # a nick already in keeps its place
 
     def remove(self, member: Member) -> None:
         self.seal()
         self.members.pop(member, None)
+        self._granted.clear()
         self._nicks = None  # another session may hold the same nick: read them again
+
+    def all_granted(self, feature: str) -> bool:
+        """Whether every member here was granted `feature` (kept until the members change)."""
+        granted = self._granted.get(feature)
+        if granted is None:
+            granted = self._granted[feature] = all(
+                feature in member.features for member in self.members
+            )
+        return granted
 
     def nick_changed(self) -> None:
         """A member's nick changed: read the nicks again."""
@@ -192,12 +207,25 @@ class Room:
         state = self.states.get(seq)
         if state is not None:
             return state[0]
+        index = self._tail_index(seq)
+        return None if index is None else self.tail[index]
+
+    def _tail_index(self, seq: int) -> int | None:
+        """Where message `seq` is in the tail, if it is there.
+
+        The tail holds delivered messages in seq order without gaps (seqs are handed out
+        gap-free and delivered in order), so the place is `seq` minus the first seq: an
+        index near the end, the usual case, is O(1) in a deque where a bisection walks
+        its blocks. The bisection stays for a tail that breaks that rule.
+        """
         tail = self.tail
-        if tail and tail[0].seq <= seq:
-            index = bisect_right(tail, seq, key=_seq) - 1
-            if index >= 0 and tail[index].seq == seq:
-                return tail[index]
-        return None
+        if not tail or tail[0].seq > seq:
+            return None
+        index = seq - tail[0].seq
+        if index < len(tail) and tail[index].seq == seq:
+            return index
+        index = bisect_right(tail, seq, key=_seq) - 1
+        return index if index >= 0 and tail[index].seq == seq else None
 
     def changing(self, message: StoredMessage) -> None:
         """A change of `message` took its rev and went to the store."""
@@ -206,11 +234,9 @@ class Room:
     def changed(self, message: StoredMessage) -> None:
         """The change `message` was committed and is being broadcast."""
         self.delivered_rev = message.rev
-        tail = self.tail
-        if tail and tail[0].seq <= message.seq:
-            index = bisect_right(tail, message.seq, key=_seq) - 1
-            if index >= 0 and tail[index].seq == message.seq:
-                tail[index] = message
+        index = self._tail_index(message.seq)
+        if index is not None:
+            self.tail[index] = message
         state = self.states.get(message.seq)
         if state is not None and state[0] is message:
             if self.reads:
