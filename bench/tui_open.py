@@ -156,9 +156,13 @@ async def open_once(port: int, messages: int, pages: int) -> tuple[float, list[f
         page_times = []
         for _ in range(pages):
             oldest = conversation.oldest_seq
+
+            def older(oldest: int | None = oldest) -> bool:
+                return conversation.oldest_seq != oldest
+
             asked = time.perf_counter()
             app.chat.log_view.post_message(MessageLog.NearTop())
-            await until(lambda oldest=oldest: conversation.oldest_seq != oldest, "an older page")
+            await until(older, "an older page")
             page_times.append(time.perf_counter() - asked)
         await pilot.pause(0.05)
     return opened, page_times
