@@ -376,10 +376,17 @@ class ChatClient:
             return
         for notice in notices:
             target = notice.target
-            if target.dm:
-                request = self.typing(notice.state, to=target.name)
-            else:
-                request = self.typing(notice.state, room=target.name)
+            if not target.dm:
+                # Only where we are in: a notice has no id, so a refusal would be
+                # a stray error for the user to read.
+                if target.name in self.rooms:
+                    with contextlib.suppress(NotConnectedError):
+                        self.session.send_typing_notice(notice.state, target.name)
+                        self._flush()
+                continue
+            # To a user, with an id: `no_such_user` when they are offline is expected,
+            # and answered to this request rather than shown as a stray error.
+            request = self.typing(notice.state, to=target.name)
             task = asyncio.get_running_loop().create_task(_quiet_typing(request))
             self._typing_sends.add(task)
             task.add_done_callback(self._typing_sends.discard)

@@ -396,6 +396,17 @@ class ClientSession:
         typing = _built(lambda: Typing.model_validate({"room": room, "to": to, "state": state}))
         return self._request(typing, Ack)
 
+    def send_typing_notice(self, state: str, room: str) -> None:
+        """Tell `room` that one is typing, as a notice: no id, so no ack to wait for.
+
+        The same few lines go out around every message, and the server handles a
+        line it has seen before without validating it again (only lines without an
+        id are kept). In a room this is never refused while one is in it.
+        """
+        self._require_ready()
+        typing = _built(lambda: Typing.model_validate({"room": room, "state": state}))
+        self._out.append(encode(typing))
+
     def send_dm(self, to: str, text: str) -> str:
         return self._request(_built(lambda: SendDm(to=to, text=text)), Ack)
 

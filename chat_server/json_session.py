@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from protocol import (
     Ban,
     ChangeNick,
+    ClientMessage,
     DeleteMessage,
     DmHistoryPage,
     EditMessage,
@@ -69,6 +70,15 @@ __all__ = ["HANDLERS", "NOT_YET_HANDLED", "JsonSession", "SessionHost"]
 Pending = Awaitable[None] | None
 
 TYPING_TARGETS = 64  # throttle entries kept before the stale ones are swept
+
+# Decoded `typing` lines without an id, by their bytes. A client sends the same few
+# lines (`{"type":"typing","room":"lobby","state":"active"}`, then `done`) around every
+# message, and every member of a room sends the same ones: decoding is pure and the
+# models are frozen, so a line seen before is not validated again. Bounded: cleared
+# when full. Lines with an id are never kept (each id is new).
+_TYPING_LINES: dict[bytes, Typing] = {}
+TYPING_LINES_KEPT = 1024
+TYPING_LINE_MAX = 200  # bytes; longer lines are never looked up (hashing costs)
 
 
 class SessionHost(Peer, Protocol):
@@ -123,11 +133,17 @@ class JsonSession:
 
     def handle_line(self, line: bytes) -> Pending:
         """Handle one framed line; return an awaitable if the answer needs the store."""
-        try:
-            message = decode_client_line(line, max_text=self._max_text)
-        except ProtocolError as exc:
-            self._host.reply(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
-            return None
+        message: ClientMessage | None = None
+        if len(line) <= TYPING_LINE_MAX:
+            message = _TYPING_LINES.get(line)
+        if message is None:
+            try:
+                message = decode_client_line(line, max_text=self._max_text)
+            except ProtocolError as exc:
+                self._host.reply(ErrorReply(code=exc.code, message=exc.message, re=exc.re))
+                return None
+            if type(message) is Typing and message.id is None and len(line) <= TYPING_LINE_MAX:
+                _remember_typing(line, message)
         if not self._host.registered and not isinstance(message, Register | Pong | Quit):
             self._error(ErrorCode.NOT_REGISTERED, "say hello with a nick first", message.id)
             return None
@@ -568,3 +584,9 @@ def _history_page(hub: ChatHub, result: Result, request_id: str | None) -> Histo
         more=result.more,
         re=request_id,
     )
+
+
+def _remember_typing(line: bytes, message: Typing) -> None:
+    if len(_TYPING_LINES) >= TYPING_LINES_KEPT:
+        _TYPING_LINES.clear()
+    _TYPING_LINES[line] = message

@@ -34,6 +34,7 @@ from protocol import (
     ServerHello,
     ServerPing,
     ServerPong,
+    Typing,
     Welcome,
     decode_client_line,
     encode,
@@ -597,3 +598,17 @@ def test_a_long_room_list_completes_its_request() -> None:
     [done] = events
     assert isinstance(done, Completed) and done.request_id == request_id
     assert isinstance(done.reply, RoomList) and done.reply.rooms == rooms
+
+
+def test_a_room_typing_notice_has_no_id_and_waits_for_nothing() -> None:
+    session = ready()
+    sent(session)
+    session.send_typing_notice("active", "lobby")
+    session.send_typing_notice("active", "lobby")
+    lines = session.data_to_send().splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]  # the same bytes: the server decodes once
+    first = decode_client_line(lines[0])
+    assert isinstance(first, Typing) and first.id is None and first.room == "lobby"
+    assert feed(session, Ack(re="c-1")) == []  # nothing was waiting for an answer
+    with pytest.raises(NotConnectedError):
+        ClientSession("alice").send_typing_notice("active", "lobby")

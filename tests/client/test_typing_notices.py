@@ -9,8 +9,9 @@ import time
 from chat_client import ChatClient, ClientSettings
 from chat_client.typing_notices import Notice, Target, TypingNotifier
 from chat_server.server import ChatServer
+from protocol import ChatMessage, ErrorReply
 from tests.conftest import StartServer
-from tests.support import UNIT, Json, LineClient, open_client
+from tests.support import TIMEOUT, UNIT, Json, LineClient, open_client
 
 LOBBY = Target("lobby")
 BOB = Target("bob", dm=True)
@@ -88,3 +89,33 @@ async def test_the_library_sends_paused_when_the_keys_stop_and_done_when_cleared
         await bob.expect("typing", state="done")
         await asyncio.sleep(0)
     await bob.close()
+
+
+async def test_room_notices_go_only_where_one_is_in_and_bring_no_stray_error(
+    start_server: StartServer,
+) -> None:
+    server: ChatServer = await start_server(typing_interval=0.0)
+    bob = await bob_in_lobby(server.port)
+    async with ChatClient("127.0.0.1", server.port, "alice", features=["typing"]) as alice:
+        await alice.join("lobby")
+        alice.composing("x", room="elsewhere")  # not in it: nothing is sent
+        alice.composing("y", room="lobby")  # ends "elsewhere" (nothing to end), then active
+        await bob.expect("typing", state="active")
+        await alice.say("lobby", "marker")  # every line before it has been handled
+        await bob.expect("message", text="marker")
+        assert [m.get("room") for m in bob.seen if m.get("type") == "typing"] == ["lobby"]
+        # Answers come in the order of the lines: an error for a notice would come
+        # before alice's own marker.
+        errors = await asyncio.wait_for(errors_before_marker(alice), TIMEOUT)
+        assert errors == []
+    await bob.close()
+
+
+async def errors_before_marker(client: ChatClient) -> list[ErrorReply]:
+    errors = []
+    async for event in client.events():
+        if isinstance(event, ErrorReply):
+            errors.append(event)
+        if isinstance(event, ChatMessage) and event.text == "marker":
+            return errors
+    raise AssertionError("event stream ended")

@@ -122,3 +122,40 @@ async def test_typing_lines_do_not_use_up_the_chat_line_bucket(
     assert ack["type"] == "pong"
     got = typings(await bob.quiet())
     assert 1 <= len(got) <= 12  # bounded by the typing bucket (burst 10, 2/s)
+
+
+async def test_a_typing_line_sent_again_and_by_others_is_handled_each_time(
+    server: ChatServer, clients: Clients
+) -> None:
+    # The server keeps decoded id-less typing lines by their bytes: the same bytes from
+    # another sender, or refused where they are sent, must still be handled afresh.
+    alice = await typist(clients, server.port, "alice", "lobby")
+    carol = await typist(clients, server.port, "carol", "lobby")
+    bob = await typist(clients, server.port, "bob", "lobby")
+    line = b'{"type":"typing","room":"lobby","state":"done"}\n'
+    for sender in (alice, carol, alice, carol):
+        await sender.send_raw(line)
+        await sender.request({"type": "ping", "token": "handled"})  # in this order
+    await alice.request({"type": "say", "room": "lobby", "text": "marker"})
+    await bob.expect("message", text="marker")
+    assert [m["from"] for m in typings(bob.seen)] == ["alice", "carol", "alice", "carol"]
+    dave = await typist(clients, server.port, "dave")  # in no room: the same bytes are refused
+    await dave.send_raw(line)
+    await dave.send_raw(line)
+    refused = [m for m in await dave.quiet() if m["type"] == "error"]
+    assert [m["code"] for m in refused] == ["not_in_room", "not_in_room"]
+    bad = b'{"type":"typing","room":"lobby","state":"busy"}\n'
+    await alice.send_raw(bad)
+    await alice.send_raw(bad)
+    refused = [m for m in await alice.quiet() if m["type"] == "error"]
+    assert [m["code"] for m in refused] == ["invalid_message", "invalid_message"]
+
+
+def test_the_kept_typing_lines_are_bounded() -> None:
+    from chat_server import json_session
+    from protocol import Typing
+
+    for n in range(json_session.TYPING_LINES_KEPT * 2 + 5):
+        line = b'{"type":"typing","room":"r%d","state":"done"}' % n
+        json_session._remember_typing(line, Typing(room=f"r{n}", state="done"))
+        assert len(json_session._TYPING_LINES) <= json_session.TYPING_LINES_KEPT
