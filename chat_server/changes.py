@@ -274,7 +274,8 @@ class MessageChanges:
                 ts=format_ts(now_ms()),
                 rev=changed.rev,
             )
-            self._commit(peer, room, message, changed, event, Feature.REACT, request_id)
+            reaction = (emoji, peer.nick, remove)
+            self._commit(peer, room, message, changed, event, Feature.REACT, request_id, reaction)
 
         return self._with_message(peer, room, seq, request_id, react)
 
@@ -366,6 +367,7 @@ class MessageChanges:
         event: BaseModel,
         feature: str,
         request_id: str | None,
+        reaction: tuple[str, str, bool] | None = None,  # (emoji, nick, removed): its only change
     ) -> None:
         room.changing(changed)
         hub = self._hub
@@ -387,7 +389,10 @@ class MessageChanges:
             if request_id is not None:
                 peer.send_ack(request_id)
 
-        hub.store.update(changed, committed)
+        if reaction is None:
+            hub.store.update(changed, committed)
+        else:
+            hub.store.change_reaction(changed, *reaction, committed)
 
 
 def announce(room: Room, event: BaseModel, feature: str) -> None:

@@ -151,6 +151,30 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     """,
     SEARCH_MARK_MIGRATION,
+    # Reaction positions by group: (the emoji's group << 20) + the nick's place in it,
+    # so one reaction is one row written or deleted (see `REACTION_GROUP`), where every
+    # change rewrote all the message's rows (a popular message: quadratic).
+    """
+    CREATE TABLE reactions_by_group (
+        room_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        nick TEXT NOT NULL,
+        PRIMARY KEY (room_id, seq, position)
+    ) WITHOUT ROWID;
+    INSERT INTO reactions_by_group (room_id, seq, position, emoji, nick)
+    SELECT room_id, seq,
+        (DENSE_RANK() OVER (PARTITION BY room_id, seq ORDER BY first) - 1) * 1048576
+            + ROW_NUMBER() OVER (PARTITION BY room_id, seq, emoji ORDER BY position) - 1,
+        emoji, nick
+    FROM (
+        SELECT *, MIN(position) OVER (PARTITION BY room_id, seq, emoji) AS first
+        FROM reactions
+    );
+    DROP TABLE reactions;
+    ALTER TABLE reactions_by_group RENAME TO reactions;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -171,6 +195,21 @@ _UPDATE_MESSAGE = (
 _CLEAR_REACTIONS = f"DELETE FROM reactions WHERE room_id = {_ROOM_ID} AND seq = ?"
 _INSERT_REACTION = (
     f"INSERT INTO reactions (room_id, seq, position, emoji, nick) VALUES ({_ROOM_ID}, ?, ?, ?, ?)"
+)
+# A reaction's position is (its emoji's group << REACTION_GROUP) + its place in the
+# group. Groups keep the order in which their emoji first came (a group's first nick
+# may leave without the group moving), nicks the order they came in: the order
+# `StoredMessage.react` keeps in memory, so one change is one row.
+REACTION_GROUP: Final = 20
+_ADD_REACTION = (
+    f"INSERT INTO reactions (room_id, seq, position, emoji, nick) VALUES ({_ROOM_ID}, ?, "
+    f"COALESCE((SELECT MAX(position) + 1 FROM reactions WHERE room_id = {_ROOM_ID} "
+    "AND seq = ? AND emoji = ?), "
+    f"(SELECT COALESCE(MAX(position >> {REACTION_GROUP}), -1) + 1 FROM reactions "
+    f"WHERE room_id = {_ROOM_ID} AND seq = ?) << {REACTION_GROUP}), ?, ?)"
+)
+_REMOVE_REACTION = (
+    f"DELETE FROM reactions WHERE room_id = {_ROOM_ID} AND seq = ? AND emoji = ? AND nick = ?"
 )
 _SELECT_REACTIONS = (
     "SELECT seq, emoji, nick FROM reactions WHERE room_id = ? AND seq BETWEEN ? AND ? "
@@ -551,15 +590,27 @@ class SqliteStore(Store, SearchIndex):
         room, seq = message.room, message.seq
         row = (message.text, message.edited_ms, int(message.deleted), message.rev, room, seq)
         then: list[tuple[str, tuple[object, ...]]] = [(_CLEAR_REACTIONS, (room, seq))]
-        position = 0
-        for emoji, nicks in message.reactions:
-            for nick in nicks:
+        for group, (emoji, nicks) in enumerate(message.reactions):
+            for place, nick in enumerate(nicks):
+                position = (group << REACTION_GROUP) + place
                 then.append((_INSERT_REACTION, (room, seq, position, emoji, nick)))
-                position += 1
         write = _Write(
             _UPDATE_MESSAGE, row, done, room, seq, message.rev, tuple(then), message.deleted
         )
         self._put(write)
+
+    def change_reaction(
+        self, message: StoredMessage, emoji: str, nick: str, removed: bool, done: CommitCallback
+    ) -> None:
+        """One row added or deleted, and the message's rev moved: O(1) per reaction."""
+        room, seq = message.room, message.seq
+        row = (message.text, message.edited_ms, int(message.deleted), message.rev, room, seq)
+        then: tuple[tuple[str, tuple[object, ...]], ...]
+        if removed:
+            then = ((_REMOVE_REACTION, (room, seq, emoji, nick)),)
+        else:
+            then = ((_ADD_REACTION, (room, seq, room, seq, emoji, room, seq, emoji, nick)),)
+        self._put(_Write(_UPDATE_MESSAGE, row, done, room, seq, message.rev, then))
 
     async def message(self, room: str, seq: int) -> StoredMessage | None:
         return await self._read(lambda reader: reader.message(room, seq))

@@ -219,6 +219,16 @@ class Store(AccountStore):
         `done` runs on the event loop once it is committed (or failed), in order with appends.
         """
 
+    def change_reaction(
+        self, message: StoredMessage, emoji: str, nick: str, removed: bool, done: CommitCallback
+    ) -> None:
+        """Queue `message` whose one change is `nick`'s `emoji` added (or `removed`).
+
+        A store that keeps a message whole stores it whole; one that keeps reactions
+        apart writes only that one (`SqliteStore`).
+        """
+        self.update(message, done)
+
     @abc.abstractmethod
     async def message(self, room: str, seq: int) -> StoredMessage | None:
         """One message in its current state, or None when the room has no such seq."""
