@@ -110,7 +110,7 @@ class CellResult:
     rss_per_conn_kib: float = 0.0
     stored: int | None = None
     reactions: int | None = None  # with features: reactions sent during the window
-    typing: int = 0  # with features: typing notices received by the checked clients
+    typing: int = 0  # with features: typing notices received by the probes
     notes: list[str] = field(default_factory=list)
 
 
@@ -360,13 +360,14 @@ def run_load_cell(
         )
         if featured:
             typing = (
-                f", typing from every sender ({result.typing:,} notices at the checked clients)"
+                f", typing from every sender ({result.typing:,} notices at the probes)"
                 if "typing" in opts.features
                 else ""
             )
             result.integrity += (
                 f"; features: {replied:,} of the messages replies, {reacted:,} reactions, "
-                f"each received once by every checked client (revs without a gap){typing}"
+                f"each received once by every checked client (at the probes, revs without a "
+                f"gap){typing}"
             )
     return result
 
