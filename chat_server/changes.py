@@ -35,6 +35,7 @@ from protocol import (
     MessageDeleted,
     MessageEdited,
     ReactionChanged,
+    encode_reaction,
     format_ts,
     now_ms,
 )
@@ -265,16 +266,14 @@ class MessageChanges:
                     peer.send_ack(request_id)
                 return
             room.next_rev()
-            event = ReactionChanged(
-                room=name,
-                seq=seq,
-                emoji=emoji,
-                nick=peer.nick,
-                removed=remove,
-                ts=format_ts(now_ms()),
-                rev=changed.rev,
+            nick, ts, rev = peer.nick, format_ts(now_ms()), changed.rev
+            event = Outgoing(
+                json_line=encode_reaction(name, seq, emoji, nick, remove, ts, rev),
+                make=lambda: ReactionChanged(
+                    room=name, seq=seq, emoji=emoji, nick=nick, removed=remove, ts=ts, rev=rev
+                ),
             )
-            reaction = (emoji, peer.nick, remove)
+            reaction = (emoji, nick, remove)
             self._commit(peer, room, message, changed, event, Feature.REACT, request_id, reaction)
 
         return self._with_message(peer, room, seq, request_id, react)
@@ -364,7 +363,7 @@ class MessageChanges:
         room: Room,
         before: StoredMessage,
         changed: StoredMessage,
-        event: BaseModel,
+        event: BaseModel | Outgoing,
         feature: str,
         request_id: str | None,
         reaction: tuple[str, str, bool] | None = None,  # (emoji, nick, removed): its only change
@@ -395,7 +394,7 @@ class MessageChanges:
             hub.store.change_reaction(changed, *reaction, committed)
 
 
-def announce(room: Room, event: BaseModel, feature: str) -> None:
+def announce(room: Room, event: BaseModel | Outgoing, feature: str) -> None:
     """`event` to the members of `room` granted `feature`, in order with its messages.
 
     When every member has the feature (the usual case) it joins the room's batch like
@@ -403,14 +402,13 @@ def announce(room: Room, event: BaseModel, feature: str) -> None:
     later message must not overtake the event) and the event goes to each member that
     has the feature on its own.
     """
+    out = event if isinstance(event, Outgoing) else Outgoing(event)
     if room.all_granted(feature):
-        room.broadcast(Outgoing(event))
+        room.broadcast(out)
         return
     room.seal()
-    out: Outgoing | None = None
     for member in room.members:
         if feature in member.features:
-            out = out or Outgoing(event)
             member.send(out)
 
 

@@ -115,11 +115,11 @@ class StoredMessage:
 
     def edit(self, text: str, rev: int, ts_ms: int) -> StoredMessage:
         """This message with its text replaced."""
-        return replace(self, text=text, rev=rev, edited_ms=ts_ms)
+        return self._changed(rev, text, ts_ms, self.deleted, self.reactions, self.file)
 
     def erase(self, rev: int) -> StoredMessage:
         """This message deleted: no text, no reactions, no file."""
-        return replace(self, text="", rev=rev, deleted=True, reactions=(), file=None)
+        return self._changed(rev, "", self.edited_ms, True, (), None)
 
     def react(self, emoji: str, nick: str, remove: bool, rev: int) -> StoredMessage | None:
         """This message with `nick`'s `emoji` added (or removed); None when nothing changes."""
@@ -139,7 +139,33 @@ class StoredMessage:
                 reactions = tuple((e, (*n, nick) if e == emoji else n) for e, n in self.reactions)
             else:
                 reactions = (*self.reactions, (emoji, (nick,)))
-        return replace(self, reactions=reactions, rev=rev)
+        return self._changed(rev, self.text, self.edited_ms, self.deleted, reactions, self.file)
+
+    def _changed(
+        self,
+        rev: int,
+        text: str,
+        edited_ms: int | None,
+        deleted: bool,
+        reactions: Reactions,
+        file: FileInfo | None,
+    ) -> StoredMessage:
+        """A copy with what a change can change (`dataclasses.replace` costs eight times this)."""
+        return StoredMessage(
+            self.room,
+            self.seq,
+            self.sender,
+            text,
+            self.action,
+            self.ts_ms,
+            file,
+            rev,
+            self.reply_to,
+            edited_ms,
+            deleted,
+            reactions,
+            self.author,
+        )
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ from .codec import (
     encode,
     encode_ack,
     encode_chat_message,
+    encode_reaction,
     validation_error,
 )
 from .discovery import SERVICE_TYPE, Announcement, instance_name, parse_txt, server_name_of
@@ -171,6 +172,7 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "encode_reaction",
     "file_message_text",
     "fingerprint_of",
     "format_size",

@@ -33,6 +33,7 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_chat_message",
+    "encode_reaction",
     "validation_error",
 ]
 
@@ -97,6 +98,30 @@ _NEW_MESSAGE = (
     b'"rev":%d}\n'
 )
 _NEW_REPLY = _NEW_MESSAGE[:-2] + b',"reply_to":%d}\n'
+
+
+def encode_reaction(
+    room: str, seq: int, emoji: str, nick: str, removed: bool, ts: str, rev: int
+) -> bytes:
+    """`encode(ReactionChanged(...))` without building a model: once per reaction.
+
+    `room`, `nick` and `ts` are validated names and timestamps; the emoji is escaped.
+    """
+    return _REACTION % (
+        room.encode(),
+        seq,
+        encode_basestring(emoji).encode(),
+        nick.encode(),
+        b"true" if removed else b"false",
+        ts.encode(),
+        rev,
+    )
+
+
+_REACTION = (
+    b'{"type":"reaction","room":"%s","seq":%d,"emoji":%s,"nick":"%s","removed":%s,'
+    b'"ts":"%s","rev":%d}\n'
+)
 
 
 def decode_client_line(line: bytes, *, max_text: int = MAX_TEXT_CHARS) -> ClientMessage:

@@ -593,3 +593,18 @@ def test_encode_chat_message_matches_the_model(
     )
     fast = protocol.encode_chat_message("r-1", seq, "Al_1", text, action, ts, rev, reply_to)
     assert fast == protocol.encode(model)
+
+
+@given(
+    emoji=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20),
+    seq=st.integers(min_value=1, max_value=2**53),
+    removed=st.booleans(),
+    rev=st.integers(min_value=1, max_value=2**53),
+)
+def test_encode_reaction_matches_the_model(emoji: str, seq: int, removed: bool, rev: int) -> None:
+    ts = "2026-11-24T03:47:44.574Z"
+    model = protocol.ReactionChanged(
+        room="r-1", seq=seq, emoji=emoji, nick="Al_1", removed=removed, ts=ts, rev=rev
+    )
+    fast = protocol.encode_reaction("r-1", seq, emoji, "Al_1", removed, ts, rev)
+    assert fast == protocol.encode(model)
